@@ -1,0 +1,60 @@
+# kvmwatch top-level Makefile.
+# Every directory contributes a module.mk fragment; this file only sets the
+# common flags and the top-level targets.  `make SAN=1` builds everything with
+# ASan+UBSan into build-san/.
+CC      ?= gcc
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+PKG_CONFIG ?= pkg-config
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?= 0
+
+ifeq ($(SAN),1)
+O       ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+O       ?= build
+SANFLAGS :=
+endif
+
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -Wno-format-nonliteral
+CFLAGS  ?= -O2 -g
+CFLAGS  += $(WARN) -std=gnu11 -D_GNU_SOURCE -fPIC $(SANFLAGS) -I$(CURDIR)/common -I$(CURDIR)/$(O)
+LDFLAGS += $(SANFLAGS)
+
+LIBVIRT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libvirt 2>/dev/null)
+LIBVIRT_LIBS   := $(shell $(PKG_CONFIG) --libs libvirt 2>/dev/null)
+BPF_LIBS       := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+
+# Libraries every front end links besides libkwcommon.a.
+COMMON_LIBS = $(BPF_LIBS) $(LIBVIRT_LIBS) -lpthread -lm
+
+ALL_TARGETS :=
+TEST_DEPS   :=
+CLEAN_FILES :=
+
+.PHONY: all test test-san clean install
+all:
+
+MODULE_MKS := $(sort $(wildcard */module.mk */*/module.mk))
+include $(MODULE_MKS)
+
+all: $(ALL_TARGETS)
+
+# The test command (README and .ci/run use `make test`).
+PYTEST ?= /usr/bin/python3 -m pytest
+test: all $(TEST_DEPS)
+	KW_BUILD=$(CURDIR)/$(O) $(PYTEST) -ra -p no:cacheprovider tests $(PYTEST_ARGS)
+
+test-san:
+	$(MAKE) SAN=1 test
+
+clean:
+	rm -rf build build-san
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)
