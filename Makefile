@@ -37,7 +37,9 @@ CLEAN_FILES :=
 .PHONY: all test test-san clean install
 all:
 
-MODULE_MKS := $(sort $(wildcard */module.mk */*/module.mk))
+# common/ first: the other fragments refer to $(LIBKW) in prerequisites.
+include common/module.mk
+MODULE_MKS := $(filter-out common/module.mk,$(sort $(wildcard */module.mk */*/module.mk)))
 include $(MODULE_MKS)
 
 all: $(ALL_TARGETS)

@@ -1,0 +1,297 @@
+/* kw_collector.c - runs the sources in order each cycle and keeps the VM table. */
+#include "kw_collector.h"
+#include "kw_util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Every source, in the order they run: discovery merges later sources' VMs
+ * into the ones procfs found. */
+static const struct kw_source_ops *const sources[] = {
+	&kw_source_procfs,
+};
+
+void kw_config_defaults(struct kw_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	kw_strlcpy(cfg->procfs, "/proc", sizeof(cfg->procfs));
+	kw_strlcpy(cfg->sysfs, "/sys", sizeof(cfg->sysfs));
+	kw_strlcpy(cfg->libvirt_uri, "qemu:///system", sizeof(cfg->libvirt_uri));
+	cfg->sources = KW_SOURCES_ALL;
+	cfg->bpf_features = 0;
+}
+
+void kw_config_free(struct kw_config *cfg)
+{
+	size_t i;
+
+	free(cfg->pids);
+	for (i = 0; i < cfg->nnames; i++)
+		free(cfg->names[i]);
+	free(cfg->names);
+	cfg->pids = NULL;
+	cfg->names = NULL;
+	cfg->npids = cfg->nnames = 0;
+}
+
+int kw_config_add_pid(struct kw_config *cfg, pid_t pid)
+{
+	pid_t *p = realloc(cfg->pids, (cfg->npids + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p[cfg->npids++] = pid;
+	cfg->pids = p;
+	return 0;
+}
+
+int kw_config_add_name(struct kw_config *cfg, const char *name)
+{
+	char **p = realloc(cfg->names, (cfg->nnames + 1) * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	cfg->names = p;
+	if (!(p[cfg->nnames] = strdup(name)))
+		return -ENOMEM;
+	cfg->nnames++;
+	return 0;
+}
+
+static int copy_config(struct kw_config *dst, const struct kw_config *src)
+{
+	size_t i;
+
+	*dst = *src;
+	dst->pids = NULL;
+	dst->names = NULL;
+	dst->npids = dst->nnames = 0;
+	for (i = 0; i < src->npids; i++)
+		if (kw_config_add_pid(dst, src->pids[i]))
+			return -ENOMEM;
+	for (i = 0; i < src->nnames; i++)
+		if (kw_config_add_name(dst, src->names[i]))
+			return -ENOMEM;
+	return 0;
+}
+
+int kw_collector_init(struct kw_collector *c, const struct kw_config *cfg, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	if (copy_config(&c->cfg, cfg)) {
+		snprintf(err, errlen, "out of memory");
+		kw_config_free(&c->cfg);
+		return -ENOMEM;
+	}
+	if (stat(c->cfg.procfs, &sb) || !S_ISDIR(sb.st_mode)) {
+		int e = errno;
+
+		if (e == 0 || S_ISDIR(sb.st_mode) == 0)
+			e = access(c->cfg.procfs, F_OK) ? ENOENT : ENOTDIR;
+		snprintf(err, errlen, "procfs root %s: %s", c->cfg.procfs, strerror(e));
+		kw_config_free(&c->cfg);
+		return -e;
+	}
+	snprintf(path, sizeof(path), "%s/stat", c->cfg.procfs);
+	if (access(path, R_OK)) {
+		int e = errno;
+		snprintf(err, errlen, "procfs root %s is not a proc filesystem (%s: %s)", c->cfg.procfs, path,
+			 strerror(e));
+		kw_config_free(&c->cfg);
+		return -e;
+	}
+	for (i = 0; i < KW_ARRAY_SIZE(sources); i++) {
+		const struct kw_source_ops *ops = sources[i];
+		struct kw_source_state *s = &c->src[ops->id];
+
+		s->ops = ops;
+		s->enabled = !!(c->cfg.sources & (1u << ops->id));
+		if (!s->enabled) {
+			snprintf(s->why, sizeof(s->why), "disabled by configuration");
+			continue;
+		}
+		if (ops->init && ops->init(c, &s->state, s->why, sizeof(s->why)) < 0) {
+			kw_warn("%s source unavailable: %s", ops->name, s->why);
+			continue;
+		}
+		s->available = 1;
+	}
+	return 0;
+}
+
+int kw_collector_has(const struct kw_collector *c, int source)
+{
+	return source >= 0 && source < KW_SRC__N && c->src[source].available;
+}
+
+int kw_collector_wants(const struct kw_collector *c, const struct kw_vm *vm)
+{
+	size_t i;
+
+	if (c->cfg.npids) {
+		for (i = 0; i < c->cfg.npids; i++)
+			if (vm->pid == c->cfg.pids[i])
+				goto names;
+		return 0;
+	}
+names:
+	if (!c->cfg.nnames)
+		return 1;
+	for (i = 0; i < c->cfg.nnames; i++)
+		if (!strcmp(vm->name, c->cfg.names[i]) || !strcasecmp(vm->uuid, c->cfg.names[i]))
+			return 1;
+	return 0;
+}
+
+int kw_collector_collect(struct kw_collector *c)
+{
+	size_t i, k;
+	int r, any = 0;
+
+	c->cycle++;
+	c->ts_mono_ns = kw_now_mono_ns();
+	c->ts_real_ns = kw_now_real_ns();
+	for (i = 0; i < c->vms.n; i++)
+		c->vms.vms[i].seen = 0;
+
+	/* 1. discovery */
+	for (k = 0; k < KW_SRC__N; k++) {
+		struct kw_source_state *s = &c->src[k];
+
+		if (!s->available || !s->ops->discover)
+			continue;
+		r = s->ops->discover(c, s->state);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0 && k == KW_SRC_PROC)
+			kw_log_once(KW_LOG_WARN, "procfs-discover", "failed to scan %s: %s", c->cfg.procfs, strerror(-r));
+	}
+	/* 2. drop VMs no source saw, and filtered ones */
+	for (i = 0; i < c->vms.n;) {
+		if (!c->vms.vms[i].seen || !kw_collector_wants(c, &c->vms.vms[i]))
+			kw_vmt_remove_at(&c->vms, i);
+		else
+			i++;
+	}
+	/* 3. host */
+	kw_ss_clear(&c->host);
+	if (!c->cfg.no_host) {
+		for (k = 0; k < KW_SRC__N; k++) {
+			struct kw_source_state *s = &c->src[k];
+
+			if (!s->available || !s->ops->collect_host)
+				continue;
+			r = s->ops->collect_host(c, s->state, &c->host);
+			if (r == 0)
+				any = 1;
+			else if (k == KW_SRC_PROC && (r == -ENOENT || r == -ENOTDIR))
+				return r;
+		}
+	} else {
+		any = 1;
+	}
+	/* 4. VMs */
+	for (i = 0; i < c->vms.n;) {
+		struct kw_vm *vm = &c->vms.vms[i];
+		int gone = 0;
+
+		kw_ss_clear(&vm->stats);
+		for (k = 0; k < KW_SRC__N && !gone; k++) {
+			struct kw_source_state *s = &c->src[k];
+
+			if (!s->available || !s->ops->collect_vm)
+				continue;
+			r = s->ops->collect_vm(c, s->state, vm);
+			if ((r == -ENOENT || r == -ESRCH) && k == KW_SRC_PROC && !(vm->found & KW_FOUND_LIBVIRT))
+				gone = 1; /* the process exited mid-scan */
+			else if (r == -ENOMEM)
+				return r;
+		}
+		if (gone) {
+			kw_debug("VM %s (pid %d) went away during the scan", vm->name, vm->pid);
+			kw_vmt_remove_at(&c->vms, i);
+			continue;
+		}
+		kw_ss_sort(&vm->stats);
+		i++;
+	}
+	if (c->src[KW_SRC_PROC].available && !c->cfg.no_host) {
+		uint64_t vcpus = 0;
+
+		for (i = 0; i < c->vms.n; i++)
+			vcpus += (uint64_t)c->vms.vms[i].nvcpus;
+		kw_ss_set_u64(&c->host, KW_M_H_VMS, NULL, c->vms.n);
+		kw_ss_set_u64(&c->host, KW_M_H_VCPUS, NULL, vcpus);
+	}
+	kw_ss_sort(&c->host);
+	kw_vmt_sort(&c->vms);
+	return any || c->vms.n ? 0 : -EIO;
+}
+
+void kw_collector_fini(struct kw_collector *c)
+{
+	size_t k;
+
+	for (k = 0; k < KW_SRC__N; k++) {
+		struct kw_source_state *s = &c->src[k];
+
+		if (s->available && s->ops->fini)
+			s->ops->fini(c, s->state);
+		s->available = 0;
+		s->state = NULL;
+	}
+	kw_vmt_free(&c->vms);
+	kw_ss_free(&c->host);
+	kw_config_free(&c->cfg);
+}
+
+int kw_snapshot_take(struct kw_snapshot *s, const struct kw_collector *c)
+{
+	size_t i;
+
+	kw_snapshot_free(s);
+	for (i = 0; i < c->vms.n; i++) {
+		struct kw_vm *vm = kw_vmt_add(&s->vms);
+		if (!vm || kw_vm_copy(vm, &c->vms.vms[i])) {
+			if (vm)
+				s->vms.n--;
+			kw_snapshot_free(s);
+			return -ENOMEM;
+		}
+	}
+	if (kw_ss_copy(&s->host, &c->host)) {
+		kw_snapshot_free(s);
+		return -ENOMEM;
+	}
+	s->ts_mono_ns = c->ts_mono_ns;
+	s->ts_real_ns = c->ts_real_ns;
+	s->valid = 1;
+	return 0;
+}
+
+void kw_snapshot_free(struct kw_snapshot *s)
+{
+	kw_vmt_free(&s->vms);
+	kw_ss_free(&s->host);
+	s->valid = 0;
+}
+
+int kw_rate(const struct kw_sampleset *prev, const struct kw_sampleset *cur, int metric, const char *inst,
+	    double dt_s, double *out)
+{
+	const struct kw_sample *a = prev ? kw_ss_get(prev, metric, inst) : NULL;
+	const struct kw_sample *b = kw_ss_get(cur, metric, inst);
+
+	*out = 0;
+	if (!a || !b || dt_s <= 0 || b->v.u < a->v.u)
+		return -1;
+	*out = (double)(b->v.u - a->v.u) / dt_s;
+	return 0;
+}

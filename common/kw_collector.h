@@ -1,0 +1,107 @@
+/* kw_collector.h - one collection cycle over every enabled source: discover
+ * VMs, merge them into the VM table, and fill per-VM and host samples. */
+#ifndef KW_COLLECTOR_H
+#define KW_COLLECTOR_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "kw_metrics.h"
+#include "kw_vm.h"
+
+struct kw_collector;
+
+/* A source of VMs and/or metrics.  Every callback is optional. */
+struct kw_source_ops {
+	int id;               /* enum kw_source_id */
+	const char *name;
+	/* Set up; on failure return <0 and say why: the source is then reported
+	 * unavailable once and the others keep working. */
+	int (*init)(struct kw_collector *c, void **state, char *why, size_t whylen);
+	/* Add or merge VMs into c->vms (mark them seen). */
+	int (*discover)(struct kw_collector *c, void *state);
+	/* Fill host samples. */
+	int (*collect_host)(struct kw_collector *c, void *state, struct kw_sampleset *host);
+	/* Fill one VM's samples.  -ENOENT/-ESRCH: the VM vanished (dropped from
+	 * this cycle without error). */
+	int (*collect_vm)(struct kw_collector *c, void *state, struct kw_vm *vm);
+	void (*fini)(struct kw_collector *c, void *state);
+};
+
+#define KW_ROOT_MAX 1024 /* longest --procfs / --sysfs root */
+
+struct kw_config {
+	char procfs[KW_ROOT_MAX];     /* default /proc */
+	char sysfs[KW_ROOT_MAX];      /* default /sys */
+	unsigned sources;             /* bitmask of 1 << enum kw_source_id */
+	char libvirt_uri[256];        /* default qemu:///system */
+	pid_t *pids;                  /* only these VMs (by VMM pid), if npids */
+	size_t npids;
+	char **names;                 /* only these VMs (by name or uuid), if nnames */
+	size_t nnames;
+	int no_host;                  /* skip host totals */
+	unsigned bpf_features;        /* eBPF feature bitmask (bpf source) */
+};
+
+#define KW_SOURCES_ALL ((1u << KW_SRC__N) - 1)
+
+struct kw_source_state {
+	const struct kw_source_ops *ops;
+	void *state;
+	int enabled;
+	int available;
+	char why[256];                /* why unavailable */
+};
+
+struct kw_collector {
+	struct kw_config cfg;
+	struct kw_vmtable vms;        /* VMs of the last cycle with their samples */
+	struct kw_sampleset host;     /* host samples of the last cycle */
+	uint64_t ts_mono_ns, ts_real_ns;
+	uint64_t cycle;
+	struct kw_source_state src[KW_SRC__N];
+	void *priv;                   /* procfs discovery caches */
+};
+
+void kw_config_defaults(struct kw_config *cfg);
+/* Free what kw_config_* allocated (pids, names). */
+void kw_config_free(struct kw_config *cfg);
+int kw_config_add_pid(struct kw_config *cfg, pid_t pid);
+int kw_config_add_name(struct kw_config *cfg, const char *name);
+
+/* Validate the configuration (procfs root exists and is a proc filesystem
+ * tree) and initialise the enabled sources.  Returns 0, or -errno with err
+ * filled when the collector cannot work at all. */
+int kw_collector_init(struct kw_collector *c, const struct kw_config *cfg, char *err, size_t errlen);
+/* One cycle.  Returns 0, or -errno when nothing at all could be read (e.g.
+ * procfs root disappeared). */
+int kw_collector_collect(struct kw_collector *c);
+void kw_collector_fini(struct kw_collector *c);
+/* Does the VM pass the pid / name filters? */
+int kw_collector_wants(const struct kw_collector *c, const struct kw_vm *vm);
+/* Is a source usable this run? */
+int kw_collector_has(const struct kw_collector *c, int source);
+
+/* A copy of one cycle's results, for front ends that compute deltas. */
+struct kw_snapshot {
+	struct kw_vmtable vms;
+	struct kw_sampleset host;
+	uint64_t ts_mono_ns, ts_real_ns;
+	int valid;
+};
+int kw_snapshot_take(struct kw_snapshot *s, const struct kw_collector *c);
+void kw_snapshot_free(struct kw_snapshot *s);
+/* Per-second rate of a counter between two sample sets; returns -1 when the
+ * sample is missing in either or the counter went backwards (reset). */
+int kw_rate(const struct kw_sampleset *prev, const struct kw_sampleset *cur, int metric,
+	    const char *inst, double dt_s, double *out);
+
+/* Sources (one per file in common/). */
+extern const struct kw_source_ops kw_source_procfs;
+
+/* Helpers for sources: procfs/sysfs paths. */
+#define KW_PROC(c) ((c)->cfg.procfs)
+#define KW_SYS(c) ((c)->cfg.sysfs)
+
+#endif

@@ -1,0 +1,193 @@
+/* kw_metrics.c - the metric table and sample sets. */
+#include "kw_metrics.h"
+#include "kw_util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+const struct kw_chart_def kw_charts[KW_CHART__N] = {
+#define KW_CHART(e, id, scope, ctx, fam, title, units, type, prio) \
+	[KW_##e] = { id, KW_CH_##scope, ctx, fam, title, units, type, prio },
+#define KW_METRIC(...)
+#include "metrics.def"
+#undef KW_CHART
+#undef KW_METRIC
+};
+
+const struct kw_metric_def kw_metrics[KW_METRIC__N] = {
+#define KW_CHART(...)
+#define KW_METRIC(e, name, scope, kind, unit, src, chart, dim, algo, mul, div, cdt, cdti, cdds, cddiv, desc) \
+	[KW_##e] = { name, KW_SCOPE_##scope, KW_##kind, unit, KW_SRC_##src, KW_##chart, dim, algo, mul, div, \
+		     cdt, cdti, cdds, cddiv, desc },
+#include "metrics.def"
+#undef KW_CHART
+#undef KW_METRIC
+};
+
+int kw_metric_by_name(const char *name)
+{
+	int i;
+
+	for (i = 0; i < KW_METRIC__N; i++)
+		if (!strcmp(kw_metrics[i].name, name))
+			return i;
+	return -1;
+}
+
+const char *kw_scope_name(int scope)
+{
+	static const char *const n[] = { "host", "host_disk", "host_net", "vm", "vcpu", "netif", "disk", "key" };
+	return scope >= 0 && scope < (int)KW_ARRAY_SIZE(n) ? n[scope] : "?";
+}
+
+const char *kw_source_name(int source)
+{
+	static const char *const n[] = { "procfs", "libvirt", "kvmstat", "bpf" };
+	return source >= 0 && source < (int)KW_ARRAY_SIZE(n) ? n[source] : "?";
+}
+
+int kw_scope_has_instance(int scope)
+{
+	return scope != KW_SCOPE_HOST && scope != KW_SCOPE_VM;
+}
+
+void kw_metric_fmt(char *out, size_t len, const char *pattern, const char *inst)
+{
+	const char *p = strstr(pattern, "%s");
+
+	if (!p) {
+		kw_strlcpy(out, pattern, len);
+		return;
+	}
+	snprintf(out, len, "%.*s%s%s", (int)(p - pattern), pattern, inst ? inst : "", p + 2);
+}
+
+void kw_ss_clear(struct kw_sampleset *ss) { ss->n = 0; }
+
+void kw_ss_free(struct kw_sampleset *ss)
+{
+	free(ss->s);
+	ss->s = NULL;
+	ss->n = ss->cap = 0;
+}
+
+int kw_ss_copy(struct kw_sampleset *dst, const struct kw_sampleset *src)
+{
+	dst->n = 0;
+	if (src->n == 0)
+		return 0;
+	if (dst->cap < src->n) {
+		struct kw_sample *p = realloc(dst->s, src->n * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		dst->s = p;
+		dst->cap = src->n;
+	}
+	memcpy(dst->s, src->s, src->n * sizeof(*src->s));
+	dst->n = src->n;
+	return 0;
+}
+
+static struct kw_sample *find(const struct kw_sampleset *ss, int metric, const char *inst)
+{
+	size_t i;
+
+	if (!inst)
+		inst = "";
+	for (i = 0; i < ss->n; i++)
+		if (ss->s[i].metric == metric && !strcmp(ss->s[i].inst, inst))
+			return &ss->s[i];
+	return NULL;
+}
+
+static struct kw_sample *get_or_add(struct kw_sampleset *ss, int metric, const char *inst)
+{
+	struct kw_sample *s = find(ss, metric, inst);
+
+	if (s)
+		return s;
+	if (kw_grow((void **)&ss->s, &ss->cap, ss->n, sizeof(*ss->s)))
+		return NULL;
+	s = &ss->s[ss->n++];
+	memset(s, 0, sizeof(*s));
+	s->metric = (uint16_t)metric;
+	kw_strlcpy(s->inst, inst ? inst : "", sizeof(s->inst));
+	return s;
+}
+
+int kw_ss_set_u64(struct kw_sampleset *ss, int metric, const char *inst, uint64_t v)
+{
+	struct kw_sample *s = get_or_add(ss, metric, inst);
+
+	if (!s)
+		return -ENOMEM;
+	s->v.u = v;
+	s->is_double = 0;
+	return 0;
+}
+
+int kw_ss_set_dbl(struct kw_sampleset *ss, int metric, const char *inst, double v)
+{
+	struct kw_sample *s = get_or_add(ss, metric, inst);
+
+	if (!s)
+		return -ENOMEM;
+	s->v.d = v;
+	s->is_double = 1;
+	return 0;
+}
+
+int kw_ss_add_u64(struct kw_sampleset *ss, int metric, const char *inst, uint64_t v)
+{
+	struct kw_sample *s = get_or_add(ss, metric, inst);
+
+	if (!s)
+		return -ENOMEM;
+	s->v.u += v;
+	return 0;
+}
+
+const struct kw_sample *kw_ss_get(const struct kw_sampleset *ss, int metric, const char *inst)
+{
+	return find(ss, metric, inst);
+}
+
+double kw_sample_value(const struct kw_sample *s)
+{
+	return s->is_double ? s->v.d : (double)s->v.u;
+}
+
+int kw_ss_value(const struct kw_sampleset *ss, int metric, const char *inst, double *out)
+{
+	const struct kw_sample *s = find(ss, metric, inst);
+
+	*out = s ? kw_sample_value(s) : 0;
+	return s ? 0 : -1;
+}
+
+/* Instances that are numbers (vCPU indexes) sort numerically. */
+static int inst_cmp(const char *a, const char *b)
+{
+	char *ea, *eb;
+	unsigned long x = strtoul(a, &ea, 10), y = strtoul(b, &eb, 10);
+
+	if (*a && *b && !*ea && !*eb)
+		return x < y ? -1 : x > y;
+	return strcmp(a, b);
+}
+
+static int sample_cmp(const void *pa, const void *pb)
+{
+	const struct kw_sample *a = pa, *b = pb;
+
+	if (a->metric != b->metric)
+		return a->metric < b->metric ? -1 : 1;
+	return inst_cmp(a->inst, b->inst);
+}
+
+void kw_ss_sort(struct kw_sampleset *ss)
+{
+	if (ss->n > 1)
+		qsort(ss->s, ss->n, sizeof(*ss->s), sample_cmp);
+}

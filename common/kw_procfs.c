@@ -1,0 +1,834 @@
+/* kw_procfs.c - the /proc + /sys source: finds VMM processes (QEMU by name,
+ * any process holding a KVM VM fd), their vCPU threads and tap interfaces,
+ * and reads per-VM and host metrics.  Everything is read below the
+ * configured procfs/sysfs roots so it runs on fixture trees. */
+#include "kw_collector.h"
+#include "kw_util.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STAT_BUF 4096
+#define BIG_BUF (256 * 1024)
+
+/* A process that was checked and is not a VMM: skip its fds next time.
+ * Processes younger than RECHECK_TICKS are re-checked (a VMM may create its VM
+ * after start-up). */
+struct neg_entry {
+	pid_t pid;
+	uint64_t starttime;
+	uint32_t seen_cycle;
+};
+
+/* Host network interface counters, read once per cycle from net/dev. */
+struct netdev {
+	char name[KW_IFNAME_MAX];
+	uint64_t v[16];
+};
+
+struct procfs_state {
+	long clk_tck;
+	long page_size;
+	struct neg_entry *neg;
+	size_t nneg, negcap;
+	uint32_t cycle;
+	uint64_t uptime_ticks;
+	struct netdev *nd;
+	size_t nnd, ndcap;
+	char *buf;                 /* BIG_BUF scratch */
+};
+
+static uint64_t ticks_to_ns(const struct procfs_state *st, uint64_t t)
+{
+	return t * (1000000000ull / (uint64_t)st->clk_tck);
+}
+
+/* ------------------------------------------------------------- parsing */
+
+/* Split the fields of /proc/PID/stat after the comm.  Returns the number of
+ * fields stored in f[] (f[0] is field 3, "state"), or -EINVAL. comm receives
+ * the process name. */
+static int parse_pid_stat(const char *buf, char *comm, size_t commlen, uint64_t *f, int max)
+{
+	const char *l = strchr(buf, '('), *r = strrchr(buf, ')');
+	int n = 0;
+
+	if (!l || !r || r < l)
+		return -EINVAL;
+	if (comm) {
+		size_t len = (size_t)(r - l - 1);
+		if (len >= commlen)
+			len = commlen - 1;
+		memcpy(comm, l + 1, len);
+		comm[len] = '\0';
+	}
+	r++;
+	while (*r == ' ')
+		r++;
+	if (!*r)
+		return -EINVAL;
+	/* state is a letter */
+	f[n++] = (uint64_t)(unsigned char)*r++;
+	while (n < max) {
+		char *end;
+		unsigned long long v;
+
+		while (*r == ' ')
+			r++;
+		if (!*r || *r == '\n')
+			break;
+		/* strtoull: fields such as rsslim are 2^64-1, priority may be
+		 * negative (wraps; not used). */
+		v = strtoull(r, &end, 10);
+		if (end == r || (*end != ' ' && *end != '\n' && *end != '\0'))
+			return -EINVAL;
+		f[n++] = (uint64_t)v;
+		r = end;
+	}
+	return n;
+}
+/* stat field numbers (1-based as in proc(5)) -> index in f[] */
+#define SF(n) ((n) - 3)
+
+/* Value of "Key:  123 kB" lines (status, meminfo). Returns 0 or -1. */
+static int kv_field(const char *buf, const char *key, uint64_t *out)
+{
+	size_t kl = strlen(key);
+	const char *p = buf;
+
+	while (p && *p) {
+		if (!strncmp(p, key, kl) && p[kl] == ':') {
+			char *end;
+			unsigned long long v;
+
+			p += kl + 1;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (!isdigit((unsigned char)*p))
+				return -1;
+			v = strtoull(p, &end, 10);
+			while (*end == ' ')
+				end++;
+			if (!strncmp(end, "kB", 2))
+				v *= 1024;
+			*out = v;
+			return 0;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return -1;
+}
+
+/* "some avg10=1.23 avg60=... total=456" */
+static int psi_line(const char *buf, const char *kind, double *avg10, uint64_t *total)
+{
+	const char *p = buf;
+	size_t kl = strlen(kind);
+
+	while (p && *p) {
+		if (!strncmp(p, kind, kl) && p[kl] == ' ') {
+			const char *a = strstr(p, "avg10="), *t = strstr(p, "total=");
+			const char *eol = strchr(p, '\n');
+			char *end;
+
+			if (!a || !t || (eol && (a > eol || t > eol)))
+				return -1;
+			*avg10 = strtod(a + 6, &end);
+			if (end == a + 6)
+				return -1;
+			*total = strtoull(t + 6, &end, 10);
+			if (end == t + 6)
+				return -1;
+			return 0;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return -1;
+}
+
+/* --------------------------------------------------------- host metrics */
+
+static int read_host_stat(struct kw_collector *c, struct procfs_state *st, struct kw_sampleset *ss)
+{
+	static const int m[] = { KW_M_H_CPU_USER, KW_M_H_CPU_NICE, KW_M_H_CPU_SYSTEM, KW_M_H_CPU_IDLE,
+				 KW_M_H_CPU_IOWAIT, KW_M_H_CPU_IRQ, KW_M_H_CPU_SOFTIRQ, KW_M_H_CPU_STEAL,
+				 KW_M_H_CPU_GUEST };
+	char *buf = st->buf, *p;
+	ssize_t r = kw_read_filef(buf, BIG_BUF, "%s/stat", KW_PROC(c));
+	unsigned long long v[10] = { 0 };
+	uint64_t cpus = 0;
+	int n, i;
+
+	if (r < 0)
+		return (int)r;
+	if (strncmp(buf, "cpu ", 4)) {
+		kw_log_once(KW_LOG_WARN, "host-stat-format", "%s/stat: unexpected format, host CPU metrics skipped", KW_PROC(c));
+		return -EINVAL;
+	}
+	n = sscanf(buf + 4, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+	if (n < 4) {
+		kw_log_once(KW_LOG_WARN, "host-stat-format", "%s/stat: malformed cpu line, host CPU metrics skipped", KW_PROC(c));
+		return -EINVAL;
+	}
+	for (i = 0; i < n && i < (int)KW_ARRAY_SIZE(m); i++)
+		kw_ss_set_u64(ss, m[i], NULL, ticks_to_ns(st, v[i]));
+	for (p = buf; (p = strstr(p, "\ncpu")); p += 4)
+		if (isdigit((unsigned char)p[4]))
+			cpus++;
+	kw_ss_set_u64(ss, KW_M_H_CPUS, NULL, cpus);
+	return 0;
+}
+
+static int read_host_meminfo(struct kw_collector *c, struct procfs_state *st, struct kw_sampleset *ss)
+{
+	static const struct { const char *k; int m; } map[] = {
+		{ "MemTotal", KW_M_H_MEM_TOTAL }, { "MemFree", KW_M_H_MEM_FREE },
+		{ "MemAvailable", KW_M_H_MEM_AVAIL }, { "Buffers", KW_M_H_MEM_BUFFERS },
+		{ "Cached", KW_M_H_MEM_CACHED }, { "SwapTotal", KW_M_H_MEM_SWAPT },
+		{ "SwapFree", KW_M_H_MEM_SWAPF },
+	};
+	uint64_t v, hp_total, hp_free, hp_size;
+	ssize_t r = kw_read_filef(st->buf, BIG_BUF, "%s/meminfo", KW_PROC(c));
+	size_t i;
+
+	if (r < 0)
+		return (int)r;
+	for (i = 0; i < KW_ARRAY_SIZE(map); i++)
+		if (kv_field(st->buf, map[i].k, &v) == 0)
+			kw_ss_set_u64(ss, map[i].m, NULL, v);
+	if (kv_field(st->buf, "HugePages_Total", &hp_total) == 0 &&
+	    kv_field(st->buf, "HugePages_Free", &hp_free) == 0 &&
+	    kv_field(st->buf, "Hugepagesize", &hp_size) == 0) {
+		kw_ss_set_u64(ss, KW_M_H_MEM_HUGET, NULL, hp_total * hp_size);
+		kw_ss_set_u64(ss, KW_M_H_MEM_HUGEF, NULL, hp_free * hp_size);
+	}
+	return 0;
+}
+
+/* PSI files for the host (procfs/pressure) or a cgroup (sysfs/fs/cgroup/X). */
+static void read_psi(const char *dir, const char *suffix, char *buf, struct kw_sampleset *ss, int host)
+{
+	static const struct { const char *res; const char *kind; int hm; int vm; int vmt; } map[] = {
+		{ "cpu", "some", KW_M_H_PSI_CPU_SOME, KW_M_PSI_CPU_SOME, KW_M_PSI_CPU_SOME_T },
+		{ "cpu", "full", -1, KW_M_PSI_CPU_FULL, -1 },
+		{ "memory", "some", KW_M_H_PSI_MEM_SOME, KW_M_PSI_MEM_SOME, KW_M_PSI_MEM_SOME_T },
+		{ "memory", "full", KW_M_H_PSI_MEM_FULL, KW_M_PSI_MEM_FULL, KW_M_PSI_MEM_FULL_T },
+		{ "io", "some", KW_M_H_PSI_IO_SOME, KW_M_PSI_IO_SOME, KW_M_PSI_IO_SOME_T },
+		{ "io", "full", KW_M_H_PSI_IO_FULL, KW_M_PSI_IO_FULL, KW_M_PSI_IO_FULL_T },
+	};
+	const char *last = NULL;
+	int ok = 0;
+	size_t i;
+
+	for (i = 0; i < KW_ARRAY_SIZE(map); i++) {
+		double avg;
+		uint64_t total;
+
+		if (!last || strcmp(last, map[i].res)) {
+			ok = kw_read_filef(buf, STAT_BUF, "%s/%s%s", dir, map[i].res, suffix) > 0;
+			last = map[i].res;
+		}
+		if (!ok || psi_line(buf, map[i].kind, &avg, &total))
+			continue;
+		if (host) {
+			if (map[i].hm >= 0)
+				kw_ss_set_dbl(ss, map[i].hm, NULL, avg);
+		} else {
+			kw_ss_set_dbl(ss, map[i].vm, NULL, avg);
+			if (map[i].vmt >= 0)
+				kw_ss_set_u64(ss, map[i].vmt, NULL, total);
+		}
+	}
+}
+
+static int is_whole_disk(struct kw_collector *c, const char *name, int have_sysblock)
+{
+	char path[PATH_MAX];
+
+	if (kw_startswith(name, "loop") || kw_startswith(name, "ram") || kw_startswith(name, "zram"))
+		return 0;
+	if (!have_sysblock)
+		return 1;
+	snprintf(path, sizeof(path), "%s/block/%s", KW_SYS(c), name);
+	return access(path, F_OK) == 0;
+}
+
+static int read_host_diskstats(struct kw_collector *c, struct procfs_state *st, struct kw_sampleset *ss)
+{
+	char path[PATH_MAX], *line, *save = NULL;
+	ssize_t r = kw_read_filef(st->buf, BIG_BUF, "%s/diskstats", KW_PROC(c));
+	int have_sysblock;
+
+	if (r < 0)
+		return (int)r;
+	snprintf(path, sizeof(path), "%s/block", KW_SYS(c));
+	have_sysblock = access(path, F_OK) == 0;
+	for (line = strtok_r(st->buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned maj, min;
+		char name[64];
+		unsigned long long f[11];
+		int n = sscanf(line, "%u %u %63s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+			       &maj, &min, name, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8],
+			       &f[9], &f[10]);
+		if (n < 14 || strlen(name) >= KW_INST_MAX || !is_whole_disk(c, name, have_sysblock))
+			continue;
+		kw_ss_set_u64(ss, KW_M_H_DISK_READS, name, f[0]);
+		kw_ss_set_u64(ss, KW_M_H_DISK_RBYTES, name, f[2] * 512);
+		kw_ss_set_u64(ss, KW_M_H_DISK_RTIME, name, f[3]);
+		kw_ss_set_u64(ss, KW_M_H_DISK_WRITES, name, f[4]);
+		kw_ss_set_u64(ss, KW_M_H_DISK_WBYTES, name, f[6] * 512);
+		kw_ss_set_u64(ss, KW_M_H_DISK_WTIME, name, f[7]);
+		kw_ss_set_u64(ss, KW_M_H_DISK_INFLIGHT, name, f[8]);
+		kw_ss_set_u64(ss, KW_M_H_DISK_IOTIME, name, f[9]);
+		kw_ss_set_u64(ss, KW_M_H_DISK_WIOTIME, name, f[10]);
+	}
+	return 0;
+}
+
+/* net/dev columns: rx bytes packets errs drop fifo frame compressed multicast,
+ * tx bytes packets errs drop fifo colls carrier compressed */
+enum { ND_RXB, ND_RXP, ND_RXE, ND_RXD, ND_TXB = 8, ND_TXP, ND_TXE, ND_TXD };
+
+static int read_netdev(struct kw_collector *c, struct procfs_state *st)
+{
+	char *line, *save = NULL;
+	ssize_t r = kw_read_filef(st->buf, BIG_BUF, "%s/net/dev", KW_PROC(c));
+
+	st->nnd = 0;
+	if (r < 0)
+		return (int)r;
+	for (line = strtok_r(st->buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *colon = strchr(line, ':'), *name = line;
+		struct netdev *d;
+		int n;
+
+		if (!colon)
+			continue; /* header lines */
+		*colon = '\0';
+		while (*name == ' ')
+			name++;
+		if (!*name || strlen(name) >= KW_IFNAME_MAX)
+			continue;
+		if (kw_grow((void **)&st->nd, &st->ndcap, st->nnd, sizeof(*st->nd)))
+			return -ENOMEM;
+		d = &st->nd[st->nnd];
+		n = sscanf(colon + 1, "%lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu",
+			   &d->v[0], &d->v[1], &d->v[2], &d->v[3], &d->v[4], &d->v[5], &d->v[6], &d->v[7],
+			   &d->v[8], &d->v[9], &d->v[10], &d->v[11], &d->v[12], &d->v[13], &d->v[14], &d->v[15]);
+		if (n != 16)
+			continue;
+		kw_strlcpy(d->name, name, sizeof(d->name));
+		st->nnd++;
+	}
+	return 0;
+}
+
+static const struct netdev *find_netdev(const struct procfs_state *st, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < st->nnd; i++)
+		if (!strcmp(st->nd[i].name, name))
+			return &st->nd[i];
+	return NULL;
+}
+
+static int procfs_collect_host(struct kw_collector *c, void *state, struct kw_sampleset *ss)
+{
+	struct procfs_state *st = state;
+	char dir[PATH_MAX];
+	size_t i;
+	int r, ok = 0;
+
+	r = read_host_stat(c, st, ss);
+	if (r == -ENOENT || r == -ENOTDIR)
+		return r; /* the procfs root itself is gone */
+	ok |= r == 0;
+	ok |= read_host_meminfo(c, st, ss) == 0;
+	snprintf(dir, sizeof(dir), "%s/pressure", KW_PROC(c));
+	read_psi(dir, "", st->buf, ss, 1);
+	if (read_host_diskstats(c, st, ss) == -EACCES)
+		kw_log_once(KW_LOG_WARN, "host-diskstats", "cannot read %s/diskstats: %s", KW_PROC(c), strerror(EACCES));
+	/* net/dev was read by discovery this cycle */
+	for (i = 0; i < st->nnd; i++) {
+		const struct netdev *d = &st->nd[i];
+
+		if (!strcmp(d->name, "lo"))
+			continue;
+		kw_ss_set_u64(ss, KW_M_H_NET_RX_BYTES, d->name, d->v[ND_RXB]);
+		kw_ss_set_u64(ss, KW_M_H_NET_TX_BYTES, d->name, d->v[ND_TXB]);
+		kw_ss_set_u64(ss, KW_M_H_NET_RX_PKTS, d->name, d->v[ND_RXP]);
+		kw_ss_set_u64(ss, KW_M_H_NET_TX_PKTS, d->name, d->v[ND_TXP]);
+		kw_ss_set_u64(ss, KW_M_H_NET_RX_ERRS, d->name, d->v[ND_RXE]);
+		kw_ss_set_u64(ss, KW_M_H_NET_TX_ERRS, d->name, d->v[ND_TXE]);
+		kw_ss_set_u64(ss, KW_M_H_NET_RX_DROP, d->name, d->v[ND_RXD]);
+		kw_ss_set_u64(ss, KW_M_H_NET_TX_DROP, d->name, d->v[ND_TXD]);
+	}
+	return ok ? 0 : -EIO;
+}
+
+/* ------------------------------------------------------------ discovery */
+
+static int neg_lookup(struct procfs_state *st, pid_t pid, uint64_t starttime)
+{
+	size_t i;
+
+	for (i = 0; i < st->nneg; i++) {
+		if (st->neg[i].pid == pid) {
+			if (st->neg[i].starttime != starttime)
+				return -1;
+			st->neg[i].seen_cycle = st->cycle;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void neg_add(struct procfs_state *st, pid_t pid, uint64_t starttime)
+{
+	size_t i;
+
+	for (i = 0; i < st->nneg; i++) {
+		if (st->neg[i].pid == pid) {
+			st->neg[i].starttime = starttime;
+			st->neg[i].seen_cycle = st->cycle;
+			return;
+		}
+	}
+	if (kw_grow((void **)&st->neg, &st->negcap, st->nneg, sizeof(*st->neg)))
+		return;
+	st->neg[st->nneg].pid = pid;
+	st->neg[st->nneg].starttime = starttime;
+	st->neg[st->nneg].seen_cycle = st->cycle;
+	st->nneg++;
+}
+
+static void neg_expire(struct procfs_state *st)
+{
+	size_t i = 0;
+
+	while (i < st->nneg) {
+		if (st->neg[i].seen_cycle != st->cycle)
+			st->neg[i] = st->neg[--st->nneg];
+		else
+			i++;
+	}
+}
+
+/* Scan /proc/PID/fd: does it hold a KVM VM fd, and which tap devices does it
+ * hold (fdinfo "iff:" of /dev/net/tun fds)?  Returns 1 if a kvm-vm fd was
+ * seen, 0 if not, -errno if the fd directory is unreadable. */
+static int scan_fds(struct kw_collector *c, pid_t pid, struct kw_vm *vm, char *buf)
+{
+	char path[PATH_MAX], link[256];
+	struct dirent *de;
+	int kvm = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%d/fd", KW_PROC(c), pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%d/fd/%s", KW_PROC(c), pid, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (!strcmp(link, "anon_inode:kvm-vm")) {
+			kvm = 1;
+		} else if (vm && !strcmp(link, "/dev/net/tun")) {
+			const char *iff;
+
+			if (kw_read_filef(buf, STAT_BUF, "%s/%d/fdinfo/%s", KW_PROC(c), pid, de->d_name) <= 0)
+				continue;
+			iff = strstr(buf, "iff:");
+			if (iff) {
+				char name[KW_IFNAME_MAX];
+				size_t len;
+
+				iff += 4;
+				while (*iff == ' ' || *iff == '\t')
+					iff++;
+				len = strcspn(iff, "\n \t");
+				if (len && len < sizeof(name)) {
+					memcpy(name, iff, len);
+					name[len] = '\0';
+					kw_vm_add_netif(vm, name);
+				}
+			}
+		}
+	}
+	closedir(d);
+	return kvm;
+}
+
+/* Proxmox names taps tap<VMID>i<N>. */
+static void add_pve_taps(struct procfs_state *st, struct kw_vm *vm)
+{
+	char pre[32];
+	size_t i, pl;
+
+	if (vm->pve_id < 0)
+		return;
+	pl = (size_t)snprintf(pre, sizeof(pre), "tap%di", vm->pve_id);
+	for (i = 0; i < st->nnd; i++) {
+		const char *n = st->nd[i].name;
+		if (!strncmp(n, pre, pl) && isdigit((unsigned char)n[pl]))
+			kw_vm_add_netif(vm, n);
+	}
+}
+
+/* Read the threads of a VM: which are vCPUs. */
+static int scan_threads(struct kw_collector *c, struct kw_vm *vm, char *buf)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	vm->nthreads = vm->nvcpus = 0;
+	snprintf(path, sizeof(path), "%s/%d/task", KW_PROC(c), vm->pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		long tid;
+
+		if (kw_parse_int(de->d_name, 1, INT32_MAX, &tid))
+			continue;
+		if (kw_read_filef(buf, 256, "%s/%d/task/%ld/comm", KW_PROC(c), vm->pid, tid) < 0)
+			continue; /* thread exited */
+		buf[strcspn(buf, "\n")] = '\0';
+		if (kw_vm_add_thread(vm, (pid_t)tid, kw_vcpu_from_comm(buf))) {
+			closedir(d);
+			return -ENOMEM;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+static void read_cgroup(struct kw_collector *c, struct kw_vm *vm, char *buf)
+{
+	const char *p;
+
+	vm->cgroup[0] = '\0';
+	if (kw_read_filef(buf, STAT_BUF, "%s/%d/cgroup", KW_PROC(c), vm->pid) <= 0)
+		return;
+	/* cgroup v2 line: "0::/path" */
+	for (p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (kw_startswith(p, "0::")) {
+			size_t len = strcspn(p + 3, "\n");
+			if (len < sizeof(vm->cgroup)) {
+				memcpy(vm->cgroup, p + 3, len);
+				vm->cgroup[len] = '\0';
+			}
+			return;
+		}
+	}
+}
+
+/* Look at one /proc entry; add it to the VM table if it is a VMM. */
+static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t pid)
+{
+	char *buf = st->buf, comm[64], key[64];
+	uint64_t f[64];
+	ssize_t r;
+	int n, neg, kvmfd = 0, is_qemu;
+	struct kw_vm tmp, *vm;
+
+	r = kw_read_filef(buf, STAT_BUF, "%s/%d/stat", KW_PROC(c), pid);
+	if (r <= 0)
+		return 0; /* gone, or kernel thread noise */
+	n = parse_pid_stat(buf, comm, sizeof(comm), f, 64);
+	if (n < SF(22) + 1) {
+		kw_log_once(KW_LOG_WARN, "malformed-stat", "%s/%d/stat: malformed, process skipped", KW_PROC(c), pid);
+		return 0;
+	}
+	snprintf(key, sizeof(key), "pid:%d:%llu", pid, (unsigned long long)f[SF(22)]);
+
+	/* Known VM: keep its identity, refresh threads/taps below. */
+	vm = kw_vmt_find_key(&c->vms, key);
+	if (!vm) {
+		neg = neg_lookup(st, pid, f[SF(22)]);
+		if (neg == 1 && st->uptime_ticks > f[SF(22)] + 30 * (uint64_t)st->clk_tck)
+			return 0;
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.pve_id = -1;
+		tmp.dom_id = -1;
+		r = kw_read_filef(buf, BIG_BUF, "%s/%d/cmdline", KW_PROC(c), pid);
+		is_qemu = r > 0 && kw_parse_qemu_cmdline(buf, (size_t)r, &tmp);
+		is_qemu |= kw_is_qemu_name(comm);
+		if (!is_qemu) {
+			/* Kernel threads have an empty cmdline and cannot be VMMs. */
+			if (r <= 0) {
+				neg_add(st, pid, f[SF(22)]);
+				kw_vm_free(&tmp);
+				return 0;
+			}
+			kvmfd = scan_fds(c, pid, NULL, buf);
+			if (kvmfd <= 0) {
+				neg_add(st, pid, f[SF(22)]);
+				kw_vm_free(&tmp);
+				return 0;
+			}
+		}
+		vm = kw_vmt_add(&c->vms);
+		if (!vm) {
+			kw_vm_free(&tmp);
+			return -ENOMEM;
+		}
+		*vm = tmp;
+		kw_strlcpy(vm->key, key, sizeof(vm->key));
+		vm->pid = pid;
+		vm->starttime = f[SF(22)];
+		kw_strlcpy(vm->vmm, comm, sizeof(vm->vmm));
+		vm->found |= is_qemu ? KW_FOUND_PROC : 0;
+		vm->found |= kvmfd > 0 ? KW_FOUND_KVMFD : 0;
+		vm->first_seen_ns = kw_now_mono_ns();
+		if (!vm->name[0])
+			snprintf(vm->name, sizeof(vm->name), "%s-%d", comm, pid);
+	}
+	vm->seen = 1;
+	/* Taps: fds (root), the command line (already parsed), Proxmox naming. */
+	r = scan_fds(c, pid, vm, buf);
+	if (r == -EACCES || r == -EPERM)
+		kw_log_once(KW_LOG_WARN, "fd-eacces",
+			    "cannot read %s/%d/fd (%s): tap interfaces passed as file descriptors are not "
+			    "attributed (run as root)", KW_PROC(c), pid, strerror((int)-r));
+	else if (r > 0)
+		vm->found |= KW_FOUND_KVMFD;
+	add_pve_taps(st, vm);
+	if (scan_threads(c, vm, buf) == -ENOMEM)
+		return -ENOMEM;
+	read_cgroup(c, vm, buf);
+	return 0;
+}
+
+static int procfs_discover(struct kw_collector *c, void *state)
+{
+	struct procfs_state *st = state;
+	char path[PATH_MAX], buf[128];
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	st->cycle++;
+	read_netdev(c, st);
+	if (kw_read_filef(buf, sizeof(buf), "%s/uptime", KW_PROC(c)) > 0)
+		st->uptime_ticks = (uint64_t)(strtod(buf, NULL) * (double)st->clk_tck);
+	if (c->cfg.npids) {
+		size_t i;
+		/* Only the requested pids: no full /proc walk. */
+		for (i = 0; i < c->cfg.npids && r == 0; i++)
+			r = consider_pid(c, st, c->cfg.pids[i]);
+		return r;
+	}
+	snprintf(path, sizeof(path), "%s", KW_PROC(c));
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) && r == 0) {
+		long pid;
+
+		if (!isdigit((unsigned char)de->d_name[0]) || kw_parse_int(de->d_name, 1, INT32_MAX, &pid))
+			continue;
+		r = consider_pid(c, st, (pid_t)pid);
+	}
+	closedir(d);
+	neg_expire(st);
+	return r;
+}
+
+/* ------------------------------------------------------- per-VM metrics */
+
+static void read_thread_schedstats(struct kw_collector *c, struct procfs_state *st, struct kw_vm *vm)
+{
+	uint64_t vrun = 0, vdelay = 0, orun = 0, odelay = 0, slices = 0;
+	int i, have = 0;
+
+	for (i = 0; i < vm->nthreads; i++) {
+		const struct kw_thread *t = &vm->threads[i];
+		unsigned long long run, delay, sl;
+		char inst[16];
+
+		if (kw_read_filef(st->buf, 256, "%s/%d/task/%d/schedstat", KW_PROC(c), vm->pid, t->tid) <= 0)
+			continue; /* thread exited since the scan */
+		if (sscanf(st->buf, "%llu %llu %llu", &run, &delay, &sl) != 3)
+			continue;
+		have = 1;
+		slices += sl;
+		if (t->vcpu >= 0) {
+			vrun += run;
+			vdelay += delay;
+			snprintf(inst, sizeof(inst), "%d", t->vcpu);
+			kw_ss_set_u64(&vm->stats, KW_M_VCPU_RUN, inst, run);
+			kw_ss_set_u64(&vm->stats, KW_M_VCPU_DELAY, inst, delay);
+		} else {
+			orun += run;
+			odelay += delay;
+		}
+	}
+	if (!have)
+		return;
+	kw_ss_set_u64(&vm->stats, KW_M_CPU_VCPU, NULL, vrun);
+	kw_ss_set_u64(&vm->stats, KW_M_STEAL_VCPU, NULL, vdelay);
+	kw_ss_set_u64(&vm->stats, KW_M_CPU_OTHER, NULL, orun);
+	kw_ss_set_u64(&vm->stats, KW_M_STEAL_OTHER, NULL, odelay);
+	kw_ss_set_u64(&vm->stats, KW_M_TIMESLICES, NULL, slices);
+}
+
+static void read_pid_io(struct kw_collector *c, struct procfs_state *st, struct kw_vm *vm)
+{
+	static const struct { const char *k; int m; } map[] = {
+		{ "rchar", KW_M_IO_RCHAR }, { "wchar", KW_M_IO_WCHAR }, { "syscr", KW_M_IO_SYSCR },
+		{ "syscw", KW_M_IO_SYSCW }, { "read_bytes", KW_M_IO_RBYTES }, { "write_bytes", KW_M_IO_WBYTES },
+		{ "cancelled_write_bytes", KW_M_IO_CWBYTES },
+	};
+	ssize_t r = kw_read_filef(st->buf, STAT_BUF, "%s/%d/io", KW_PROC(c), vm->pid);
+	size_t i;
+	uint64_t v;
+
+	if (r == -EACCES || r == -EPERM) {
+		kw_log_once(KW_LOG_WARN, "pid-io-eacces",
+			    "cannot read %s/%d/io (%s): per-VM I/O metrics need root", KW_PROC(c), vm->pid,
+			    strerror((int)-r));
+		return;
+	}
+	if (r <= 0)
+		return;
+	for (i = 0; i < KW_ARRAY_SIZE(map); i++)
+		if (kv_field(st->buf, map[i].k, &v) == 0)
+			kw_ss_set_u64(&vm->stats, map[i].m, NULL, v);
+}
+
+static void read_vm_net(struct procfs_state *st, struct kw_vm *vm)
+{
+	int i;
+
+	for (i = 0; i < vm->nnetifs; i++) {
+		const struct netdev *d = find_netdev(st, vm->netifs[i].name);
+		const char *n = vm->netifs[i].name;
+
+		if (!d)
+			continue;
+		/* A tap's receive is the guest's transmit. */
+		kw_ss_set_u64(&vm->stats, KW_M_NET_RX_BYTES, n, d->v[ND_TXB]);
+		kw_ss_set_u64(&vm->stats, KW_M_NET_TX_BYTES, n, d->v[ND_RXB]);
+		kw_ss_set_u64(&vm->stats, KW_M_NET_RX_PKTS, n, d->v[ND_TXP]);
+		kw_ss_set_u64(&vm->stats, KW_M_NET_TX_PKTS, n, d->v[ND_RXP]);
+		kw_ss_set_u64(&vm->stats, KW_M_NET_RX_ERRS, n, d->v[ND_TXE]);
+		kw_ss_set_u64(&vm->stats, KW_M_NET_TX_ERRS, n, d->v[ND_RXE]);
+		kw_ss_set_u64(&vm->stats, KW_M_NET_RX_DROP, n, d->v[ND_TXD]);
+		kw_ss_set_u64(&vm->stats, KW_M_NET_TX_DROP, n, d->v[ND_RXD]);
+	}
+}
+
+static int procfs_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
+{
+	struct procfs_state *st = state;
+	uint64_t f[64], v;
+	ssize_t r;
+	int n;
+
+	if (vm->pid <= 0)
+		return 0;
+	r = kw_read_filef(st->buf, STAT_BUF, "%s/%d/stat", KW_PROC(c), vm->pid);
+	if (r == -ENOENT || r == -ESRCH || r == 0)
+		return -ENOENT;
+	if (r < 0)
+		return (int)r;
+	n = parse_pid_stat(st->buf, NULL, 0, f, 64);
+	if (n < SF(24) + 1) {
+		kw_log_once(KW_LOG_WARN, "malformed-stat", "%s/%d/stat: malformed, process skipped", KW_PROC(c), vm->pid);
+		return -EINVAL;
+	}
+	if (f[SF(22)] != vm->starttime)
+		return -ENOENT; /* pid reused by another process */
+	kw_ss_set_u64(&vm->stats, KW_M_CPU_USER, NULL, ticks_to_ns(st, f[SF(14)]));
+	kw_ss_set_u64(&vm->stats, KW_M_CPU_SYSTEM, NULL, ticks_to_ns(st, f[SF(15)]));
+	kw_ss_set_u64(&vm->stats, KW_M_MINFLT, NULL, f[SF(10)]);
+	kw_ss_set_u64(&vm->stats, KW_M_MAJFLT, NULL, f[SF(12)]);
+	kw_ss_set_u64(&vm->stats, KW_M_THREADS, NULL, f[SF(20)]);
+	kw_ss_set_u64(&vm->stats, KW_M_MEM_VSIZE, NULL, f[SF(23)]);
+	kw_ss_set_u64(&vm->stats, KW_M_MEM_RSS, NULL, f[SF(24)] * (uint64_t)st->page_size);
+	if (n > SF(43)) {
+		kw_ss_set_u64(&vm->stats, KW_M_IO_DELAY, NULL, ticks_to_ns(st, f[SF(42)]));
+		kw_ss_set_u64(&vm->stats, KW_M_CPU_GUEST, NULL, ticks_to_ns(st, f[SF(43)]));
+	}
+	kw_ss_set_u64(&vm->stats, KW_M_VCPUS, NULL, (uint64_t)vm->nvcpus);
+
+	if (kw_read_filef(st->buf, STAT_BUF, "%s/%d/status", KW_PROC(c), vm->pid) > 0) {
+		if (kv_field(st->buf, "VmRSS", &v) == 0)
+			kw_ss_set_u64(&vm->stats, KW_M_MEM_RSS, NULL, v);
+		if (kv_field(st->buf, "VmSwap", &v) == 0)
+			kw_ss_set_u64(&vm->stats, KW_M_MEM_SWAP, NULL, v);
+	}
+	read_pid_io(c, st, vm);
+	read_thread_schedstats(c, st, vm);
+	read_vm_net(st, vm);
+	if (vm->cgroup[0] && strcmp(vm->cgroup, "/")) {
+		char dir[PATH_MAX];
+
+		snprintf(dir, sizeof(dir), "%s/fs/cgroup%s", KW_SYS(c), vm->cgroup);
+		read_psi(dir, ".pressure", st->buf, &vm->stats, 0);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int procfs_init(struct kw_collector *c, void **state, char *why, size_t whylen)
+{
+	struct procfs_state *st = calloc(1, sizeof(*st));
+
+	if (!st || !(st->buf = malloc(BIG_BUF))) {
+		free(st);
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	st->clk_tck = sysconf(_SC_CLK_TCK);
+	if (st->clk_tck <= 0)
+		st->clk_tck = 100;
+	st->page_size = sysconf(_SC_PAGESIZE);
+	if (st->page_size <= 0)
+		st->page_size = 4096;
+	*state = st;
+	return 0;
+}
+
+static void procfs_fini(struct kw_collector *c, void *state)
+{
+	struct procfs_state *st = state;
+
+	if (!st)
+		return;
+	free(st->neg);
+	free(st->nd);
+	free(st->buf);
+	free(st);
+}
+
+const struct kw_source_ops kw_source_procfs = {
+	.id = KW_SRC_PROC,
+	.name = "procfs",
+	.init = procfs_init,
+	.discover = procfs_discover,
+	.collect_host = procfs_collect_host,
+	.collect_vm = procfs_collect_vm,
+	.fini = procfs_fini,
+};

@@ -1,0 +1,350 @@
+/* kw_vm.c - the VM table and VMM command-line parsing. */
+#include "kw_vm.h"
+#include "kw_util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void kw_vm_free(struct kw_vm *vm)
+{
+	free(vm->threads);
+	free(vm->netifs);
+	kw_ss_free(&vm->stats);
+	vm->threads = NULL;
+	vm->netifs = NULL;
+	vm->nthreads = vm->nnetifs = vm->nvcpus = 0;
+	vm->threads_cap = 0;
+}
+
+static void *dup_array(const void *src, size_t n, size_t sz, int *err)
+{
+	void *p;
+
+	if (!n)
+		return NULL;
+	p = malloc(n * sz);
+	if (!p) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	memcpy(p, src, n * sz);
+	return p;
+}
+
+int kw_vm_copy(struct kw_vm *dst, const struct kw_vm *src)
+{
+	int err = 0;
+
+	*dst = *src;
+	dst->threads = dup_array(src->threads, (size_t)src->nthreads, sizeof(*src->threads), &err);
+	dst->threads_cap = (size_t)src->nthreads;
+	dst->netifs = dup_array(src->netifs, (size_t)src->nnetifs, sizeof(*src->netifs), &err);
+	memset(&dst->stats, 0, sizeof(dst->stats));
+	if (!err)
+		err = kw_ss_copy(&dst->stats, &src->stats);
+	if (err) {
+		kw_vm_free(dst);
+		return err;
+	}
+	return 0;
+}
+
+int kw_vm_add_thread(struct kw_vm *vm, pid_t tid, int vcpu)
+{
+	if (kw_grow((void **)&vm->threads, &vm->threads_cap, (size_t)vm->nthreads, sizeof(*vm->threads)))
+		return -ENOMEM;
+	vm->threads[vm->nthreads].tid = tid;
+	vm->threads[vm->nthreads].vcpu = vcpu;
+	vm->nthreads++;
+	if (vcpu >= 0)
+		vm->nvcpus++;
+	return 0;
+}
+
+int kw_vm_has_netif(const struct kw_vm *vm, const char *ifname)
+{
+	int i;
+
+	for (i = 0; i < vm->nnetifs; i++)
+		if (!strcmp(vm->netifs[i].name, ifname))
+			return 1;
+	return 0;
+}
+
+int kw_vm_add_netif(struct kw_vm *vm, const char *ifname)
+{
+	struct kw_netif *p;
+
+	if (!*ifname || strlen(ifname) >= KW_IFNAME_MAX || strchr(ifname, '/'))
+		return -EINVAL;
+	if (kw_vm_has_netif(vm, ifname))
+		return 0;
+	p = realloc(vm->netifs, ((size_t)vm->nnetifs + 1) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	vm->netifs = p;
+	kw_strlcpy(p[vm->nnetifs].name, ifname, KW_IFNAME_MAX);
+	vm->nnetifs++;
+	return 0;
+}
+
+struct kw_vm *kw_vmt_find_key(struct kw_vmtable *t, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (!strcmp(t->vms[i].key, key))
+			return &t->vms[i];
+	return NULL;
+}
+
+struct kw_vm *kw_vmt_find_pid(struct kw_vmtable *t, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (pid > 0 && t->vms[i].pid == pid)
+			return &t->vms[i];
+	return NULL;
+}
+
+struct kw_vm *kw_vmt_find_uuid(struct kw_vmtable *t, const char *uuid)
+{
+	size_t i;
+
+	if (!uuid || !*uuid)
+		return NULL;
+	for (i = 0; i < t->n; i++)
+		if (!strcasecmp(t->vms[i].uuid, uuid))
+			return &t->vms[i];
+	return NULL;
+}
+
+struct kw_vm *kw_vmt_find_name(struct kw_vmtable *t, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (!strcmp(t->vms[i].name, name))
+			return &t->vms[i];
+	return NULL;
+}
+
+struct kw_vm *kw_vmt_add(struct kw_vmtable *t)
+{
+	struct kw_vm *vm;
+
+	if (kw_grow((void **)&t->vms, &t->cap, t->n, sizeof(*t->vms)))
+		return NULL;
+	vm = &t->vms[t->n++];
+	memset(vm, 0, sizeof(*vm));
+	vm->pve_id = -1;
+	vm->dom_id = -1;
+	return vm;
+}
+
+void kw_vmt_remove_at(struct kw_vmtable *t, size_t i)
+{
+	if (i >= t->n)
+		return;
+	kw_vm_free(&t->vms[i]);
+	memmove(&t->vms[i], &t->vms[i + 1], (t->n - i - 1) * sizeof(*t->vms));
+	t->n--;
+}
+
+void kw_vmt_free(struct kw_vmtable *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		kw_vm_free(&t->vms[i]);
+	free(t->vms);
+	t->vms = NULL;
+	t->n = t->cap = 0;
+}
+
+static int vm_cmp(const void *pa, const void *pb)
+{
+	const struct kw_vm *a = pa, *b = pb;
+	int c = strcmp(a->name, b->name);
+
+	if (c)
+		return c;
+	return a->pid < b->pid ? -1 : a->pid > b->pid;
+}
+
+void kw_vmt_sort(struct kw_vmtable *t)
+{
+	if (t->n > 1)
+		qsort(t->vms, t->n, sizeof(*t->vms), vm_cmp);
+}
+
+/* ------------------------------------------------------- command lines */
+
+int kw_is_qemu_name(const char *name)
+{
+	const char *base = strrchr(name, '/');
+
+	base = base ? base + 1 : name;
+	return kw_startswith(base, "qemu-system-") || !strcmp(base, "qemu-kvm") || !strcmp(base, "kvm");
+}
+
+int kw_vcpu_from_comm(const char *comm)
+{
+	/* QEMU (debug-threads=on): "CPU 3/KVM"; firecracker: "fc_vcpu 3";
+	 * cloud-hypervisor: "vcpu3"; crosvm: "crosvm_vcpu3". */
+	static const char *const pre[] = { "CPU ", "fc_vcpu ", "vcpu", "crosvm_vcpu" };
+	size_t i;
+
+	for (i = 0; i < KW_ARRAY_SIZE(pre); i++) {
+		const char *p = comm;
+		char *end;
+		long v;
+
+		if (!kw_startswith(p, pre[i]))
+			continue;
+		p += strlen(pre[i]);
+		if (!isdigit((unsigned char)*p))
+			continue;
+		v = strtol(p, &end, 10);
+		if (v < 0 || v > 65535)
+			continue;
+		if (i == 0 ? !strcmp(end, "/KVM") : (*end == '\0' || *end == '\n'))
+			return (int)v;
+	}
+	return -1;
+}
+
+/* QEMU option values escape a literal comma as ",,".  Copy the first
+ * element of opt (up to an unescaped comma) into out, unescaping; return a
+ * pointer past the comma (or to the NUL). */
+static const char *opt_elem(const char *opt, char *out, size_t len)
+{
+	size_t o = 0;
+
+	while (*opt) {
+		if (*opt == ',') {
+			if (opt[1] == ',') {
+				if (o + 1 < len)
+					out[o++] = ',';
+				opt += 2;
+				continue;
+			}
+			opt++;
+			break;
+		}
+		if (o + 1 < len)
+			out[o++] = *opt;
+		opt++;
+	}
+	out[o] = '\0';
+	return opt;
+}
+
+static void parse_name_opt(const char *val, struct kw_vm *vm)
+{
+	char el[KW_NAME_MAX];
+	int first = 1;
+
+	while (*val) {
+		val = opt_elem(val, el, sizeof(el));
+		if (kw_startswith(el, "guest="))
+			kw_strlcpy(vm->name, el + 6, sizeof(vm->name));
+		else if (first && !strchr(el, '='))
+			kw_strlcpy(vm->name, el, sizeof(vm->name));
+		first = 0;
+	}
+}
+
+/* Find "ifname=X" (keyval syntax) or "\"ifname\":\"X\"" (JSON syntax). */
+static void parse_netdev_opt(const char *val, struct kw_vm *vm)
+{
+	char el[256];
+	const char *p;
+
+	if (*val == '{') {
+		p = strstr(val, "\"ifname\"");
+		if (!p)
+			return;
+		p = strchr(p + 8, '"');
+		if (!p)
+			return;
+		p++;
+		size_t n = strcspn(p, "\"");
+		if (n && n < KW_IFNAME_MAX) {
+			memcpy(el, p, n);
+			el[n] = '\0';
+			kw_vm_add_netif(vm, el);
+		}
+		return;
+	}
+	while (*val) {
+		val = opt_elem(val, el, sizeof(el));
+		if (kw_startswith(el, "ifname="))
+			kw_vm_add_netif(vm, el + 7);
+	}
+}
+
+static int valid_uuid(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n != 36)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int kw_parse_qemu_cmdline(const char *cmdline, size_t len, struct kw_vm *vm)
+{
+	const char *argv[4096];
+	size_t argc = 0, off = 0, i;
+	int is_qemu;
+
+	/* Split NUL-separated argv; a missing final NUL (truncated read) is fine. */
+	while (off < len && argc < KW_ARRAY_SIZE(argv)) {
+		size_t n = strnlen(cmdline + off, len - off);
+		if (off + n >= len)
+			break; /* unterminated last argument: ignore it */
+		argv[argc++] = cmdline + off;
+		off += n + 1;
+	}
+	if (argc == 0)
+		return 0;
+	is_qemu = kw_is_qemu_name(argv[0]);
+	for (i = 1; i + 1 < argc; i++) {
+		const char *o = argv[i], *v = argv[i + 1];
+
+		if (o[0] != '-')
+			continue;
+		o += (o[1] == '-') ? 2 : 1;
+		if (!strcmp(o, "name")) {
+			parse_name_opt(v, vm);
+			i++;
+		} else if (!strcmp(o, "uuid")) {
+			if (valid_uuid(v))
+				kw_strlcpy(vm->uuid, v, sizeof(vm->uuid));
+			i++;
+		} else if (!strcmp(o, "id")) {
+			long id;
+			if (kw_parse_int(v, 0, 999999999, &id) == 0)
+				vm->pve_id = (int)id;
+			i++;
+		} else if (!strcmp(o, "netdev") || !strcmp(o, "net")) {
+			if (kw_startswith(v, "tap") || kw_startswith(v, "type=tap") || strstr(v, "\"tap\""))
+				parse_netdev_opt(v, vm);
+			i++;
+		}
+	}
+	return is_qemu;
+}

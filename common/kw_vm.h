@@ -1,0 +1,90 @@
+/* kw_vm.h - the VM table: one entry per virtual machine, merged from every
+ * source (QEMU/VMM process in /proc, libvirt domain, ...). */
+#ifndef KW_VM_H
+#define KW_VM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "kw_metrics.h"
+
+#define KW_NAME_MAX 256
+#define KW_UUID_MAX 40
+#define KW_IFNAME_MAX 16
+
+struct kw_thread {
+	pid_t tid;
+	int vcpu;               /* vCPU index, -1 for other threads */
+};
+
+struct kw_netif {
+	char name[KW_IFNAME_MAX];
+};
+
+/* How the VM was found. */
+enum kw_found {
+	KW_FOUND_PROC = 1u << 0,    /* QEMU-like process in /proc */
+	KW_FOUND_KVMFD = 1u << 1,   /* process holding a KVM VM file descriptor */
+	KW_FOUND_LIBVIRT = 1u << 2, /* libvirt domain */
+};
+
+struct kw_vm {
+	char key[64];                /* stable identity: "pid:<pid>:<starttime>" or "uuid:<uuid>" */
+	pid_t pid;                   /* VMM process, 0 when unknown (remote libvirt) */
+	uint64_t starttime;          /* process start time (clock ticks since boot) */
+	char name[KW_NAME_MAX];      /* -name guest=NAME / libvirt name / "pid-<pid>" */
+	char uuid[KW_UUID_MAX];      /* "" when unknown */
+	int pve_id;                  /* Proxmox VMID (-id N), -1 when not Proxmox */
+	char vmm[32];                /* process comm: qemu-system-x86, firecracker, ... */
+	unsigned found;              /* enum kw_found bits */
+	int nvcpus;                  /* vCPU threads seen */
+	struct kw_thread *threads;
+	int nthreads;
+	size_t threads_cap;
+	struct kw_netif *netifs;
+	int nnetifs;
+	char cgroup[256];            /* cgroup v2 path of the process ("" unknown) */
+	/* libvirt */
+	int dom_id;                  /* -1 when not known to libvirt */
+	char state[16];              /* running, paused, ... ("" unknown) */
+	/* bookkeeping */
+	uint64_t first_seen_ns;
+	int seen;                    /* found in the current scan */
+	struct kw_sampleset stats;   /* this cycle's samples */
+};
+
+struct kw_vmtable {
+	struct kw_vm *vms;
+	size_t n, cap;
+};
+
+void kw_vm_free(struct kw_vm *vm);
+/* Deep copy (threads, netifs, stats). Returns 0 or -ENOMEM. */
+int kw_vm_copy(struct kw_vm *dst, const struct kw_vm *src);
+int kw_vm_add_thread(struct kw_vm *vm, pid_t tid, int vcpu);
+int kw_vm_add_netif(struct kw_vm *vm, const char *ifname);
+int kw_vm_has_netif(const struct kw_vm *vm, const char *ifname);
+
+struct kw_vm *kw_vmt_find_key(struct kw_vmtable *t, const char *key);
+struct kw_vm *kw_vmt_find_pid(struct kw_vmtable *t, pid_t pid);
+struct kw_vm *kw_vmt_find_uuid(struct kw_vmtable *t, const char *uuid);
+struct kw_vm *kw_vmt_find_name(struct kw_vmtable *t, const char *name);
+/* Append a zeroed VM (dom_id/pve_id = -1). NULL on ENOMEM. Pointers into the
+ * table are invalidated by the next add. */
+struct kw_vm *kw_vmt_add(struct kw_vmtable *t);
+void kw_vmt_remove_at(struct kw_vmtable *t, size_t i);
+void kw_vmt_free(struct kw_vmtable *t);
+/* Sort by name then pid, for stable output. */
+void kw_vmt_sort(struct kw_vmtable *t);
+
+/* Parse a VMM command line (NUL-separated argv as in /proc/PID/cmdline, len
+ * bytes) for identity: -name guest=NAME,... or -name NAME, -uuid, Proxmox
+ * -id N, and tap interfaces named in -netdev tap,ifname=X.  Fields not present
+ * are left unchanged. Returns 1 if argv[0] looks like QEMU, else 0. */
+int kw_parse_qemu_cmdline(const char *cmdline, size_t len, struct kw_vm *vm);
+/* Is this comm/argv[0] basename a QEMU/KVM VMM? */
+int kw_is_qemu_name(const char *name);
+/* "CPU 3/KVM" -> 3; -1 for other thread names. */
+int kw_vcpu_from_comm(const char *comm);
+
+#endif
