@@ -1,0 +1,38 @@
+/* cli.h - options shared by the kvmwatch CLI's modes. */
+#ifndef KW_CLI_H
+#define KW_CLI_H
+
+#include <signal.h>
+
+#include "kw_collector.h"
+
+enum kw_out { KW_OUT_TEXT, KW_OUT_JSON };
+enum kw_view { KW_VIEW_SUMMARY, KW_VIEW_VCPU, KW_VIEW_NET, KW_VIEW_HOST, KW_VIEW_LIST, KW_VIEW_METRICS };
+
+struct cli_opts {
+	struct kw_config cfg;
+	double interval;          /* seconds between reports */
+	long count;               /* reports, -1 = until interrupted */
+	double duration;          /* -t: stop after this many seconds (0 = no limit) */
+	int output;               /* enum kw_out */
+	int view;                 /* enum kw_view */
+	int verbose;
+	int demo;                 /* start the demo guest */
+	unsigned events;          /* eBPF event feature flags (-e -f -m -d -n -w -i) */
+	int stats;                /* -s */
+	int per_vcpu;             /* per-vCPU breakdown in event summaries */
+};
+
+extern volatile sig_atomic_t kw_exiting;
+
+/* Periodic per-VM metric reports (summary/vcpu/net/host/list views). */
+int cli_run_metrics(struct cli_opts *o);
+/* Sleep until an absolute CLOCK_MONOTONIC deadline (ns); returns early (-1)
+ * when a signal asks to exit. */
+int cli_sleep_until(unsigned long long deadline_ns);
+/* --demo: start the demo guest child, run the metric reports, stop it. */
+int cli_run_demo(struct cli_opts *o);
+/* The demo guest child process itself (argv[1] == "--demo-guest"). */
+int cli_demo_guest_main(int argc, char **argv);
+
+#endif

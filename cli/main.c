@@ -1,0 +1,194 @@
+/* main.c - kvmwatch: watch KVM virtual machines from the host.
+ * argp option parsing and mode dispatch; the modes live in their own files. */
+#include <argp.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "kw_util.h"
+
+#ifndef KW_VERSION
+#define KW_VERSION "0.1"
+#endif
+
+volatile sig_atomic_t kw_exiting;
+
+const char *argp_program_version = "kvmwatch " KW_VERSION;
+const char *argp_program_bug_address = "the kvmwatch issue tracker";
+
+static const char doc[] =
+	"kvmwatch -- watch KVM virtual machines from the host.\n"
+	"\n"
+	"Finds every VM (QEMU processes, any process holding a KVM VM, Proxmox ids, tap interfaces) and prints "
+	"per-VM resource use every INTERVAL seconds (default 1), COUNT times (default: until interrupted), like "
+	"vmstat.\n"
+	"\n"
+	"USAGE: kvmwatch [OPTION...] [INTERVAL [COUNT]]\n"
+	"\n"
+	"EXAMPLES:\n"
+	"  kvmwatch 1 5              # five one-second per-VM summaries\n"
+	"  kvmwatch -l               # list the VMs found and exit\n"
+	"  kvmwatch -o json 2 3      # three JSON reports, two seconds apart\n"
+	"  kvmwatch --view vcpu      # per-vCPU run time and steal\n"
+	"  kvmwatch -p web01 -t 10   # only VM web01 (name, uuid or pid), for 10 seconds\n"
+	"  kvmwatch --demo 1 5       # start the project's tiny demo guest and watch it\n"
+	"\vViews: summary (default), vcpu, net, host, list, all (every metric with its rate).";
+
+static const char args_doc[] = "[INTERVAL [COUNT]]";
+
+enum {
+	OPT_PROCFS = 1000,
+	OPT_SYSFS,
+	OPT_VIEW,
+	OPT_NO_HOST,
+	OPT_DEMO,
+	OPT_DEMO_GUEST,
+};
+
+static const struct argp_option options[] = {
+	{ "output", 'o', "FORMAT", 0, "Output format: text (default) or json (one object per interval)", 0 },
+	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list or all", 0 },
+	{ "list", 'l', NULL, 0, "List the VMs found and exit (same as --view list, once)", 0 },
+	{ "pid", 'p', "PID|NAME", 0, "Only this VM: VMM pid, VM name or uuid (repeatable)", 0 },
+	{ "time", 't', "SECONDS", 0, "Stop after SECONDS", 0 },
+	{ "procfs", OPT_PROCFS, "DIR", 0, "Read the proc filesystem at DIR (default /proc)", 0 },
+	{ "sysfs", OPT_SYSFS, "DIR", 0, "Read the sys filesystem at DIR (default /sys)", 0 },
+	{ "no-host", OPT_NO_HOST, NULL, 0, "Do not collect host totals", 0 },
+	{ "demo", OPT_DEMO, NULL, 0, "Start the project's tiny demo guest (a real KVM VM) and watch it", 0 },
+	{ "demo-guest", OPT_DEMO_GUEST, NULL, OPTION_HIDDEN, "Run as the demo guest process", 0 },
+	{ "verbose", 'v', NULL, 0, "Verbose messages (and libbpf's own log)", 0 },
+	{ 0 }
+};
+
+static int parse_seconds(const char *arg, double min, double max, double *out)
+{
+	double v;
+
+	if (kw_parse_double(arg, &v) || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static error_t parse_opt(int key, char *arg, struct argp_state *state)
+{
+	struct cli_opts *o = state->input;
+	long l;
+
+	switch (key) {
+	case 'o':
+		if (!strcmp(arg, "text"))
+			o->output = KW_OUT_TEXT;
+		else if (!strcmp(arg, "json"))
+			o->output = KW_OUT_JSON;
+		else
+			argp_error(state, "invalid output format '%s' (text or json)", arg);
+		break;
+	case OPT_VIEW: {
+		static const char *const names[] = { "summary", "vcpu", "net", "host", "list", "all" };
+		size_t i;
+
+		for (i = 0; i < KW_ARRAY_SIZE(names); i++)
+			if (!strcmp(arg, names[i]))
+				break;
+		if (i == KW_ARRAY_SIZE(names))
+			argp_error(state, "invalid view '%s' (summary, vcpu, net, host, list, all)", arg);
+		o->view = (int)i;
+		break;
+	}
+	case 'l':
+		o->view = KW_VIEW_LIST;
+		break;
+	case 'p':
+		if (kw_parse_int(arg, 1, 0x7fffffff, &l) == 0) {
+			if (kw_config_add_pid(&o->cfg, (pid_t)l))
+				argp_failure(state, 1, ENOMEM, "failed to add pid");
+		} else if (!*arg) {
+			argp_error(state, "empty VM name");
+		} else if (kw_config_add_name(&o->cfg, arg)) {
+			argp_failure(state, 1, ENOMEM, "failed to add name");
+		}
+		break;
+	case 't':
+		if (parse_seconds(arg, 0.001, 86400.0 * 365, &o->duration))
+			argp_error(state, "invalid time '%s' (seconds, > 0)", arg);
+		break;
+	case OPT_PROCFS:
+		if (kw_strlcpy(o->cfg.procfs, arg, sizeof(o->cfg.procfs)) >= sizeof(o->cfg.procfs))
+			argp_error(state, "procfs path too long");
+		break;
+	case OPT_SYSFS:
+		if (kw_strlcpy(o->cfg.sysfs, arg, sizeof(o->cfg.sysfs)) >= sizeof(o->cfg.sysfs))
+			argp_error(state, "sysfs path too long");
+		break;
+	case OPT_NO_HOST:
+		o->cfg.no_host = 1;
+		break;
+	case OPT_DEMO:
+		o->demo = 1;
+		break;
+	case OPT_DEMO_GUEST:
+		o->demo = 2;
+		break;
+	case 'v':
+		o->verbose++;
+		break;
+	case ARGP_KEY_ARG:
+		if (state->arg_num == 0) {
+			if (parse_seconds(arg, 0.01, 86400, &o->interval))
+				argp_error(state, "invalid interval '%s' (seconds, 0.01 to 86400)", arg);
+		} else if (state->arg_num == 1) {
+			if (kw_parse_int(arg, 1, 0x7fffffff, &o->count))
+				argp_error(state, "invalid count '%s' (a number >= 1)", arg);
+		} else {
+			argp_usage(state);
+		}
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	kw_exiting = 1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct argp argp = { options, parse_opt, args_doc, doc, NULL, NULL, NULL };
+	struct cli_opts o;
+	struct sigaction sa;
+	int r;
+
+	memset(&o, 0, sizeof(o));
+	kw_config_defaults(&o.cfg);
+	o.interval = 1;
+	o.count = -1;
+	/* The demo guest takes QEMU-like identity arguments: don't let argp see them. */
+	if (argc > 1 && !strcmp(argv[1], "--demo-guest"))
+		return cli_demo_guest_main(argc, argv);
+	if (argp_parse(&argp, argc, argv, 0, NULL, &o))
+		return 2;
+	if (o.verbose)
+		kw_log_set_level(KW_LOG_DEBUG);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a closed pipe shows up as EPIPE on write */
+
+	if (o.demo == 1)
+		r = cli_run_demo(&o);
+	else
+		r = cli_run_metrics(&o);
+	kw_config_free(&o.cfg);
+	return r;
+}

@@ -1,0 +1,14 @@
+# cli/: the kvmwatch command.
+CLI_SRCS := $(sort $(wildcard cli/*.c))
+CLI_OBJS := $(CLI_SRCS:%.c=$(O)/%.o)
+KVMWATCH := $(O)/kvmwatch
+
+$(KVMWATCH): $(CLI_OBJS) $(LIBKW)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIBKW) $(COMMON_LIBS)
+
+ALL_TARGETS += $(KVMWATCH)
+TEST_DEPS += $(KVMWATCH)
+
+install: install-cli
+install-cli: $(KVMWATCH)
+	install -D -m 0755 $(KVMWATCH) $(DESTDIR)$(PREFIX)/bin/kvmwatch
