@@ -1,0 +1,167 @@
+"""The kvmwatch CLI against real KVM guests (the project's own guest
+generator and a real QEMU), and its handling of bad input."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import needs_kvm, needs_root, needs_binary
+from kwtest import KVMWATCH, Guest, kvmwatch, kvmwatch_json, find_vm, wait_for
+
+FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "qemu1")
+FIXARGS = ["--procfs", FIX + "/proc", "--sysfs", FIX + "/sys"]
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["0"], "invalid interval '0'"),
+    (["abc"], "invalid interval 'abc'"),
+    (["1", "0"], "invalid count '0'"),
+    (["1", "x"], "invalid count 'x'"),
+    (["-o", "xml"], "invalid output format 'xml'"),
+    (["--view", "bogus"], "invalid view 'bogus'"),
+    (["-t", "-1"], "invalid time '-1'"),
+    (["-p", ""], "empty VM name"),
+    (["1", "2", "3"], "Usage"),
+])
+def test_bad_arguments(args, msg):
+    r = kvmwatch(*args)
+    assert r.returncode != 0
+    assert msg in r.stderr
+    assert r.stdout == ""
+
+
+def test_json_one_object_per_interval():
+    reps = kvmwatch_json(*FIXARGS, "0.01", "3")
+    assert len(reps) == 3
+    for r in reps:
+        assert set(r) == {"time", "interval", "sources", "host", "vms"}
+        assert r["sources"]["procfs"] == {"available": True}
+        for vm in r["vms"]:
+            assert set(vm) == {"name", "uuid", "pid", "pve_id", "vmm", "found", "state", "vcpus", "threads",
+                               "netifs", "metrics", "rates"}
+        assert r["interval"] > 0
+
+
+@pytest.mark.parametrize("view,header", [
+    ("summary", "CPU%"), ("vcpu", "STEAL%"), ("net", "RX_kbit/s"), ("host", "R_LAT_ms"), ("all", "METRIC"),
+])
+def test_text_views(view, header):
+    r = kvmwatch(*FIXARGS, "--view", view, "0.01", "1", check=True)
+    assert header in r.stdout
+    if view == "net":
+        assert "kwfixtap0" in r.stdout and "tap100i0" in r.stdout
+    if view == "vcpu":
+        rows = [l for l in r.stdout.splitlines() if l.startswith("fixture-vm")]
+        assert len(rows) == 2
+
+
+@needs_kvm
+def test_real_guest_found_with_identity_and_growing_cpu():
+    with Guest("demo", vcpus=2, name="kwtest-cli-demo") as g:
+        g.go()
+        reps = kvmwatch_json("-p", g.name, "0.3", "3")
+        vms = [find_vm(r, g.name) for r in reps]
+        assert all(vms), "guest not found in every report"
+        vm = vms[-1]
+        assert vm["pid"] == g.pid
+        assert vm["uuid"] == g.uuid
+        assert vm["vcpus"] == 2
+        assert sorted(t["vcpu"] for t in vm["threads"] if t["vcpu"] >= 0) == [0, 1]
+        assert "kvmfd" in vm["found"]
+        cpu = [v["metrics"]["cpu.user"] + v["metrics"]["cpu.system"] for v in vms]
+        assert cpu[0] < cpu[2], cpu
+        run = [sum(v["metrics"]["vcpu.run"].values()) for v in vms]
+        assert run[0] < run[1] < run[2], run
+        assert vm["rates"]["cpu.vcpu_total"] > 0
+        # only the requested VM is reported
+        assert [v["name"] for v in reps[-1]["vms"]] == [g.name]
+
+
+@needs_kvm
+@needs_root
+def test_vm_vanishing_while_watching():
+    """Guests start and exit while kvmwatch collects every 50 ms: no error,
+    VMs appear and disappear."""
+    w = subprocess.Popen([KVMWATCH, "-o", "json", "0.05"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        for i in range(6):
+            g = Guest("demo", name="kwtest-vanish-%d" % i).start()
+            g.go()
+            time.sleep(0.15)
+            g.kill()
+    finally:
+        w.send_signal(signal.SIGINT)
+        out, err = w.communicate(timeout=20)
+    assert w.returncode == 0, err
+    assert "error" not in err
+    seen = set()
+    for line in out.splitlines():
+        for vm in json.loads(line)["vms"]:
+            seen.add(vm["name"])
+    assert {"kwtest-vanish-%d" % i for i in range(6)} & seen
+
+
+@needs_kvm
+def test_demo_flag_starts_and_stops_a_real_guest():
+    r = kvmwatch("--demo", "-o", "json", "-p", "kvmwatch-demo", "0.3", "2", check=True)
+    reps = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(reps) == 2
+    vm = find_vm(reps[-1], "kvmwatch-demo")
+    assert vm and vm["vcpus"] == 2
+    assert vm["rates"]["cpu.vcpu_total"] > 0
+    assert "demo guest 'kvmwatch-demo' running as pid %d" % vm["pid"] in r.stderr
+    wait_for(lambda: not os.path.exists("/proc/%d" % vm["pid"]), what="demo guest to exit")
+
+
+def test_closed_pipe_ends_quietly():
+    p = subprocess.Popen([KVMWATCH] + FIXARGS + ["0.02"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()
+    p.stdout.close()
+    rc = p.wait(timeout=20)
+    assert rc == 1
+    assert p.stderr.read() == b""
+
+
+def test_sigint_and_time_limit():
+    p = subprocess.Popen([KVMWATCH] + FIXARGS + ["0.05"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    p.stdout.readline()
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=20) == 0
+    reps = kvmwatch_json(*FIXARGS, "-t", "1", "0.5")
+    assert len(reps) == 2
+
+
+@needs_kvm
+@needs_root
+@needs_binary("qemu-system-x86_64")
+@needs_binary("setpriv")
+def test_without_root_degrades_with_one_message(tmp_path):
+    """As an unprivileged user: /proc/PID/io and fd are unreadable. The VM is
+    still found (QEMU by name) with CPU and memory metrics, and the missing
+    pieces are named once."""
+    pidfile = tmp_path / "q.pid"
+    q = subprocess.run(["qemu-system-x86_64", "-accel", "kvm", "-name", "guest=kwtest-noroot,debug-threads=on",
+                        "-uuid", "11111111-2222-4333-8444-555555555555", "-smp", "2", "-m", "32", "-S",
+                        "-display", "none", "-nodefaults", "-daemonize", "-pidfile", str(pidfile)],
+                       capture_output=True, text=True, timeout=60)
+    assert q.returncode == 0, q.stderr
+    pid = int(pidfile.read_text())
+    try:
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", KVMWATCH, "-o", "json",
+                            "-p", str(pid), "0.2", "2"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        reps = [json.loads(l) for l in r.stdout.splitlines()]
+        vm = find_vm(reps[-1], "kwtest-noroot")
+        assert vm["uuid"] == "11111111-2222-4333-8444-555555555555"
+        assert vm["vcpus"] == 2
+        assert "cpu.user" in vm["metrics"] and "mem.rss" in vm["metrics"]
+        assert "io.rchar" not in vm["metrics"]
+        assert r.stderr.count("per-VM I/O metrics need root") == 1
+        assert r.stderr.count("cannot read /proc/%d/fd" % pid) == 1
+    finally:
+        os.kill(pid, signal.SIGKILL)
