@@ -394,11 +394,11 @@ static void field_value(const struct kwcd *k, int f, const struct kwcd_vmid *id,
 
 	switch (f) {
 	case KWCD_F_HOSTNAME:
-		kwcd_sanitize(out, KWCD_NAME_MAX - 1, k->hostname, NULL);
+		kwcd_sanitize(out, KWCD_IDENT_MAX, k->hostname, NULL);
 		return;
 	case KWCD_F_UUID:
 		if (id->uuid && id->uuid[0]) {
-			kwcd_sanitize(out, KWCD_NAME_MAX - 1, id->uuid, NULL);
+			kwcd_sanitize(out, KWCD_IDENT_MAX, id->uuid, NULL);
 			return;
 		}
 		break; /* unknown: the name */
@@ -413,7 +413,7 @@ static void field_value(const struct kwcd *k, int f, const struct kwcd_vmid *id,
 		out[0] = '\0';
 		return;
 	}
-	kwcd_sanitize(out, KWCD_NAME_MAX - 1, id->name && id->name[0] ? id->name : "unnamed", NULL);
+	kwcd_sanitize(out, KWCD_IDENT_MAX, id->name && id->name[0] ? id->name : "unnamed", NULL);
 }
 
 static void format_fields(const struct kwcd *k, const int *fmt, int n, const struct kwcd_vmid *id,
@@ -433,7 +433,7 @@ static void format_fields(const struct kwcd *k, const int *fmt, int n, const str
 		out[0] = '\0';
 		return;
 	}
-	sanitize_ex(out, KWCD_NAME_MAX - 1, joined, reserved, 1);
+	sanitize_ex(out, KWCD_IDENT_MAX, joined, reserved, 1);
 }
 
 void kwcd_vm_host(const struct kwcd *k, const struct kwcd_vmid *id, char *out)
@@ -672,7 +672,7 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 
 		if ((r = want(key, v, nv, KWCD_V_STRING, 1, 1, err, errlen)))
 			return r;
-		if (!v[0].s[0] || kwcd_sanitize(clean, KWCD_NAME_MAX - 1, v[0].s, NULL)) {
+		if (!v[0].s[0] || kwcd_sanitize(clean, KWCD_IDENT_MAX, v[0].s, NULL)) {
 			snprintf(err, errlen, "option %s: \"%s\" is not a valid plugin instance (use letters, digits, "
 				 "'.', '_', '-')", key, v[0].s);
 			return -EINVAL;
@@ -818,7 +818,7 @@ int kwcd_publish_set(struct kwcd *k, const struct kw_sampleset *ss, const char *
 				continue;
 		}
 		kw_metric_fmt(raw, sizeof(raw), m->cd_ti, s->inst);
-		kwcd_sanitize(e[n].ti, KWCD_NAME_MAX - 1, raw, NULL);
+		kwcd_sanitize(e[n].ti, KWCD_IDENT_MAX, raw, NULL);
 		e[n].type = m->cd_type;
 		e[n].metric = s->metric;
 		e[n].s = s;

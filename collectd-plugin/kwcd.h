@@ -15,6 +15,10 @@
 
 #define KWCD_NAME_MAX 128 /* collectd's DATA_MAX_NAME_LEN, NUL included */
 #define KWCD_DS_MAX 16
+/* Longest host / plugin_instance / type_instance kvmwatch produces.  The
+ * daemon takes 127 bytes, but libcollectdclient (collectdctl, LCC_NAME_LEN 64)
+ * truncates at 63: keep every value addressable with collectdctl. */
+#define KWCD_IDENT_MAX 63
 
 /* Data source types, numbered like collectd's DS_TYPE_* (the glue asserts it). */
 enum kwcd_ds_type { KWCD_DS_COUNTER = 0, KWCD_DS_GAUGE = 1, KWCD_DS_DERIVE = 2, KWCD_DS_ABSOLUTE = 3 };
@@ -128,7 +132,7 @@ void kwcd_log_sink(void (*fn)(int level, const char *msg, void *arg), void *arg)
  * [A-Za-z0-9._-] and well-formed UTF-8 of U+00A0 and above, replaces every
  * other byte ('/', space, quotes, control characters, invalid UTF-8, ':')
  * with '_'.  When anything was replaced, the result would be longer than
- * maxlen bytes, or it equals `reserved` (the host-totals instance), it is
+ * maxlen bytes (at most KWCD_NAME_MAX - 1; kvmwatch uses KWCD_IDENT_MAX), or it equals `reserved` (the host-totals instance), it is
  * shortened at a character boundary and "~" + 8 hex digits of a hash of the
  * original bytes is appended, so distinct names stay distinct.  Returns 1 if
  * the name was altered, 0 if copied unchanged. */

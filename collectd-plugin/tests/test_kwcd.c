@@ -200,6 +200,15 @@ static void test_identity(void)
 	CHECK(!strncmp(out, "host~", 5) && strcmp(out, kwcd_host_instance(k))); /* never the host totals */
 	kwcd_vm_plugin_instance(k, &hostile, out);
 	CHECK(valid_ident(out) && !strncmp(out, "my_vm__1_~", 10));
+	{
+		char longname[301];
+		struct kwcd_vmid l = { longname, "", -1 };
+
+		memset(longname, 'a', 300);
+		longname[300] = '\0';
+		kwcd_vm_plugin_instance(k, &l, out); /* collectdctl's limit */
+		CHECK(strlen(out) == KWCD_IDENT_MAX && out[KWCD_IDENT_MAX - 9] == '~');
+	}
 
 	v[0] = S("uuid");
 	CHECK(kwcd_config_set(k, "PluginInstanceFormat", v, 1, err, sizeof(err)) == 0);
