@@ -1,0 +1,38 @@
+# collectd-plugin/: kvmwatch.so, a collectd 5.x read plugin publishing the
+# metric table.  kvmwatch.c is the only file built against collectd's headers
+# (its config.h defines hundreds of macros); kwcd.c holds the logic and builds
+# like the rest of the tree.
+COLLECTD_INCLUDE ?= /usr/include/collectd
+COLLECTD_CFLAGS  := -DHAVE_CONFIG_H -I$(COLLECTD_INCLUDE)
+# Where `make install` puts the plugin and its example configuration.
+# PREFIX=/usr gives Debian's paths (/usr/lib/collectd, /etc/collectd/collectd.conf.d).
+COLLECTD_PLUGINDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/collectd,$(PREFIX)/lib/collectd)
+COLLECTD_CONFDIR   ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)/collectd/collectd.conf.d
+
+CD_SO        := $(O)/collectd-plugin/kvmwatch.so
+CD_GLUE_OBJ  := $(O)/collectd-plugin/kvmwatch.o
+CD_LOGIC_OBJ := $(O)/collectd-plugin/kwcd.o
+CD_TEST_KWCD := $(O)/collectd-plugin/tests/test_kwcd
+CD_TEST_GLUE := $(O)/collectd-plugin/tests/test_glue
+
+$(CD_GLUE_OBJ) $(O)/collectd-plugin/tests/mock_plugin.o: CFLAGS += $(COLLECTD_CFLAGS)
+$(CD_LOGIC_OBJ) $(O)/collectd-plugin/tests/%.o: CFLAGS += -I$(CURDIR)/collectd-plugin
+
+$(CD_SO): $(CD_GLUE_OBJ) $(CD_LOGIC_OBJ) $(LIBKW)
+	$(CC) $(LDFLAGS) -shared \
+		-o $@ $(CD_GLUE_OBJ) $(CD_LOGIC_OBJ) $(LIBKW) $(COMMON_LIBS)
+
+$(CD_TEST_KWCD): $(O)/collectd-plugin/tests/test_kwcd.o $(CD_LOGIC_OBJ) $(LIBKW)
+	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
+
+$(CD_TEST_GLUE): $(O)/collectd-plugin/tests/mock_plugin.o $(CD_GLUE_OBJ) $(CD_LOGIC_OBJ) $(LIBKW)
+	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
+
+ALL_TARGETS += $(CD_SO)
+TEST_DEPS   += $(CD_SO) $(CD_TEST_KWCD) $(CD_TEST_GLUE)
+
+.PHONY: install-collectd
+install: install-collectd
+install-collectd: $(CD_SO) collectd-plugin/kvmwatch.conf
+	install -D -m 0644 $(CD_SO) $(DESTDIR)$(COLLECTD_PLUGINDIR)/kvmwatch.so
+	install -D -m 0644 collectd-plugin/kvmwatch.conf $(DESTDIR)$(COLLECTD_CONFDIR)/kvmwatch.conf
