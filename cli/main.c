@@ -181,6 +181,9 @@ int main(int argc, char **argv)
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
+	/* Restart interrupted writes (a report blocked on a full pipe must not
+	 * turn into a write error); the interval sleep still ends at once. */
+	sa.sa_flags = SA_RESTART;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN); /* a closed pipe shows up as EPIPE on write */

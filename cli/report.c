@@ -478,6 +478,9 @@ int cli_run_metrics(struct cli_opts *o)
 		dt = (double)(c.ts_mono_ns - prev.ts_mono_ns) / 1e9;
 		report(stdout, o, &c, &prev, dt);
 		if (ferror(stdout)) {
+			/* A closed pipe (the reader is done) ends quietly. */
+			if (errno != EPIPE)
+				fprintf(stderr, "kvmwatch: failed to write report: %s\n", strerror(errno));
 			r = -EPIPE;
 			break;
 		}
