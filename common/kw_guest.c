@@ -1056,7 +1056,7 @@ static int check_opts(struct kw_guest_opts *o, char *err, size_t errlen)
 		if (o->irq_period_us == 0)
 			o->irq_period_us = 2000;
 		if (o->count == 0)
-			o->count = 2000;
+			o->count = 500;
 	}
 	if (o->timeout <= 0)
 		o->timeout = 30;
