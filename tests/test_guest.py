@@ -176,16 +176,22 @@ def test_demo_stops_on_sigterm():
         assert p.stdout.readline().startswith("ready ")
         p.stdin.write("go\n")
         p.stdin.flush()
-        # wait until the guest has demonstrably run: its vCPU's KVM_RUN count grows
+        # wait until the guest demonstrably loops: the vCPU thread sleeps
+        # (voluntary context switch) at every guest HLT
+        vcpu = next(t for t in tasks_of(p.pid)
+                    if open(f"/proc/{p.pid}/task/{t}/comm").read().strip() == "CPU 0/KVM")
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with open(f"/proc/{p.pid}/status") as f:
-                if "voluntary_ctxt_switches" in f.read():
-                    break
+        while True:
+            with open(f"/proc/{p.pid}/task/{vcpu}/status") as f:
+                sw = int(re.search(r"\nvoluntary_ctxt_switches:\s+(\d+)", f.read()).group(1))
+            if sw >= 5:
+                break
+            assert time.monotonic() < deadline, "demo guest does not loop"
+            time.sleep(0.01)
         p.terminate()
         assert p.wait(10) == 0
         res = json.loads(p.stdout.readline())
-        assert res["mode"] == "demo"
+        assert res["mode"] == "demo" and res["demo_loops"] >= 5
     finally:
         if p.poll() is None:
             p.kill()
