@@ -411,6 +411,7 @@ struct kw_guest {
 	unsigned threads_ready;
 	bool program_done;      /* the BSP finished its program */
 	unsigned vcpus_exited;
+	unsigned parked;        /* extra vCPUs that reached their final exit */
 	bool failed;
 	char fail_msg[256];
 	_Atomic int abort;
@@ -506,6 +507,8 @@ static bool mode_is_irq(int mode)
 static void park_until_abort(struct kw_guest *g)
 {
 	pthread_mutex_lock(&g->lock);
+	g->parked++;
+	pthread_cond_broadcast(&g->cond);
 	while (!atomic_load(&g->abort))
 		pthread_cond_wait(&g->cond, &g->lock);
 	pthread_mutex_unlock(&g->lock);
@@ -1056,7 +1059,7 @@ static int check_opts(struct kw_guest_opts *o, char *err, size_t errlen)
 		if (o->irq_period_us == 0)
 			o->irq_period_us = 2000;
 		if (o->count == 0)
-			o->count = 2000;
+			o->count = 500;
 	}
 	if (o->timeout <= 0)
 		o->timeout = 30;
@@ -1313,9 +1316,32 @@ static bool past(const struct timespec *deadline)
 	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
+/* Is the thread sleeping (blocked in kvm_vcpu_block)?  1 yes, 0 no, -1 error. */
+static int thread_sleeping(pid_t tid)
+{
+	char path[64], buf[512];
+	const char *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p || !p[1] || !p[2])
+		return -1;
+	return p[2] == 'S';
+}
+
 /* Conditions the controller waits for; checked under no lock (atomics
  * and guest memory) with a short poll. */
-static int wait_guest(struct kw_guest *g, uint64_t handled, uint64_t halts,
+static int wait_guest(struct kw_guest *g, uint64_t handled, uint64_t halts, bool blocked,
 		      const struct timespec *deadline, char *err, size_t errlen)
 {
 	struct kw_vcpu *bsp = &g->vcpus[0];
@@ -1343,8 +1369,17 @@ static int wait_guest(struct kw_guest *g, uint64_t handled, uint64_t halts,
 			set_err(err, errlen, "failed to read halt_exits of vCPU 0: %s", strerror(errno));
 			return -1;
 		}
-		if (*counter >= handled && h >= halts)
-			return 0;
+		if (*counter >= handled && h >= halts) {
+			int sl = blocked ? thread_sleeping(atomic_load(&bsp->tid)) : 1;
+
+			if (sl < 0) {
+				set_err(err, errlen, "failed to read state of vCPU 0 thread: %s",
+					strerror(errno));
+				return -1;
+			}
+			if (sl)
+				return 0;
+		}
 		if (past(deadline)) {
 			set_err(err, errlen, "failed to run guest program: %s (guest handled %u of %llu interrupts)",
 				strerror(ETIMEDOUT), *counter, (unsigned long long)handled);
@@ -1401,8 +1436,14 @@ static int drive(struct kw_guest *g, uint64_t *injected, char *err, size_t errle
 
 	if (mode_is_irq(g->o.mode)) {
 		for (unsigned i = 0; i < g->o.count; i++) {
-			/* the guest handled i interrupts and sits in its (i+1)-th hlt */
-			if (wait_guest(g, i, (uint64_t)i + 1, &deadline, err, errlen) < 0)
+			/* the guest handled i interrupts and sits in its (i+1)-th
+			 * hlt; outside HALTPOLL also wait until the vCPU thread is
+			 * blocked (past halt polling), so each halt ends in exactly
+			 * one wakeup: an interrupt that lands between the HLT and
+			 * the block check cancels the halt, one that lands while
+			 * polling ends it early */
+			if (wait_guest(g, i, (uint64_t)i + 1, g->o.mode != KW_GUEST_HALTPOLL,
+				       &deadline, err, errlen) < 0)
 				return -1;
 			if (g->o.mode == KW_GUEST_HALTPOLL) {
 				struct timespec ts = { 0, (long)g->o.irq_period_us * 1000L };
@@ -1416,10 +1457,14 @@ static int drive(struct kw_guest *g, uint64_t *injected, char *err, size_t errle
 
 	pthread_mutex_lock(&g->lock);
 	for (;;) {
-		if (g->failed || g->program_done)
+		/* without an in-kernel irqchip the extra vCPUs reach a final
+		 * HLT (or "done" out) exit: wait for it so their counts are
+		 * deterministic; with one they block in KVM_RUN until kicked */
+		if (g->failed ||
+		    (g->program_done && (g->irqchip || g->parked + 1 >= g->nvcpus)))
 			break;
-		if (g->o.mode != KW_GUEST_DEMO && g->vcpus_exited > 0)
-			break;
+		if (g->o.mode != KW_GUEST_DEMO && !g->program_done && g->vcpus_exited > 0)
+			break;      /* the BSP ended without finishing */
 		if (g->o.mode == KW_GUEST_DEMO && g->vcpus_exited == g->nvcpus)
 			break;
 		if (g->o.stop && *g->o.stop)
