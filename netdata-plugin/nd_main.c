@@ -51,7 +51,8 @@ static void usage(FILE *f)
 		"  --procfs DIR        proc filesystem (default $NETDATA_HOST_PREFIX/proc)\n"
 		"  --sysfs DIR         sys filesystem (default $NETDATA_HOST_PREFIX/sys)\n"
 		"  --dev-kvm PATH      KVM device checked at start (default $NETDATA_HOST_PREFIX/dev/kvm)\n"
-		"  --step              collect once per line read on stdin (tests), exit on EOF\n"
+		"  --step              collect once per line read on stdin and end each cycle\n"
+		"                      with a '# ... done' line (tests); exit on EOF\n"
 		"  -v, --verbose       informational messages on stderr\n"
 		"  -V, --version, -h, --help\n\n"
 		"Prints DISABLE and exits when KVM is absent: no PATH, no SYSFS/module/kvm,\n"
@@ -71,7 +72,7 @@ static int flush_out(void)
 	if (fflush(stdout) == 0 && !ferror(stdout))
 		return 0;
 	if (errno == EPIPE)
-		kw_log(KW_LOG_INFO, "netdata closed the pipe (EPIPE): exiting");
+		kw_warn("netdata closed the pipe (EPIPE): exiting");
 	else
 		kw_err("failed to write to netdata: %s: exiting", strerror(errno));
 	return -1;
@@ -262,6 +263,9 @@ int main(int argc, char **argv)
 			rc = 1;
 			break;
 		}
+		/* --step (tests): a comment line marks the end of each cycle. */
+		if (step)
+			printf("# kvmwatch.plugin cycle %llu done\n", (unsigned long long)c.cycle);
 		if (flush_out())
 			break;
 		if (step)
