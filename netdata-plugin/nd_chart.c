@@ -199,7 +199,9 @@ static void emit_definition(struct nd_state *st, const struct nd_obj *o, const s
 		nd_sanitize_text(dev, sizeof(dev), ch->inst, ND_LABEL_MAX);
 		fprintf(st->out, "CLABEL \"device\" \"%s\" 1\n", dev);
 	}
-	fprintf(st->out, "CLABEL_COMMIT\n");
+	/* netdata 1.37 disables a plugin whose CLABEL_COMMIT follows no CLABEL. */
+	if (!o->is_host || *ch->inst)
+		fprintf(st->out, "CLABEL_COMMIT\n");
 }
 
 /* The integer netdata receives.  Integral samples go as they are (the

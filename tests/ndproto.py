@@ -253,6 +253,7 @@ class Netdata137:
                 self.pending_labels[w[1]] = w[2]
             elif kw == "CLABEL_COMMIT":
                 assert self.cur, line
+                assert self.pending_labels, "CLABEL_COMMIT without CLABEL (netdata 1.37 disables the plugin)"
                 self.charts[self.cur]["labels"] = dict(self.pending_labels)
             elif kw == "BEGIN":
                 assert self.begun is None, "BEGIN inside BEGIN: " + line
