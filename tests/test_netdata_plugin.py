@@ -304,3 +304,42 @@ def test_real_guest_vcpus_and_cpu(tmp_path):
         assert nd.charts[typ + ".cpu"]["labels"]["uuid"] == g.uuid
         assert nd.charts[typ + ".cpu"]["labels"]["pid"] == str(g.pid)
         assert nd.values[(typ + ".cpu_split", "vcpu_threads")] > 0
+
+
+def _make_install(tmp_path, *extra):
+    from conftest import BUILD, ROOT
+    rel = os.path.relpath(BUILD, ROOT)
+    args = ["make", "-s", "-C", ROOT, "install-netdata", "O=" + rel, "DESTDIR=" + str(tmp_path),
+            "NETDATA_PLUGINS_DIR=/usr/lib/netdata/plugins.d", "NETDATA_STOCK_CONFIG_DIR=/usr/lib/netdata/conf.d"]
+    if rel.endswith("san"):
+        args.append("SAN=1")
+    return subprocess.run(args + list(extra), capture_output=True, text=True, timeout=300)
+
+
+@needs_root
+def test_make_install_least_privilege(tmp_path):
+    import grp
+    import stat
+    r = _make_install(tmp_path)
+    assert r.returncode == 0, r.stderr
+    plugin = tmp_path / "usr/lib/netdata/plugins.d/kvmwatch.plugin"
+    st = plugin.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o750 and not st.st_mode & (stat.S_ISUID | stat.S_ISGID)
+    assert st.st_uid == 0 and grp.getgrgid(st.st_gid).gr_name == "netdata"
+    caps = subprocess.run(["getcap", str(plugin)], capture_output=True, text=True).stdout
+    assert caps.split()[-1] == "cap_dac_read_search,cap_sys_ptrace,cap_perfmon,cap_bpf=ep", caps
+    assert (tmp_path / "usr/lib/netdata/conf.d/kvmwatch.conf").exists()
+    # the stock config parses without a single complaint
+    with StepPlugin(FakeHost(tmp_path / "h"), config=str(tmp_path / "usr/lib/netdata/conf.d/kvmwatch.conf")) as p:
+        p.step()
+        _, err = p.close()
+    assert "config" not in err, err
+
+
+@needs_root
+def test_make_install_without_setcap(tmp_path):
+    r = _make_install(tmp_path, "SETCAP=/nonexistent/setcap")
+    assert r.returncode == 0, r.stderr
+    assert "setcap not found" in r.stderr
+    plugin = tmp_path / "usr/lib/netdata/plugins.d/kvmwatch.plugin"
+    assert subprocess.run(["getcap", str(plugin)], capture_output=True, text=True).stdout.strip() == ""
