@@ -343,3 +343,19 @@ def test_make_install_without_setcap(tmp_path):
     assert "setcap not found" in r.stderr
     plugin = tmp_path / "usr/lib/netdata/plugins.d/kvmwatch.plugin"
     assert subprocess.run(["getcap", str(plugin)], capture_output=True, text=True).stdout.strip() == ""
+
+
+def test_update_every_from_config_never_below_netdata(tmp_path):
+    h = FakeHost(tmp_path / "h")
+    h.add_vm(1700, "slow", vcpus=1)
+    conf = tmp_path / "kvmwatch.conf"
+    conf.write_text("[global]\nupdate every = 5\n")
+
+    def update_every(args):
+        p = subprocess.run([PLUGIN, "--step", "--procfs", h.proc, "--sysfs", h.sys, "--config", str(conf)] + args,
+                           input="\n", capture_output=True, text=True, timeout=30)
+        nd = Netdata137().feed(p.stdout.splitlines())
+        return {int(c["words"][9]) for c in nd.charts.values()}
+
+    assert update_every(["1"]) == {5}
+    assert update_every(["10"]) == {10}
