@@ -135,6 +135,8 @@ int kw_collector_wants(const struct kw_collector *c, const struct kw_vm *vm)
 {
 	size_t i;
 
+	if (c->cfg.want_vm && !c->cfg.want_vm(vm, c->cfg.want_vm_arg))
+		return 0;
 	if (c->cfg.npids) {
 		for (i = 0; i < c->cfg.npids; i++)
 			if (vm->pid == c->cfg.pids[i])

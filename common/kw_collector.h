@@ -42,6 +42,10 @@ struct kw_config {
 	size_t nnames;
 	int no_host;                  /* skip host totals */
 	unsigned bpf_features;        /* eBPF feature bitmask (bpf source) */
+	/* Optional extra VM filter (e.g. a front end's name patterns): VMs for
+	 * which it returns 0 are dropped before per-VM collection. */
+	int (*want_vm)(const struct kw_vm *vm, void *arg);
+	void *want_vm_arg;
 };
 
 #define KW_SOURCES_ALL ((1u << KW_SRC__N) - 1)

@@ -1,0 +1,40 @@
+# netdata-plugin/: kvmwatch.plugin, the netdata external plugin.
+ND_SRCS   := $(sort $(wildcard netdata-plugin/*.c))
+ND_OBJS   := $(ND_SRCS:%.c=$(O)/%.o)
+ND_PLUGIN := $(O)/kvmwatch.plugin
+
+$(ND_OBJS): CFLAGS += -I$(CURDIR)/netdata-plugin
+
+$(ND_PLUGIN): $(ND_OBJS) $(LIBKW)
+	$(CC) $(LDFLAGS) -o $@ $(ND_OBJS) $(LIBKW) $(COMMON_LIBS)
+
+ALL_TARGETS += $(ND_PLUGIN)
+TEST_DEPS   += $(ND_PLUGIN)
+
+# Where netdata looks for plugins and stock configuration (Debian's paths).
+NETDATA_PLUGINS_DIR      ?= /usr/lib/netdata/plugins.d
+NETDATA_STOCK_CONFIG_DIR ?= /usr/lib/netdata/conf.d
+NETDATA_GROUP            ?= netdata
+# Least privilege instead of setuid root: read other users' /proc/PID/{fd,io}
+# and reach their KVM fds (ptrace), read tracefs/debugfs-protected files
+# (dac_read_search), load and read eBPF programs (bpf, perfmon).
+NETDATA_PLUGIN_CAPS      ?= cap_dac_read_search,cap_sys_ptrace,cap_bpf,cap_perfmon+ep
+SETCAP                   ?= setcap
+
+.PHONY: install-netdata
+install: install-netdata
+install-netdata: $(ND_PLUGIN)
+	install -D -m 0750 $(ND_PLUGIN) $(DESTDIR)$(NETDATA_PLUGINS_DIR)/kvmwatch.plugin
+	install -D -m 0644 netdata-plugin/kvmwatch.conf $(DESTDIR)$(NETDATA_STOCK_CONFIG_DIR)/kvmwatch.conf
+	@if [ "$$(id -u)" = 0 ] && getent group $(NETDATA_GROUP) >/dev/null; then \
+		chown root:$(NETDATA_GROUP) $(DESTDIR)$(NETDATA_PLUGINS_DIR)/kvmwatch.plugin && \
+		chmod 0750 $(DESTDIR)$(NETDATA_PLUGINS_DIR)/kvmwatch.plugin; \
+	else \
+		echo "kvmwatch.plugin: not root or no group '$(NETDATA_GROUP)': run 'chown root:$(NETDATA_GROUP)' on the installed plugin" >&2; \
+	fi
+	@if command -v $(SETCAP) >/dev/null 2>&1; then \
+		$(SETCAP) $(NETDATA_PLUGIN_CAPS) $(DESTDIR)$(NETDATA_PLUGINS_DIR)/kvmwatch.plugin || \
+		echo "kvmwatch.plugin: setcap failed: run '$(SETCAP) $(NETDATA_PLUGIN_CAPS)' on the installed plugin as root" >&2; \
+	else \
+		echo "kvmwatch.plugin: setcap not found (Debian: libcap2-bin): the plugin has no capabilities and sees only VMs of its own user" >&2; \
+	fi

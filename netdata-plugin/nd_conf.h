@@ -1,0 +1,35 @@
+/* nd_conf.h - kvmwatch.conf, the netdata plugin's INI configuration (same
+ * syntax as netdata's own ebpf.d.conf: [section], "key = value", '#' comments). */
+#ifndef ND_CONF_H
+#define ND_CONF_H
+
+#include <limits.h>
+
+/* eBPF feature keys of [bpf], in the order of their bits in
+ * kw_config.bpf_features (the CLI's -e -f -m -d -n -w -i). */
+#define ND_BPF_KEYS { "exits", "mmu", "mmio", "dirty", "halt poll", "wakeups", "irqs" }
+#define ND_BPF_NKEYS 7
+
+struct nd_conf {
+	char path[PATH_MAX];    /* file read, "" when none was found */
+	int update_every;       /* [global] update every; 0 = not set */
+	int host_charts;        /* [global] host charts = yes|no (default yes) */
+	unsigned sources;       /* [sources] procfs/libvirt/kvmstat/bpf, 1 << enum kw_source_id */
+	char libvirt_uri[256];  /* [sources] libvirt uri */
+	unsigned bpf_features;  /* [bpf] keys, 1 << index in ND_BPF_KEYS */
+	char vms[4096];         /* [filter] vms: netdata simple pattern (default "*") */
+	int errors;             /* problems reported on stderr */
+};
+
+void nd_conf_defaults(struct nd_conf *cf);
+/* Read one file.  A missing file is not an error (returns -ENOENT, nothing
+ * reported); every other problem is reported on stderr with file:line and
+ * skipped (unknown section/key: ignored; bad value: the default stays).
+ * Returns 0 or -errno when the file could not be read at all. */
+int nd_conf_load(struct nd_conf *cf, const char *path);
+/* Find and read kvmwatch.conf: $NETDATA_USER_CONFIG_DIR (default
+ * /etc/netdata), then $NETDATA_STOCK_CONFIG_DIR (default
+ * /usr/lib/netdata/conf.d).  The first file that exists wins. */
+int nd_conf_find_and_load(struct nd_conf *cf);
+
+#endif

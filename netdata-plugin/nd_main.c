@@ -1,0 +1,289 @@
+/* nd_main.c - kvmwatch.plugin: a netdata external plugin publishing every
+ * metric of kvmwatch's collector (see nd_chart.h for the charts).
+ *
+ * netdata runs it as `kvmwatch.plugin UPDATE_EVERY` and reads the plugins.d
+ * protocol from its stdout; everything on stderr goes to netdata's
+ * error.log. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kw_collector.h"
+#include "kw_pattern.h"
+#include "kw_util.h"
+#include "nd_chart.h"
+#include "nd_conf.h"
+
+#ifndef KW_VERSION
+#define KW_VERSION "0.1"
+#endif
+
+static volatile sig_atomic_t exiting;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	exiting = 1;
+}
+
+static void log_sink(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "kvmwatch.plugin: %s%s\n",
+		level <= KW_LOG_ERR ? "ERROR: " : level == KW_LOG_WARN ? "WARNING: " : "", msg);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: kvmwatch.plugin [OPTION...] [UPDATE_EVERY]\n"
+		"netdata external plugin: charts of every KVM virtual machine on this host.\n\n"
+		"  UPDATE_EVERY        seconds between collections (netdata passes it; default 1);\n"
+		"                      [global] update every in kvmwatch.conf may raise it\n"
+		"  --config FILE       read FILE instead of kvmwatch.conf from\n"
+		"                      $NETDATA_USER_CONFIG_DIR / $NETDATA_STOCK_CONFIG_DIR\n"
+		"  --procfs DIR        proc filesystem (default $NETDATA_HOST_PREFIX/proc)\n"
+		"  --sysfs DIR         sys filesystem (default $NETDATA_HOST_PREFIX/sys)\n"
+		"  --dev-kvm PATH      KVM device checked at start (default $NETDATA_HOST_PREFIX/dev/kvm)\n"
+		"  --step              collect once per line read on stdin and end each cycle\n"
+		"                      with a '# ... done' line (tests); exit on EOF\n"
+		"  -v, --verbose       informational messages on stderr\n"
+		"  -V, --version, -h, --help\n\n"
+		"Prints DISABLE and exits when KVM is absent: no PATH, no SYSFS/module/kvm,\n"
+		"no VM process found and no libvirt connection.\n");
+}
+
+static int want_vm(const struct kw_vm *vm, void *arg)
+{
+	const struct kw_pattern *p = arg;
+
+	return kw_pattern_match(p, vm->name) || (*vm->uuid && kw_pattern_match(p, vm->uuid));
+}
+
+/* Flush and check the pipe to netdata.  Returns 0, or -1 when netdata is gone. */
+static int flush_out(void)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	if (errno == EPIPE)
+		kw_warn("netdata closed the pipe (EPIPE): exiting");
+	else
+		kw_err("failed to write to netdata: %s: exiting", strerror(errno));
+	return -1;
+}
+
+static void disable(const char *why)
+{
+	kw_err("%s: disabling the plugin", why);
+	fputs("DISABLE\n", stdout);
+	fflush(stdout);
+}
+
+static int sleep_until(uint64_t deadline_ns)
+{
+	struct timespec ts = { (time_t)(deadline_ns / 1000000000ull), (long)(deadline_ns % 1000000000ull) };
+
+	while (!exiting) {
+		int r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		if (r == 0)
+			return 0;
+		if (r != EINTR)
+			return -1;
+	}
+	return -1;
+}
+
+static int path_prefixed(char *out, size_t len, const char *prefix, const char *path)
+{
+	return snprintf(out, len, "%s%s", prefix, path) >= (int)len ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CONFIG = 1000, OPT_PROCFS, OPT_SYSFS, OPT_DEVKVM, OPT_STEP };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "procfs", required_argument, NULL, OPT_PROCFS },
+		{ "sysfs", required_argument, NULL, OPT_SYSFS },
+		{ "dev-kvm", required_argument, NULL, OPT_DEVKVM },
+		{ "step", no_argument, NULL, OPT_STEP },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL, *procfs = NULL, *sysfs = NULL, *devkvm = NULL;
+	const char *prefix = getenv("NETDATA_HOST_PREFIX");
+	char path[PATH_MAX], err[512];
+	struct kw_pattern pat = { 0 };
+	struct kw_collector c;
+	struct kw_config cfg;
+	struct nd_conf cf;
+	struct nd_state st;
+	struct sigaction sa;
+	uint64_t next;
+	long update_every = 1;
+	int step = 0, verbose = 0, o, rc = 0, kvm_present;
+
+	kw_log_set_sink(log_sink, NULL);
+	while ((o = getopt_long(argc, argv, "vVh", opts, NULL)) != -1) {
+		switch (o) {
+		case OPT_CONFIG: config = optarg; break;
+		case OPT_PROCFS: procfs = optarg; break;
+		case OPT_SYSFS: sysfs = optarg; break;
+		case OPT_DEVKVM: devkvm = optarg; break;
+		case OPT_STEP: step = 1; break;
+		case 'v': verbose = 1; break;
+		case 'V': printf("kvmwatch.plugin " KW_VERSION "\n"); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 1;
+		}
+	}
+	for (; optind < argc; optind++) {
+		if (!strcmp(argv[optind], "debug")) {
+			verbose = 1;
+		} else if (kw_parse_int(argv[optind], 1, 86400, &update_every)) {
+			kw_err("invalid UPDATE_EVERY '%s' (seconds, 1 to 86400)", argv[optind]);
+			usage(stderr);
+			return 1;
+		}
+	}
+	kw_log_set_level(verbose ? KW_LOG_DEBUG : KW_LOG_WARN);
+
+	/* Signals: netdata stops plugins with SIGTERM; it also starts them with
+	 * SIGPIPE ignored, and so do we: a closed pipe is EPIPE on write. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+
+	nd_conf_defaults(&cf);
+	if (config)
+		nd_conf_load(&cf, config) == -ENOENT ? kw_err("config %s: %s (using defaults)", config, strerror(ENOENT))
+						     : (void)0;
+	else
+		nd_conf_find_and_load(&cf);
+	if (cf.update_every > update_every)
+		update_every = cf.update_every;
+	if (kw_pattern_parse(&pat, cf.vms)) {
+		kw_err("out of memory");
+		return 1;
+	}
+
+	kw_config_defaults(&cfg);
+	if (!prefix)
+		prefix = "";
+	if ((procfs ? kw_strlcpy(cfg.procfs, procfs, sizeof(cfg.procfs)) >= sizeof(cfg.procfs)
+		    : path_prefixed(cfg.procfs, sizeof(cfg.procfs), prefix, "/proc")) ||
+	    (sysfs ? kw_strlcpy(cfg.sysfs, sysfs, sizeof(cfg.sysfs)) >= sizeof(cfg.sysfs)
+		   : path_prefixed(cfg.sysfs, sizeof(cfg.sysfs), prefix, "/sys"))) {
+		disable("procfs/sysfs path too long");
+		return 1;
+	}
+	cfg.sources = cf.sources;
+	cfg.no_host = !cf.host_charts;
+	cfg.bpf_features = cf.bpf_features;
+	kw_strlcpy(cfg.libvirt_uri, cf.libvirt_uri, sizeof(cfg.libvirt_uri));
+	cfg.want_vm = want_vm;
+	cfg.want_vm_arg = &pat;
+
+	if (!(cfg.sources & KW_SOURCES_ALL)) {
+		disable("every source is disabled in [sources] of kvmwatch.conf");
+		kw_pattern_free(&pat);
+		return 1;
+	}
+	if (kw_collector_init(&c, &cfg, err, sizeof(err))) {
+		disable(err);
+		kw_pattern_free(&pat);
+		return 1;
+	}
+	{
+		int any = 0, k;
+		for (k = 0; k < KW_SRC__N; k++)
+			any |= kw_collector_has(&c, k);
+		if (!any) {
+			disable("no source is available");
+			rc = 1;
+			goto out;
+		}
+	}
+	if (devkvm)
+		kw_strlcpy(path, devkvm, sizeof(path));
+	else
+		path_prefixed(path, sizeof(path), prefix, "/dev/kvm");
+	kvm_present = access(path, F_OK) == 0;
+	if (!kvm_present) {
+		char mod[PATH_MAX];
+
+		if (snprintf(mod, sizeof(mod), "%s/module/kvm", c.cfg.sysfs) < (int)sizeof(mod))
+			kvm_present = access(mod, F_OK) == 0;
+	}
+
+	nd_state_init(&st, stdout, (int)update_every);
+	next = kw_now_mono_ns();
+	for (;;) {
+		int r;
+
+		if (step) {
+			char line[64];
+			if (!fgets(line, sizeof(line), stdin))
+				break;
+		}
+		if (exiting)
+			break;
+		r = kw_collector_collect(&c);
+		if (r == -ENOMEM) {
+			kw_err("out of memory: exiting");
+			rc = 1;
+			break;
+		}
+		if (c.cycle == 1 && !kvm_present && c.vms.n == 0 && !kw_collector_has(&c, KW_SRC_LIBVIRT)) {
+			char msg[PATH_MAX * 2 + 128];
+			snprintf(msg, sizeof(msg),
+				 "no KVM on this host (%s and %s/module/kvm absent, no VM process, libvirt unavailable)",
+				 path, c.cfg.sysfs);
+			disable(msg);
+			rc = 1;
+			break;
+		}
+		if (r < 0)
+			kw_log_once(KW_LOG_ERR, "nd-collect", "collection failed: %s (will retry)", strerror(-r));
+		else
+			kw_log_forget("nd-collect");
+		if (nd_publish(&st, &c) == -ENOMEM) {
+			kw_err("out of memory: exiting");
+			rc = 1;
+			break;
+		}
+		/* --step (tests): a comment line marks the end of each cycle. */
+		if (step)
+			printf("# kvmwatch.plugin cycle %llu done\n", (unsigned long long)c.cycle);
+		if (flush_out())
+			break;
+		if (step)
+			continue;
+		/* Drift-free: the next tick is a fixed multiple of UPDATE_EVERY
+		 * from the start; ticks missed by a slow cycle are skipped. */
+		next += (uint64_t)update_every * 1000000000ull;
+		{
+			uint64_t now = kw_now_mono_ns();
+			while (next <= now)
+				next += (uint64_t)update_every * 1000000000ull;
+		}
+		if (sleep_until(next))
+			break;
+	}
+	nd_state_free(&st);
+out:
+	kw_collector_fini(&c);
+	kw_pattern_free(&pat);
+	return rc;
+}

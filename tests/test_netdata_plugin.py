@@ -1,0 +1,361 @@
+"""kvmwatch.plugin at the protocol level: fixture /proc trees driven cycle by
+cycle (--step), every line checked against netdata 1.37's parser rules."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import needs_kvm, needs_root
+from kwtest import Guest
+from ndproto import FakeHost, Netdata137, StepPlugin, PLUGIN, split_words
+
+TYPE_RE = re.compile(r"^kvm_[a-z0-9_-]+$")
+
+
+def run_steps(host, n=2, **kw):
+    nd = Netdata137()
+    with StepPlugin(host, **kw) as p:
+        for _ in range(n):
+            nd.feed(p.step())
+        rest, err = p.close()
+    nd.feed([l for l in rest.splitlines()])
+    return nd, err
+
+
+def test_charts_dimensions_labels_from_table(tmp_path):
+    h = FakeHost(tmp_path)
+    h.add_vm(4242, "web01", vcpus=2, uuid="6f1d1c2e-8a3b-4c5d-9e0f-112233445566", taps=["kwtap0"],
+             cgroup="/machine/web01", psi_avg10=0.05)
+    nd, err = run_steps(h)
+    assert "ERROR" not in err, err
+    c = nd.charts
+    cpu = c["kvm_web01.cpu"]
+    assert (cpu["context"], cpu["family"], cpu["units"], cpu["type"], cpu["priority"]) == \
+        ("kvm.vm_cpu", "cpu", "percentage", "stacked", 1000)
+    assert cpu["dims"]["user"][3:6] == ["incremental", "1", "10000000"]
+    assert cpu["labels"] == {"vm_name": "web01", "uuid": "6f1d1c2e-8a3b-4c5d-9e0f-112233445566",
+                             "pid": "4242", "vmm": "qemu-system-x86"}
+    # vCPU dimensions from the "vcpu%s" pattern, one per vCPU thread
+    assert sorted(c["kvm_web01.vcpu"]["dims"]) == ["vcpu0", "vcpu1"]
+    assert nd.values[("kvm_web01.threads", "vcpus")] == 2
+    # per-device chart: <chart id>_<device>, with a device label
+    net = c["kvm_web01.net_kwtap0"]
+    assert net["context"] == "kvm.vm_net" and net["labels"]["device"] == "kwtap0"
+    assert net["dims"]["sent"][4] == "-8"
+    # a tap's tx is the guest's rx
+    assert nd.values[("kvm_web01.net_kwtap0", "received")] == 2000
+    # fractional PSI gauge: 0.05 % sent as 5 with divisor 100
+    assert c["kvm_web01.pressure"]["dims"]["cpu_some"][5] == "100"
+    assert nd.values[("kvm_web01.pressure", "cpu_some")] == 5
+    # host charts
+    assert nd.values[("kvm_host.vms", "vms")] == 1
+    assert nd.values[("kvm_host.vms", "vcpus")] == 2
+    assert nd.values[("kvm_host.pressure", "cpu_some")] == 125
+    assert c["kvm_host.cpu"]["context"] == "kvm.host_cpu"
+    # second cycle: BEGIN carries the microseconds since the last update
+    begins = [e for e in nd.events if e[0] == "begin" and e[1] == "kvm_web01.cpu"]
+    assert begins[0][2] is None and int(begins[1][2]) > 0
+
+
+def test_hostile_vm_names(tmp_path):
+    h = FakeHost(tmp_path)
+    names = {
+        101: "my vm 'one' \"two\"",
+        102: "line\nbreak",
+        103: "a/b/../c",
+        104: "x" * 300,
+        105: b"bad\xff\xfeutf8-\xc3\xa9",
+        106: "host",
+        107: "Web_01",
+        108: "web 01",
+        109: "007",
+        110: "",
+    }
+    for pid, n in names.items():
+        h.add_vm(pid * 100, n, vcpus=1)
+    nd, err = run_steps(h)
+    types = nd.types()
+    vm_types = [t for t in types if t != "kvm_host"]
+    assert len(vm_types) == len(names), types
+    for t in types:
+        assert TYPE_RE.match(t), t
+        assert len(t) <= 4 + 64 + 1 + 10, t
+    # the host's type is reserved; two names that sanitise alike are told apart
+    host_vm = [t for t in vm_types if nd.charts[t + ".cpu"]["labels"]["vm_name"] == "host"]
+    assert host_vm == ["kvm_host_10600"]
+    assert "kvm_web_01" in types and "kvm_web_01_10800" in types
+    for cid, ch in nd.charts.items():
+        for v in list(ch["labels"].values()) + [ch["title"]]:
+            assert not set(v) & set("\"'\\\n\r`"), (cid, v)
+            v.encode("utf-8")
+    labels = {nd.charts[t + ".cpu"]["labels"]["vm_name"] for t in vm_types}
+    assert "my vm _one_ _two_" in labels and "line_break" in labels and "a/b/../c" in labels
+    assert "bad__utf8-\u00e9" in labels
+    assert "kvm_" + "x" * 64 in types
+
+
+def test_vm_vanishing_obsoletes_its_charts(tmp_path):
+    h = FakeHost(tmp_path)
+    h.add_vm(5000, "keep", vcpus=1, taps=["kwtapk"])
+    h.add_vm(6000, "gone", vcpus=2, taps=["kwtapg"])
+    nd = Netdata137()
+    with StepPlugin(h) as p:
+        nd.feed(p.step())
+        gone = sorted(nd.charts_of("kvm_gone"))
+        assert "kvm_gone.net_kwtapg" in gone and "kvm_gone.vcpu" in gone
+        h.remove_vm(6000)
+        out = p.step()
+        nd.feed(out)
+        obsoleted = sorted(split_words(l)[1] for l in out if l.startswith("CHART") and '"obsolete"' in l)
+        assert obsoleted == gone
+        assert not any(l.startswith('BEGIN "kvm_gone.') for l in out)
+        assert any(l.startswith('BEGIN "kvm_keep.cpu"') for l in out)
+        # the same VM name back with a new process: same type, charts revived
+        h.add_vm(7000, "gone", vcpus=2)
+        out = p.step()
+        nd.feed(out)
+        assert nd.charts["kvm_gone.cpu"]["obsolete"] is False
+        assert nd.charts["kvm_gone.cpu"]["labels"]["pid"] == "7000"
+        # a per-device chart whose device left (the tap) is obsoleted alone
+        del h.taps["kwtapk"]
+        h.write_netdev()
+        out = p.step()
+        nd.feed(out)
+        assert nd.charts["kvm_keep.net_kwtapk"]["obsolete"] is True
+        assert nd.charts["kvm_keep.cpu"]["obsolete"] is False
+        _, err = p.close()
+    assert "ERROR" not in err, err
+
+
+def test_new_vcpu_redefines_chart_before_set(tmp_path):
+    h = FakeHost(tmp_path)
+    h.add_vm(8000, "grow", vcpus=1)
+    nd = Netdata137()
+    with StepPlugin(h) as p:
+        nd.feed(p.step())
+        assert sorted(nd.charts["kvm_grow.vcpu"]["dims"]) == ["vcpu0"]
+        h.set_vcpus(8000, 3)
+        out = p.step()
+        nd.feed(out)  # raises if vcpu1/vcpu2 were SET before being defined
+        chart = out.index(next(l for l in out if l.startswith('CHART "kvm_grow.vcpu"')))
+        begin = out.index('BEGIN "kvm_grow.vcpu" ' + out[[i for i, l in enumerate(out)
+                                                         if l.startswith('BEGIN "kvm_grow.vcpu"')][0]].split()[-1])
+        assert chart < begin
+        dims = [split_words(l)[1] for l in out[chart:begin] if l.startswith("DIMENSION")]
+        assert dims == ["vcpu0", "vcpu1", "vcpu2"]
+        assert nd.values[("kvm_grow.threads", "vcpus")] == 3
+        # nothing new: no redefinition
+        out = p.step()
+        assert not any(l.startswith('CHART "kvm_grow.') for l in out)
+        p.close()
+
+
+def test_values_are_plain_integers(tmp_path):
+    h = FakeHost(tmp_path)
+    h.add_vm(9000, "zero", vcpus=1, utime=0, cgroup="/z", psi_avg10=0.0)
+    # Netdata137 rejects any SET value that is not base 10 without leading zeros
+    nd, _ = run_steps(h, n=3)
+    assert nd.values[("kvm_zero.cpu", "user")] == 0
+    assert nd.values[("kvm_zero.pressure", "cpu_some")] == 0
+    assert nd.values[("kvm_zero.mem", "rss")] == 2048 * 1024
+
+
+def test_disable_without_kvm(tmp_path):
+    h = FakeHost(tmp_path, kvm_module=False)
+    with StepPlugin(h) as p:
+        out = p.step()
+        rest, err = p.close()
+    assert out == ["DISABLE"]
+    assert p.proc.returncode == 1
+    assert "no KVM on this host" in err and "module/kvm absent" in err
+    # KVM module present (or /dev/kvm): no DISABLE, host charts published
+    os.makedirs(os.path.join(h.sys, "module", "kvm"))
+    nd, err = run_steps(h, n=1)
+    assert ("disable", None, None) not in nd.events
+    assert "kvm_host.vms" in nd.charts
+    # /dev/kvm alone is enough too
+    os.rmdir(os.path.join(h.sys, "module", "kvm"))
+    devkvm = tmp_path / "kvm"
+    devkvm.write_text("")
+    nd, _ = run_steps(h, n=1, devkvm=str(devkvm))
+    assert "kvm_host.vms" in nd.charts
+    # but a VM process alone is also proof of KVM
+    h.add_vm(3000, "lonely", vcpus=1)
+    nd, _ = run_steps(h, n=1)
+    assert "kvm_lonely.cpu" in nd.charts
+
+
+def test_disable_when_procfs_missing(tmp_path):
+    with StepPlugin(extra=["--procfs", str(tmp_path / "nope")]) as p:
+        out = p.step()
+        _, err = p.close()
+    assert out == ["DISABLE"] and p.proc.returncode == 1
+    assert "procfs root" in err
+
+
+def test_config_filter_sources_and_bad_keys(tmp_path):
+    h = FakeHost(tmp_path / "host")
+    h.add_vm(1100, "web-a", vcpus=1)
+    h.add_vm(1200, "web-test", vcpus=1)
+    h.add_vm(1300, "db", vcpus=1)
+    conf = tmp_path / "kvmwatch.conf"
+    conf.write_text("[global]\n  update every = abc\n  host charts = no\n  colour = red\n"
+                    "[sources]\n  procfs = yes\n  bpf = maybe\n  libvirt uri = test:///default\n"
+                    "[bpf]\n  exits = yes\n  halt poll = yes\n  bogus = yes\n"
+                    "[nonsense]\n  x = 1\n"
+                    "this line has no equals sign\n"
+                    "[filter]\n  vms = !*-test web-*\n")
+    nd, err = run_steps(h, n=1, config=str(conf))
+    assert nd.types() == ["kvm_web-a"]  # db: no match, web-test: excluded; no host charts
+    for msg in ("kvmwatch.conf:2: invalid 'update every' value 'abc'",
+                "kvmwatch.conf:4: unknown key 'colour'",
+                "kvmwatch.conf:7: invalid value 'maybe' for source 'bpf'",
+                "kvmwatch.conf:12: unknown key 'bogus'",
+                "kvmwatch.conf:13: unknown section [nonsense]",
+                "kvmwatch.conf:15: expected 'key = value'"):
+        assert msg in err, (msg, err)
+    assert "x" not in [l for l in err.splitlines() if ":14:" in l]  # keys of an unknown section: one message
+    # every source disabled: nothing can be collected
+    conf.write_text("[sources]\nprocfs = no\nlibvirt = no\nkvmstat = no\nbpf = no\n")
+    with StepPlugin(h, config=str(conf)) as p:
+        out = p.step()
+        _, err = p.close()
+    assert out == ["DISABLE"] and "every source is disabled" in err
+
+
+def test_config_lookup_and_host_prefix(tmp_path):
+    h = FakeHost(tmp_path / "host")
+    h.add_vm(1400, "pref", vcpus=1)
+    h.add_vm(1500, "other", vcpus=1)
+    user, stock = tmp_path / "user", tmp_path / "stock"
+    user.mkdir()
+    stock.mkdir()
+    (stock / "kvmwatch.conf").write_text("[filter]\nvms = other\n")
+    env = dict(os.environ, NETDATA_HOST_PREFIX=h.root, NETDATA_USER_CONFIG_DIR=str(user),
+               NETDATA_STOCK_CONFIG_DIR=str(stock))
+    env.pop("NETDATA_UPDATE_EVERY", None)
+
+    def types():
+        p = subprocess.Popen([PLUGIN, "--step", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env, text=True)
+        out, err = p.communicate("\n", timeout=30)
+        return Netdata137().feed([l for l in out.splitlines()]).types(), err
+
+    # stock config used when the user has none; /proc and /sys under the prefix
+    assert types()[0] == ["kvm_host", "kvm_other"]
+    (user / "kvmwatch.conf").write_text("[filter]\nvms = pref\n")
+    assert types()[0] == ["kvm_host", "kvm_pref"]
+
+
+def test_exits_on_epipe(tmp_path):
+    """netdata gone: the pipe closes, the plugin sees EPIPE and exits by itself
+    (not killed by SIGPIPE)."""
+    h = FakeHost(tmp_path)
+    h.add_vm(1600, "pipe", vcpus=1)
+    p = subprocess.Popen([PLUGIN, "--procfs", h.proc, "--sysfs", h.sys, "--config", "/dev/null", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline().startswith(b"CHART")
+        p.stdout.close()
+        p.wait(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, p.returncode
+    assert b"netdata closed the pipe (EPIPE): exiting" in p.stderr.read()
+
+
+def test_sigterm_exits_cleanly(tmp_path):
+    h = FakeHost(tmp_path)
+    p = subprocess.Popen([PLUGIN, "--procfs", h.proc, "--sysfs", h.sys, "--config", "/dev/null", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline().startswith(b"CHART")
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=20) == 0
+
+
+def test_bad_arguments():
+    r = subprocess.run([PLUGIN, "0"], capture_output=True, text=True)
+    assert r.returncode == 1 and "invalid UPDATE_EVERY '0'" in r.stderr
+    r = subprocess.run([PLUGIN, "--nope"], capture_output=True, text=True)
+    assert r.returncode == 1
+
+
+@needs_kvm
+@needs_root
+def test_real_guest_vcpus_and_cpu(tmp_path):
+    with Guest(mode="demo", vcpus=3, extra=["--seconds", "120"]) as g:
+        g.go()
+        conf = tmp_path / "kvmwatch.conf"
+        conf.write_text("[filter]\nvms = %s\n" % g.name)
+        nd = Netdata137()
+        with StepPlugin(config=str(conf)) as p:
+            for _ in range(3):
+                nd.feed(p.step())
+                time.sleep(0.3)
+            p.close()
+        typ = "kvm_" + g.name.lower()
+        assert nd.types() == ["kvm_host", typ]
+        assert sorted(nd.charts[typ + ".vcpu"]["dims"]) == ["vcpu0", "vcpu1", "vcpu2"]
+        assert nd.values[(typ + ".threads", "vcpus")] == 3
+        assert nd.charts[typ + ".cpu"]["labels"]["uuid"] == g.uuid
+        assert nd.charts[typ + ".cpu"]["labels"]["pid"] == str(g.pid)
+        assert nd.values[(typ + ".cpu_split", "vcpu_threads")] > 0
+
+
+def _make_install(tmp_path, *extra):
+    from conftest import BUILD, ROOT
+    rel = os.path.relpath(BUILD, ROOT)
+    args = ["make", "-s", "-C", ROOT, "install-netdata", "O=" + rel, "DESTDIR=" + str(tmp_path),
+            "NETDATA_PLUGINS_DIR=/usr/lib/netdata/plugins.d", "NETDATA_STOCK_CONFIG_DIR=/usr/lib/netdata/conf.d"]
+    if rel.endswith("san"):
+        args.append("SAN=1")
+    return subprocess.run(args + list(extra), capture_output=True, text=True, timeout=300)
+
+
+@needs_root
+def test_make_install_least_privilege(tmp_path):
+    import grp
+    import stat
+    r = _make_install(tmp_path)
+    assert r.returncode == 0, r.stderr
+    plugin = tmp_path / "usr/lib/netdata/plugins.d/kvmwatch.plugin"
+    st = plugin.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o750 and not st.st_mode & (stat.S_ISUID | stat.S_ISGID)
+    assert st.st_uid == 0 and grp.getgrgid(st.st_gid).gr_name == "netdata"
+    caps = subprocess.run(["getcap", str(plugin)], capture_output=True, text=True).stdout
+    assert caps.split()[-1] == "cap_dac_read_search,cap_sys_ptrace,cap_perfmon,cap_bpf=ep", caps
+    assert (tmp_path / "usr/lib/netdata/conf.d/kvmwatch.conf").exists()
+    # the stock config parses without a single complaint
+    with StepPlugin(FakeHost(tmp_path / "h"), config=str(tmp_path / "usr/lib/netdata/conf.d/kvmwatch.conf")) as p:
+        p.step()
+        _, err = p.close()
+    assert "config" not in err, err
+
+
+@needs_root
+def test_make_install_without_setcap(tmp_path):
+    r = _make_install(tmp_path, "SETCAP=/nonexistent/setcap")
+    assert r.returncode == 0, r.stderr
+    assert "setcap not found" in r.stderr
+    plugin = tmp_path / "usr/lib/netdata/plugins.d/kvmwatch.plugin"
+    assert subprocess.run(["getcap", str(plugin)], capture_output=True, text=True).stdout.strip() == ""
+
+
+def test_update_every_from_config_never_below_netdata(tmp_path):
+    h = FakeHost(tmp_path / "h")
+    h.add_vm(1700, "slow", vcpus=1)
+    conf = tmp_path / "kvmwatch.conf"
+    conf.write_text("[global]\nupdate every = 5\n")
+
+    def update_every(args):
+        p = subprocess.run([PLUGIN, "--step", "--procfs", h.proc, "--sysfs", h.sys, "--config", str(conf)] + args,
+                           input="\n", capture_output=True, text=True, timeout=30)
+        nd = Netdata137().feed(p.stdout.splitlines())
+        return {int(c["words"][9]) for c in nd.charts.values()}
+
+    assert update_every(["1"]) == {5}
+    assert update_every(["10"]) == {10}
