@@ -30,3 +30,6 @@ $(O)/common/kw_bpf.o: CFLAGS += -I$(CURDIR)/bpf -I$(CURDIR)/$(O)/bpf
 
 ALL_TARGETS += $(BPF_SKELS)
 .SECONDARY: $(BPF_OBJS) $(O)/bpf/vmlinux.h
+
+# The CLI's event modes read the BPF ABI structs.
+$(O)/cli/events.o: CFLAGS += -I$(CURDIR)/bpf
