@@ -14,7 +14,7 @@ BPF_CFLAGS  := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(BPF_ARCH) -Wall -We
 $(O)/bpf/vmlinux.h:
 	@mkdir -p $(dir $@)
 	@test -r $(VMLINUX_BTF) || { echo "error: kernel BTF $(VMLINUX_BTF) not readable: kvmwatch's BPF programs need a kernel with CONFIG_DEBUG_INFO_BTF=y (or set VMLINUX_BTF=path)" >&2; exit 1; }
-	$(if $(KVM_BTF),$(BPFTOOL) btf dump -B $(VMLINUX_BTF) file $(KVM_BTF) format c > $@.tmp,$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp)
+	$(if $(KVM_BTF),$(BPFTOOL) -B $(VMLINUX_BTF) btf dump file $(KVM_BTF) format c > $@.tmp,$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp)
 	mv $@.tmp $@
 
 $(O)/bpf/%.bpf.o: bpf/%.bpf.c bpf/kvmwatch.h bpf/kw_helpers.bpf.h $(O)/bpf/vmlinux.h

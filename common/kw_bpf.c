@@ -785,7 +785,7 @@ int kw_bpf_foreach_addr(struct kw_bpf *b, int bit, kw_bpf_addr_fn fn, void *arg)
 	return 0;
 }
 
-static int foreach_pending_map(int fd, int user, kw_bpf_pending_fn fn, void *arg)
+static int foreach_pending_map(int fd, int kind, kw_bpf_pending_fn fn, void *arg)
 {
 	__u32 k, next, *prev = NULL;
 	struct kw_pending v;
@@ -795,7 +795,7 @@ static int foreach_pending_map(int fd, int user, kw_bpf_pending_fn fn, void *arg
 		prev = &k;
 		if (bpf_map_lookup_elem(fd, &k, &v))
 			continue;
-		if (fn(&v, k, user, arg))
+		if (fn(&v, k, kind, arg))
 			return 1;
 	}
 	return 0;
@@ -806,17 +806,17 @@ int kw_bpf_foreach_pending(struct kw_bpf *b, int bit, kw_bpf_pending_fn fn, void
 	int fd;
 
 	if (bit == KW_BPF_BIT_EXITS) {
-		if ((fd = map_fd(b, bit, "kexit")) < 0 || foreach_pending_map(fd, 0, fn, arg))
+		if ((fd = map_fd(b, bit, "kexit")) < 0 || foreach_pending_map(fd, KW_PENDING_KEXIT, fn, arg))
 			return fd < 0 ? fd : 0;
 		if ((fd = map_fd(b, bit, "uexit")) < 0)
 			return fd;
-		foreach_pending_map(fd, 1, fn, arg);
+		foreach_pending_map(fd, KW_PENDING_UEXIT, fn, arg);
 		return 0;
 	}
 	if (bit == KW_BPF_BIT_FAULTS) {
 		if ((fd = map_fd(b, bit, "pending")) < 0)
 			return fd;
-		foreach_pending_map(fd, 0, fn, arg);
+		foreach_pending_map(fd, KW_PENDING_FAULT, fn, arg);
 		return 0;
 	}
 	return -ENOENT;

@@ -91,8 +91,9 @@ int kw_bpf_foreach_agg(struct kw_bpf *b, int bit, kw_bpf_agg_fn fn, void *arg);
 typedef int (*kw_bpf_addr_fn)(const struct kw_addr_key *k, uint64_t count, void *arg);
 int kw_bpf_foreach_addr(struct kw_bpf *b, int bit, kw_bpf_addr_fn fn, void *arg);
 /* Exits/faults still in progress (begun, never completed), e.g. a vCPU's
- * last exit to user space: exits (user = 1: to user space) and faults. */
-typedef int (*kw_bpf_pending_fn)(const struct kw_pending *p, uint32_t tid, int user, void *arg);
+ * last exit to user space. */
+enum kw_pending_kind { KW_PENDING_KEXIT, KW_PENDING_UEXIT, KW_PENDING_FAULT };
+typedef int (*kw_bpf_pending_fn)(const struct kw_pending *p, uint32_t tid, int kind, void *arg);
 int kw_bpf_foreach_pending(struct kw_bpf *b, int bit, kw_bpf_pending_fn fn, void *arg);
 
 /* Add one VM's aggregated counters to ss as metric-table rows. */

@@ -388,3 +388,13 @@ def test_collector_source_non_root_degrades():
     assert rep["sources"]["bpf"]["available"] is False
     assert "needs root" in rep["sources"]["bpf"]["reason"]
     assert "bpf source unavailable" in r.stderr
+
+
+def test_build_without_btf_is_a_clear_error(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "b"
+    r = subprocess.run(["make", "-C", root, "O=%s" % out, "VMLINUX_BTF=/nonexistent/vmlinux",
+                        "%s/bpf/vmlinux.h" % out], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "kernel BTF /nonexistent/vmlinux not readable" in r.stderr
+    assert not (out / "bpf" / "vmlinux.h").exists()
