@@ -21,12 +21,15 @@ struct cli_opts {
 	unsigned events;          /* eBPF event feature flags (-e -f -m -d -n -w -i) */
 	int stats;                /* -s */
 	int per_vcpu;             /* per-vCPU breakdown in event summaries */
+	int interval_given;       /* INTERVAL was on the command line */
 };
 
 extern volatile sig_atomic_t kw_exiting;
 
 /* Periodic per-VM metric reports (summary/vcpu/net/host/list views). */
 int cli_run_metrics(struct cli_opts *o);
+/* eBPF event modes (-e -f -m -d -n -w -i, -s): events.c. */
+int cli_run_events(struct cli_opts *o);
 /* Sleep until an absolute CLOCK_MONOTONIC deadline (ns); returns early (-1)
  * when a signal asks to exit. */
 int cli_sleep_until(unsigned long long deadline_ns);

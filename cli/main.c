@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "kw_bpf.h"
 #include "kw_util.h"
 
 #ifndef KW_VERSION
@@ -36,6 +37,11 @@ static const char doc[] =
 	"  kvmwatch --view vcpu      # per-vCPU run time and steal\n"
 	"  kvmwatch -p web01 -t 10   # only VM web01 (name, uuid or pid), for 10 seconds\n"
 	"  kvmwatch --demo 1 5       # start the project's tiny demo guest and watch it\n"
+	"  kvmwatch -e -p web01      # stream web01's VM exits (eBPF, needs root)\n"
+	"  kvmwatch -e -f -s -t 10   # exit and MMU fault statistics after 10 seconds\n"
+	"  kvmwatch -s -e 1          # exit statistics every second, like perf kvm stat live\n"
+	"  kvmwatch -d -s -o json    # dirty page counts, rates and top GFNs as JSON\n"
+	"  kvmwatch --bpf all --view all  # per-VM metrics including the eBPF counters\n"
 	"\vViews: summary (default), vcpu, net, host, list, all (every metric with its rate).";
 
 static const char args_doc[] = "[INTERVAL [COUNT]]";
@@ -47,6 +53,8 @@ enum {
 	OPT_NO_HOST,
 	OPT_DEMO,
 	OPT_DEMO_GUEST,
+	OPT_PER_VCPU,
+	OPT_BPF,
 };
 
 static const struct argp_option options[] = {
@@ -61,6 +69,17 @@ static const struct argp_option options[] = {
 	{ "demo", OPT_DEMO, NULL, 0, "Start the project's tiny demo guest (a real KVM VM) and watch it", 0 },
 	{ "demo-guest", OPT_DEMO_GUEST, NULL, OPTION_HIDDEN, "Run as the demo guest process", 0 },
 	{ "verbose", 'v', NULL, 0, "Verbose messages (and libbpf's own log)", 0 },
+	{ NULL, 0, NULL, 0, "eBPF event tracing (root; flags combine; events stream unless -s):", 1 },
+	{ "exits", 'e', NULL, 0, "VM exits: reason, count, latency (in-kernel and to user space)", 1 },
+	{ "stats", 's', NULL, 0, "Aggregate in the kernel and print summaries every INTERVAL (if given) and at the end", 1 },
+	{ "faults", 'f', NULL, 0, "KVM MMU page faults: address, error code, latency", 1 },
+	{ "mmio", 'm', NULL, 0, "MMIO accesses: type, GPA, length, value", 1 },
+	{ "dirty", 'd', NULL, 0, "Dirty guest pages: per VM count and rate, top GFNs", 1 },
+	{ "halt-poll", 'n', NULL, 0, "Halt-polling changes: grow/shrink, old -> new, per vCPU", 1 },
+	{ "wakeups", 'w', NULL, 0, "vCPU wakeups: halt duration histogram, waited/polled", 1 },
+	{ "irq", 'i', NULL, 0, "IRQ injection: PIC/IOAPIC/MSI/LAPIC with line, vector, delivery, coalesced", 1 },
+	{ "per-vcpu", OPT_PER_VCPU, NULL, 0, "With -s: break statistics down per vCPU", 1 },
+	{ "bpf", OPT_BPF, "LIST", 0, "Metric views: add the eBPF counters of LIST (exits,faults,mmio,dirty,haltpoll,wakeup,irq or all)", 1 },
 	{ 0 }
 };
 
@@ -137,10 +156,27 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case 'v':
 		o->verbose++;
 		break;
+	case 'e': o->events |= KW_BPF_EXITS; break;
+	case 'f': o->events |= KW_BPF_FAULTS; break;
+	case 'm': o->events |= KW_BPF_MMIO; break;
+	case 'd': o->events |= KW_BPF_DIRTY; break;
+	case 'n': o->events |= KW_BPF_HALTPOLL; break;
+	case 'w': o->events |= KW_BPF_WAKEUP; break;
+	case 'i': o->events |= KW_BPF_IRQ; break;
+	case 's': o->stats = 1; break;
+	case OPT_PER_VCPU: o->per_vcpu = 1; break;
+	case OPT_BPF: {
+		char err[256];
+
+		if (kw_bpf_features_parse(arg, &o->cfg.bpf_features, err, sizeof(err)))
+			argp_error(state, "%s", err);
+		break;
+	}
 	case ARGP_KEY_ARG:
 		if (state->arg_num == 0) {
 			if (parse_seconds(arg, 0.01, 86400, &o->interval))
 				argp_error(state, "invalid interval '%s' (seconds, 0.01 to 86400)", arg);
+			o->interval_given = 1;
 		} else if (state->arg_num == 1) {
 			if (kw_parse_int(arg, 1, 0x7fffffff, &o->count))
 				argp_error(state, "invalid count '%s' (a number >= 1)", arg);
@@ -188,7 +224,20 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN); /* a closed pipe shows up as EPIPE on write */
 
-	if (o.demo == 1)
+	if ((o.events || o.stats) && (o.demo || o.view != KW_VIEW_SUMMARY)) {
+		fprintf(stderr, "kvmwatch: the eBPF event flags (-e -s -f -m -d -n -w -i) cannot be combined with "
+				"--demo, --view or -l\n");
+		kw_config_free(&o.cfg);
+		return 2;
+	}
+	if (o.per_vcpu && !o.stats) {
+		fprintf(stderr, "kvmwatch: --per-vcpu needs -s\n");
+		kw_config_free(&o.cfg);
+		return 2;
+	}
+	if (o.events || o.stats)
+		r = cli_run_events(&o);
+	else if (o.demo == 1)
 		r = cli_run_demo(&o);
 	else
 		r = cli_run_metrics(&o);

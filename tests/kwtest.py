@@ -57,8 +57,8 @@ class Guest:
         self.proc.stdin.flush()
 
     def finish(self, timeout=60):
-        if self.proc.stdin and not self.proc.stdin.closed:
-            self.proc.stdin.close()
+        # communicate() flushes and closes stdin itself (closing it first
+        # makes it fail on the closed file)
         out, err = self.proc.communicate(timeout=timeout)
         if self.proc.returncode != 0:
             raise RuntimeError("kvmguest failed (%d): %s" % (self.proc.returncode, err))

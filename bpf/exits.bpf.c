@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0
+/* exits.bpf.c - VM exits (-e).
+ *
+ * In-kernel exits: kvm:kvm_exit records (reason, isa) per thread, the next
+ * kvm:kvm_entry on that thread gives the handling latency.
+ * Exits to user space: kvm:kvm_userspace_exit records the KVM_EXIT_* reason;
+ * the thread's next ioctl(KVM_RUN) (syscalls:sys_enter_ioctl, or
+ * raw_syscalls:sys_enter) gives the time user space took to handle it.
+ * The loader picks one program of each alternative pair at run time. */
+#include "kw_helpers.bpf.h"
+
+#define KVM_RUN_CMD 0xAE80
+#define NR_IOCTL_X86_64 16
+
+KW_COMMON_MAPS(16384);
+
+/* Thread -> exit in progress.  LRU: threads that end leave entries behind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct kw_pending);
+} kexit SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct kw_pending);
+} uexit SEC(".maps");
+
+static __always_inline void exit_begin(void *map, __u32 isa, __u32 reason, __u32 vcpu_id)
+{
+	struct kw_pending p = { .ts = bpf_ktime_get_ns(), .tgid = kw_tgid(), .reason = reason, .isa = isa, .vcpu_id = vcpu_id };
+	__u32 tid = kw_tid();
+	struct kw_agg *a;
+	struct kw_key k;
+
+	if (!kw_wanted(&kw_cfg))
+		return;
+	/* counted at the exit, so exits never followed by an entry count too */
+	if (kw_cfg.aggregate) {
+		kw_key_init(&k, &kw_cfg, isa, reason);
+		a = kw_agg_get(&stats, &k);
+		if (a)
+			kw_agg_count(a);
+	}
+	bpf_map_update_elem(map, &tid, &p, BPF_ANY);
+}
+
+static __always_inline void exit_end(void *map)
+{
+	__u32 tid = kw_tid();
+	struct kw_pending *p = bpf_map_lookup_elem(map, &tid);
+	struct kw_event *e;
+	struct kw_agg *a;
+	struct kw_key k;
+	__u64 lat;
+
+	if (!p)
+		return;
+	lat = bpf_ktime_get_ns() - p->ts;
+	if (kw_cfg.aggregate) {
+		kw_key_init(&k, &kw_cfg, p->isa, p->reason);
+		a = kw_agg_get(&stats, &k);
+		if (a)
+			kw_agg_latency(a, lat);
+	}
+	if (kw_cfg.stream && (e = kw_event_reserve(&events, &lost, KW_EV_EXIT))) {
+		e->ts = p->ts;
+		e->exit.reason = p->reason;
+		e->exit.isa = p->isa;
+		e->exit.vcpu_id = p->vcpu_id;
+		e->exit.lat_ns = lat;
+		e->exit.timed = 1;
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_map_delete_elem(map, &tid);
+}
+
+/* ---- in-kernel exits: kvm_exit has the reason only in its formatted record */
+SEC("tracepoint/kvm/kvm_exit")
+int tp_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
+{
+	__u32 isa = BPF_CORE_READ(ctx, isa), reason = BPF_CORE_READ(ctx, exit_reason);
+
+	if (isa == KW_ISA_VMX)
+		reason &= 0xffff; /* basic exit reason; bit 31 = failed VM entry */
+	exit_begin(&kexit, isa, reason, BPF_CORE_READ(ctx, vcpu_id));
+	return 0;
+}
+
+SEC("tp_btf/kvm_entry")
+int BPF_PROG(btf_kvm_entry)
+{
+	exit_end(&kexit);
+	return 0;
+}
+
+SEC("raw_tp/kvm_entry")
+int BPF_PROG(raw_kvm_entry)
+{
+	exit_end(&kexit);
+	return 0;
+}
+
+/* ---- exits to user space */
+static __always_inline void uexit_begin(__u32 reason, int err)
+{
+	if (err < 0)
+		reason = err == -4 ? KW_UEXIT_EINTR : KW_UEXIT_ERROR;
+	exit_begin(&uexit, KW_ISA_USER, reason, 0);
+}
+
+SEC("tp_btf/kvm_userspace_exit")
+int BPF_PROG(btf_kvm_userspace_exit, __u32 reason, int err)
+{
+	uexit_begin(reason, err);
+	return 0;
+}
+
+SEC("tracepoint/kvm/kvm_userspace_exit")
+int tp_kvm_userspace_exit(struct trace_event_raw_kvm_userspace_exit *ctx)
+{
+	uexit_begin(BPF_CORE_READ(ctx, reason), BPF_CORE_READ(ctx, errno));
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_ioctl")
+int tp_sys_enter_ioctl(struct syscall_trace_enter *ctx)
+{
+	unsigned long cmd = 0;
+
+	bpf_probe_read_kernel(&cmd, sizeof(cmd), &ctx->args[1]);
+	if ((__u32)cmd == KVM_RUN_CMD)
+		exit_end(&uexit);
+	return 0;
+}
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int tp_raw_sys_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->id == NR_IOCTL_X86_64 && (__u32)ctx->args[1] == KVM_RUN_CMD)
+		exit_end(&uexit);
+	return 0;
+}

@@ -1,0 +1,110 @@
+/* kvmwatch.h - types shared by kvmwatch's BPF programs (bpf/NAME.bpf.c) and
+ * their loader (common/kw_bpf.c).  Only fixed-size __u32/__u64 structs. */
+#ifndef KW_BPF_ABI_H
+#define KW_BPF_ABI_H
+
+#define KW_HIST_SLOTS 32      /* log2 nanosecond slots: [2^i, 2^(i+1)) ns */
+#define KW_RINGBUF_BYTES (1u << 20)
+
+/* kvm_exit's isa field (arch/x86/kvm/trace.h); 0 = exits to user space,
+ * whose reason is a KVM_EXIT_* value. */
+#define KW_ISA_USER 0
+#define KW_ISA_VMX 1
+#define KW_ISA_SVM 2
+/* User-space exit "reasons" for KVM_RUN returning an error (errno < 0). */
+#define KW_UEXIT_EINTR 0x10000
+#define KW_UEXIT_ERROR 0x10001
+
+/* Run-time configuration, set by the loader before load (rodata). */
+struct kw_bpf_cfg {
+	__u32 targ_tgid;      /* only this VMM process (0 = all) */
+	__u8 stream;          /* send each event to the ring buffer */
+	__u8 aggregate;       /* count in the stats map */
+	__u8 per_thread;      /* stats keyed per thread (vCPU) too */
+	__u8 pad;
+};
+
+enum kw_ev_type {
+	KW_EV_EXIT = 1,       /* exit: isa 1/2 = kvm_exit, 0 = exit to user space */
+	KW_EV_FAULT,
+	KW_EV_MMIO,
+	KW_EV_DIRTY,
+	KW_EV_HALTPOLL,
+	KW_EV_WAKEUP,
+	KW_EV_IRQ,
+};
+
+/* Sources of a fault event. */
+#define KW_FAULT_SRC_PF 1     /* kvm:kvm_page_fault */
+#define KW_FAULT_SRC_SPTE 2   /* kvmmmu:kvm_mmu_spte_requested */
+/* Sources of a dirty page event. */
+#define KW_DIRTY_SRC_MARK 1   /* mark_page_dirty_in_slot (gfn absolute) */
+#define KW_DIRTY_SRC_RING 2   /* kvm:kvm_dirty_ring_push (gfn = offset in slot) */
+
+/* IRQ event kinds (stats key .kind). */
+enum kw_irq_kind {
+	KW_IRQ_SET = 0,       /* kvm_set_irq: a GSI level change (a = gsi, b = level) */
+	KW_IRQ_PIC,           /* kvm_pic_set_irq (pin, a = chip, b = elcr | imr << 8) */
+	KW_IRQ_IOAPIC,        /* kvm_ioapic_set_irq (pin, a = redirection entry) */
+	KW_IRQ_MSI,           /* kvm_msi_set_irq (a = address, b = data) */
+	KW_IRQ_APIC,          /* kvm_apic_accept_irq (pin = apicid, a = vector, b = dm | tm << 16) */
+	KW_IRQ_EOI,           /* kvm_eoi (pin = vector) */
+	KW_IRQ_ACK,           /* kvm_ack_irq (pin, a = irqchip) */
+	KW_IRQ_VIRQ,          /* kvm_inj_virq (pin = vector, b = soft | reinjected << 1) */
+	KW_IRQ__N
+};
+
+struct kw_event {
+	__u32 type;           /* enum kw_ev_type */
+	__u32 tgid, tid;
+	__u32 pad;
+	__u64 ts;             /* CLOCK_MONOTONIC ns */
+	union {
+		struct { __u32 reason, isa; __u64 lat_ns; __u32 vcpu_id; __u32 timed; } exit;
+		struct { __u64 addr, error_code, gfn, lat_ns; __u32 level, src; } fault;
+		struct { __u64 gpa, val; __u32 type, len; } mmio;
+		struct { __u64 gfn; __u32 slot, src; } dirty;
+		struct { __u32 vcpu_id, old_ns, new_ns, grow; } hp;
+		struct { __u64 ns; __u32 waited, valid; } wake;
+		struct { __u64 a, b; __u32 kind, pin, coalesced, pad; } irq;
+	};
+};
+
+/* Key of every object's `stats` map.  What kind/reason mean depends on the
+ * object: exits (kind = isa, reason = exit reason), faults (kind = source),
+ * mmio (kind = type), dirty (kind = source), haltpoll (kind = grow, reason =
+ * vcpu_id), wakeup (kind = waited), irq (kind = enum kw_irq_kind). */
+struct kw_key {
+	__u32 tgid;
+	__u32 tid;            /* 0 unless cfg.per_thread */
+	__u32 kind;
+	__u32 reason;
+};
+
+struct kw_agg {
+	__u64 count;          /* events */
+	__u64 timed;          /* events with a latency (count of sum/slots) */
+	__u64 sum_ns;
+	__u64 min_ns, max_ns;
+	__u64 aux;            /* object specific: coalesced irqs, last halt_poll_ns */
+	__u64 slots[KW_HIST_SLOTS];
+};
+
+/* An exit or fault in progress on a thread (LRU maps kexit/uexit/pending,
+ * keyed by tid; the loader reports what is left at the end). */
+struct kw_pending {
+	__u64 ts;
+	__u32 tgid;
+	__u32 reason, isa;    /* exits; faults: isa = source */
+	__u32 vcpu_id;
+	__u64 addr, error_code, gfn;  /* faults */
+};
+
+/* Key of the bounded (LRU) per-address maps: mmio GPAs, dirty GFNs. */
+struct kw_addr_key {
+	__u32 tgid;
+	__u32 slot;           /* mmio: type; dirty: memslot id */
+	__u64 addr;           /* mmio: gpa; dirty: gfn */
+};
+
+#endif

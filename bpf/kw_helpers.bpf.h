@@ -1,0 +1,142 @@
+/* kw_helpers.bpf.h - inline helpers shared by kvmwatch's BPF programs:
+ * filtering, log2 latency histograms, event emission with lost-event
+ * accounting.  Maps are declared by each program file, not here. */
+#ifndef KW_HELPERS_BPF_H
+#define KW_HELPERS_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "kvmwatch.h"
+
+/* Every program file declares these (the loader shares `events` and `lost`
+ * between objects with bpf_map__reuse_fd so one ring buffer carries all). */
+#define KW_COMMON_MAPS(stats_entries)                                        \
+	const volatile struct kw_bpf_cfg kw_cfg = {};                        \
+	struct {                                                             \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);                          \
+		__uint(max_entries, KW_RINGBUF_BYTES);                       \
+	} events SEC(".maps");                                               \
+	struct {                                                             \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                            \
+		__uint(max_entries, 1);                                      \
+		__type(key, __u32);                                          \
+		__type(value, __u64);                                        \
+	} lost SEC(".maps");                                                 \
+	struct {                                                             \
+		__uint(type, BPF_MAP_TYPE_HASH);                             \
+		__uint(max_entries, stats_entries);                          \
+		__type(key, struct kw_key);                                  \
+		__type(value, struct kw_agg);                                \
+	} stats SEC(".maps")
+
+static __always_inline __u32 kw_tgid(void)
+{
+	return bpf_get_current_pid_tgid() >> 32;
+}
+
+static __always_inline __u32 kw_tid(void)
+{
+	return (__u32)bpf_get_current_pid_tgid();
+}
+
+/* Does the current process pass the targ_tgid filter? */
+static __always_inline bool kw_wanted(const volatile struct kw_bpf_cfg *cfg)
+{
+	return !cfg->targ_tgid || kw_tgid() == cfg->targ_tgid;
+}
+
+static __always_inline __u32 kw_log2(__u64 v)
+{
+	__u32 r = 0, shift;
+
+	shift = (v > 0xFFFFFFFFull) << 5; v >>= shift; r = shift;
+	shift = (v > 0xFFFF) << 4; v >>= shift; r |= shift;
+	shift = (v > 0xFF) << 3; v >>= shift; r |= shift;
+	shift = (v > 0xF) << 2; v >>= shift; r |= shift;
+	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
+	r |= (v >> 1);
+	return r;
+}
+
+/* Look a stats entry up, creating it (zeroed) if missing. */
+static __always_inline struct kw_agg *kw_agg_get(void *map, const struct kw_key *key)
+{
+	static const struct kw_agg zero = {};
+	struct kw_agg *a = bpf_map_lookup_elem(map, key);
+
+	if (a)
+		return a;
+	bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+static __always_inline void kw_agg_count(struct kw_agg *a)
+{
+	__sync_fetch_and_add(&a->count, 1);
+}
+
+/* Add one latency sample: count of timed samples, sum, min/max, log2 slot. */
+static __always_inline void kw_agg_latency(struct kw_agg *a, __u64 ns)
+{
+	__u32 slot = kw_log2(ns);
+	__u64 old;
+	int i;
+
+	if (slot >= KW_HIST_SLOTS)
+		slot = KW_HIST_SLOTS - 1;
+	__sync_fetch_and_add(&a->timed, 1);
+	__sync_fetch_and_add(&a->sum_ns, ns);
+	__sync_fetch_and_add(&a->slots[slot], 1);
+	/* min/max with compare-and-swap: vCPUs of one VM update concurrently */
+	for (i = 0; i < 4; i++) {
+		old = a->min_ns;
+		if (old && old <= ns)
+			break;
+		if (__sync_val_compare_and_swap(&a->min_ns, old, ns) == old)
+			break;
+	}
+	for (i = 0; i < 4; i++) {
+		old = a->max_ns;
+		if (old >= ns)
+			break;
+		if (__sync_val_compare_and_swap(&a->max_ns, old, ns) == old)
+			break;
+	}
+}
+
+static __always_inline void kw_key_init(struct kw_key *k, const volatile struct kw_bpf_cfg *cfg, __u32 kind,
+					__u32 reason)
+{
+	k->tgid = kw_tgid();
+	k->tid = cfg->per_thread ? kw_tid() : 0;
+	k->kind = kind;
+	k->reason = reason;
+}
+
+/* Reserve an event in the ring buffer; counts a lost event when full. */
+static __always_inline struct kw_event *kw_event_reserve(void *ringbuf, void *lostmap, __u32 type)
+{
+	struct kw_event *e = bpf_ringbuf_reserve(ringbuf, sizeof(*e), 0);
+	__u32 zero = 0;
+	__u64 *l;
+
+	if (!e) {
+		l = bpf_map_lookup_elem(lostmap, &zero);
+		if (l)
+			__sync_fetch_and_add(l, 1);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = type;
+	e->tgid = kw_tgid();
+	e->tid = kw_tid();
+	e->ts = bpf_ktime_get_ns();
+	return e;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+
+#endif

@@ -1,0 +1,952 @@
+/* kw_bpf.c - loads kvmwatch's BPF objects, picks each hook's program at run
+ * time, reads the in-kernel aggregates, streams events; and the bpf source
+ * of the collector. */
+#include "kw_bpf.h"
+#include "kw_collector.h"
+#include "kw_guest.h"
+#include "kw_util.h"
+
+#include <asm/kvm.h> /* exception vectors used by SVM_EXIT_REASONS */
+#include <asm/svm.h>
+#include <asm/vmx.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "kvmwatch.h"
+#include "dirty.skel.h"
+#include "exits.skel.h"
+#include "faults.skel.h"
+#include "haltpoll.skel.h"
+#include "irq.skel.h"
+#include "mmio.skel.h"
+#include "wakeup.skel.h"
+
+/* ------------------------------------------------------------- names */
+
+static const char *const feature_names[KW_BPF__N] = { "exits", "faults", "mmio", "dirty", "haltpoll", "wakeup", "irq" };
+
+const char *kw_bpf_feature_name(int bit)
+{
+	return bit >= 0 && bit < KW_BPF__N ? feature_names[bit] : "?";
+}
+
+int kw_bpf_features_parse(const char *list, unsigned *out, char *err, size_t errlen)
+{
+	char buf[256], *save = NULL, *w;
+	unsigned m = 0;
+	int i;
+
+	if (kw_strlcpy(buf, list, sizeof(buf)) >= sizeof(buf)) {
+		snprintf(err, errlen, "eBPF feature list too long");
+		return -EINVAL;
+	}
+	for (w = strtok_r(buf, ", \t", &save); w; w = strtok_r(NULL, ", \t", &save)) {
+		if (!strcmp(w, "all")) {
+			m |= KW_BPF_ALL;
+			continue;
+		}
+		if (!strcmp(w, "none"))
+			continue;
+		for (i = 0; i < KW_BPF__N; i++)
+			if (!strcmp(w, feature_names[i]))
+				break;
+		if (i == KW_BPF__N) {
+			snprintf(err, errlen, "unknown eBPF feature '%s' (exits, faults, mmio, dirty, haltpoll, wakeup, irq, all, none)", w);
+			return -EINVAL;
+		}
+		m |= 1u << i;
+	}
+	*out = m;
+	return 0;
+}
+
+struct reason_name {
+	unsigned long code;
+	const char *name;
+};
+static const struct reason_name vmx_reasons[] = { VMX_EXIT_REASONS };
+static const struct reason_name svm_reasons[] = { SVM_EXIT_REASONS };
+
+const char *kw_bpf_exit_name(unsigned isa, unsigned reason, char *buf, size_t len)
+{
+	const struct reason_name *t = NULL;
+	size_t n = 0, i;
+	const char *s;
+
+	if (isa == KW_ISA_USER) {
+		if (reason == KW_UEXIT_EINTR)
+			return "EINTR";
+		if (reason == KW_UEXIT_ERROR)
+			return "ERROR";
+		s = kw_guest_exit_name(reason);
+		if (s) {
+			for (i = 0; s[i] && i + 1 < len; i++)
+				buf[i] = (char)toupper((unsigned char)s[i]);
+			buf[i] = '\0';
+			return buf;
+		}
+	} else if (isa == KW_ISA_VMX) {
+		t = vmx_reasons;
+		n = KW_ARRAY_SIZE(vmx_reasons);
+	} else if (isa == KW_ISA_SVM) {
+		t = svm_reasons;
+		n = KW_ARRAY_SIZE(svm_reasons);
+	}
+	for (i = 0; i < n; i++)
+		if (t[i].code == reason || (isa == KW_ISA_SVM && (unsigned)t[i].code == reason))
+			return t[i].name;
+	snprintf(buf, len, "%s_0x%x", isa == KW_ISA_USER ? "EXIT" : "REASON", reason);
+	return buf;
+}
+
+const char *kw_bpf_isa_name(unsigned isa)
+{
+	return isa == KW_ISA_VMX ? "vmx" : isa == KW_ISA_SVM ? "svm" : isa == KW_ISA_USER ? "user" : "?";
+}
+
+const char *kw_bpf_mmio_type(unsigned type)
+{
+	static const char *const n[] = { "read_unsatisfied", "read", "write", "fast" };
+	return type < KW_ARRAY_SIZE(n) ? n[type] : "?";
+}
+
+const char *kw_bpf_irq_kind(unsigned kind)
+{
+	static const char *const n[KW_IRQ__N] = { "gsi", "pic", "ioapic", "msi", "apic", "eoi", "ack", "virq" };
+	return kind < KW_IRQ__N ? n[kind] : "?";
+}
+
+void kw_bpf_pferr_str(uint64_t ec, char *buf, size_t len)
+{
+	static const struct { int bit; const char *n; } bits[] = {
+		{ 0, "P" }, { 1, "W" }, { 2, "U" }, { 3, "RSVD" }, { 4, "F" }, { 5, "PK" }, { 6, "SS" },
+		{ 15, "SGX" }, { 32, "GUEST_FINAL" }, { 33, "GUEST_PAGE" }, { 48, "IMPLICIT" }, { 49, "PRIVATE" },
+	};
+	size_t o = 0, i;
+
+	buf[0] = '\0';
+	for (i = 0; i < KW_ARRAY_SIZE(bits) && o < len; i++)
+		if (ec & (1ull << bits[i].bit))
+			o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? "|" : "", bits[i].n);
+	if (!buf[0])
+		kw_strlcpy(buf, "-", len);
+}
+
+/* ---------------------------------------------------- feature table */
+
+enum alt_kind { ALT_FENTRY, ALT_KPROBE, ALT_TP_BTF, ALT_RAW_TP, ALT_TP, ALT__N };
+static const char *const alt_names[ALT__N] = { "fentry", "kprobe", "tp_btf", "raw_tp", "tracepoint" };
+
+struct alt {
+	const char *prog;     /* program name in the object */
+	int kind;             /* enum alt_kind */
+	const char *target;   /* function, or "category:tracepoint" */
+};
+
+struct hook {
+	const char *what;
+	int counts;           /* the feature is available if one counting hook attaches */
+	struct alt alt[4];
+};
+
+struct feat_def {
+	void *(*open)(void);
+	void (*destroy)(void *skel);
+	int (*load)(void *skel);
+	struct bpf_object *(*obj)(void *skel);
+	struct kw_bpf_cfg *(*cfg)(void *skel);
+	struct hook hooks[8];
+};
+
+#define SKEL_OPS(n)                                                                                  \
+	static void *n##_open(void) { return n##_bpf__open(); }                                      \
+	static void n##_destroy(void *s) { n##_bpf__destroy(s); }                                    \
+	static int n##_load(void *s) { return n##_bpf__load(s); }                                    \
+	static struct bpf_object *n##_obj(void *s) { return ((struct n##_bpf *)s)->obj; }            \
+	static struct kw_bpf_cfg *n##_cfg(void *s)                                                   \
+	{                                                                                            \
+		return (struct kw_bpf_cfg *)&((struct n##_bpf *)s)->rodata->kw_cfg;                  \
+	}
+#define SKEL(n) n##_open, n##_destroy, n##_load, n##_obj, n##_cfg
+SKEL_OPS(exits)
+SKEL_OPS(faults)
+SKEL_OPS(mmio)
+SKEL_OPS(dirty)
+SKEL_OPS(haltpoll)
+SKEL_OPS(wakeup)
+SKEL_OPS(irq)
+
+/* tp_btf first (typed arguments, cheapest), raw_tp where BTF is missing. */
+#define BTF_RAW(name) { { "btf_" #name, ALT_TP_BTF, "kvm:" #name }, { "raw_" #name, ALT_RAW_TP, "kvm:" #name } }
+#define BTF_RAW_MMU(name) { { "btf_" #name, ALT_TP_BTF, "kvmmmu:" #name }, { "raw_" #name, ALT_RAW_TP, "kvmmmu:" #name } }
+
+static const struct feat_def feats[KW_BPF__N] = {
+	[KW_BPF_BIT_EXITS] = { SKEL(exits), {
+		{ "kvm_exit", 1, { { "tp_kvm_exit", ALT_TP, "kvm:kvm_exit" } } },
+		{ "kvm_entry", 0, BTF_RAW(kvm_entry) },
+		{ "kvm_userspace_exit", 1, { { "btf_kvm_userspace_exit", ALT_TP_BTF, "kvm:kvm_userspace_exit" },
+					     { "tp_kvm_userspace_exit", ALT_TP, "kvm:kvm_userspace_exit" } } },
+		{ "ioctl(KVM_RUN)", 0, { { "tp_sys_enter_ioctl", ALT_TP, "syscalls:sys_enter_ioctl" },
+					 { "tp_raw_sys_enter", ALT_TP, "raw_syscalls:sys_enter" } } },
+	} },
+	[KW_BPF_BIT_FAULTS] = { SKEL(faults), {
+		{ "kvm_page_fault", 1, BTF_RAW(kvm_page_fault) },
+		{ "kvm_mmu_spte_requested", 1, BTF_RAW_MMU(kvm_mmu_spte_requested) },
+		{ "kvm_mmu_set_spte", 0, BTF_RAW_MMU(kvm_mmu_set_spte) },
+	} },
+	[KW_BPF_BIT_MMIO] = { SKEL(mmio), {
+		{ "kvm_mmio", 1, BTF_RAW(kvm_mmio) },
+		{ "kvm_fast_mmio", 1, BTF_RAW(kvm_fast_mmio) },
+	} },
+	[KW_BPF_BIT_DIRTY] = { SKEL(dirty), {
+		{ "dirty pages", 1, { { "fentry_mark_page_dirty_in_slot", ALT_FENTRY, "mark_page_dirty_in_slot" },
+				      { "kprobe_mark_page_dirty_in_slot", ALT_KPROBE, "mark_page_dirty_in_slot" },
+				      { "btf_kvm_dirty_ring_push", ALT_TP_BTF, "kvm:kvm_dirty_ring_push" },
+				      { "raw_kvm_dirty_ring_push", ALT_RAW_TP, "kvm:kvm_dirty_ring_push" } } },
+	} },
+	[KW_BPF_BIT_HALTPOLL] = { SKEL(haltpoll), { { "kvm_halt_poll_ns", 1, BTF_RAW(kvm_halt_poll_ns) } } },
+	[KW_BPF_BIT_WAKEUP] = { SKEL(wakeup), { { "kvm_vcpu_wakeup", 1, BTF_RAW(kvm_vcpu_wakeup) } } },
+	[KW_BPF_BIT_IRQ] = { SKEL(irq), {
+		{ "kvm_set_irq", 1, BTF_RAW(kvm_set_irq) },
+		{ "kvm_pic_set_irq", 1, BTF_RAW(kvm_pic_set_irq) },
+		{ "kvm_ioapic_set_irq", 1, BTF_RAW(kvm_ioapic_set_irq) },
+		{ "kvm_msi_set_irq", 1, BTF_RAW(kvm_msi_set_irq) },
+		{ "kvm_apic_accept_irq", 1, BTF_RAW(kvm_apic_accept_irq) },
+		{ "kvm_eoi", 1, BTF_RAW(kvm_eoi) },
+		{ "kvm_ack_irq", 1, BTF_RAW(kvm_ack_irq) },
+		{ "kvm_inj_virq", 1, BTF_RAW(kvm_inj_virq) },
+	} },
+};
+
+/* -------------------------------------------------- run-time probes */
+
+static int tracefs_path(char *out, size_t len, const char *rel)
+{
+	static const char *const roots[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+	size_t i;
+
+	for (i = 0; i < KW_ARRAY_SIZE(roots); i++) {
+		snprintf(out, len, "%s/%s", roots[i], rel);
+		if (access(out, F_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+/* "kvm:kvm_exit" exists in tracefs? */
+static int tracepoint_exists(const char *target)
+{
+	char rel[256], path[512];
+	const char *colon = strchr(target, ':');
+
+	if (!colon)
+		return 0;
+	snprintf(rel, sizeof(rel), "events/%.*s/%s", (int)(colon - target), target, colon + 1);
+	return tracefs_path(path, sizeof(path), rel) == 0;
+}
+
+/* Find a kernel BTF type (vmlinux, else the KVM modules' BTF); returns its
+ * id and the module BTF object fd (0 for vmlinux, caller closes). */
+static int find_kernel_btf_id(const char *name, int kind, int *obj_fd)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf(), *mod;
+	__u32 id = 0;
+	int tid = -ENOENT, fd;
+
+	*obj_fd = 0;
+	if (!vmlinux)
+		return -errno;
+	tid = btf__find_by_name_kind(vmlinux, name, kind);
+	while (tid < 0) {
+		struct bpf_btf_info info;
+		char mname[64] = "";
+		__u32 ilen = sizeof(info);
+
+		if (bpf_btf_get_next_id(id, &id))
+			break;
+		fd = bpf_btf_get_fd_by_id(id);
+		if (fd < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		info.name = (__u64)(uintptr_t)mname;
+		info.name_len = sizeof(mname);
+		if (bpf_obj_get_info_by_fd(fd, &info, &ilen) || strncmp(mname, "kvm", 3)) {
+			close(fd);
+			continue;
+		}
+		mod = btf__load_from_kernel_by_id_split(id, vmlinux);
+		if (mod) {
+			tid = btf__find_by_name_kind(mod, name, kind);
+			btf__free(mod);
+		}
+		if (tid >= 0)
+			*obj_fd = fd;
+		else
+			close(fd);
+	}
+	btf__free(vmlinux);
+	return tid;
+}
+
+/* Load a trivial tracing program against the target (like libbpf-tools'
+ * probe_tp_btf / fentry_can_attach). 0 or -errno. */
+static int probe_tracing(const char *btf_name, int btf_kind, enum bpf_attach_type at)
+{
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = at);
+	int id, obj_fd, fd, e;
+
+	id = find_kernel_btf_id(btf_name, btf_kind, &obj_fd);
+	if (id < 0)
+		return -ENOENT;
+	opts.attach_btf_id = (__u32)id;
+	opts.attach_btf_obj_fd = (__u32)obj_fd;
+	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, KW_ARRAY_SIZE(insns), &opts);
+	e = errno;
+	if (obj_fd > 0)
+		close(obj_fd);
+	if (fd < 0)
+		return -e;
+	close(fd);
+	return 0;
+}
+
+static int kprobes_supported(void)
+{
+	char path[512];
+
+	return access("/sys/bus/event_source/devices/kprobe/type", F_OK) == 0 ||
+	       tracefs_path(path, sizeof(path), "kprobe_events") == 0;
+}
+
+static int ksym_exists(const char *sym)
+{
+	char line[512];
+	size_t n = strlen(sym);
+	FILE *f = fopen("/proc/kallsyms", "re");
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, ' ');
+		if (p && (p = strchr(p + 1, ' ')) && !strncmp(p + 1, sym, n) &&
+		    (p[1 + n] == '\n' || p[1 + n] == '\t' || p[1 + n] == ' '))
+			found = 1;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Can this alternative attach here?  0, or -1 with why filled. */
+static int probe_alt(const struct alt *a, char *why, size_t len)
+{
+	char name[160];
+	const char *tp = strchr(a->target, ':');
+	int r;
+
+	switch (a->kind) {
+	case ALT_FENTRY:
+		r = probe_tracing(a->target, BTF_KIND_FUNC, BPF_TRACE_FENTRY);
+		if (r == -ENOENT)
+			snprintf(why, len, "fentry:%s: no BTF for the function", a->target);
+		else if (r)
+			snprintf(why, len, "fentry:%s: cannot attach (%s)", a->target, strerror(-r));
+		return r ? -1 : 0;
+	case ALT_KPROBE:
+		if (!kprobes_supported()) {
+			snprintf(why, len, "kprobe:%s: kprobes not supported by this kernel", a->target);
+			return -1;
+		}
+		if (!ksym_exists(a->target)) {
+			snprintf(why, len, "kprobe:%s: no such kernel symbol", a->target);
+			return -1;
+		}
+		return 0;
+	case ALT_TP_BTF:
+		snprintf(name, sizeof(name), "btf_trace_%s", tp ? tp + 1 : a->target);
+		r = probe_tracing(name, BTF_KIND_TYPEDEF, BPF_TRACE_RAW_TP);
+		if (r == -ENOENT)
+			snprintf(why, len, "tp_btf:%s: no BTF for the tracepoint", tp ? tp + 1 : a->target);
+		else if (r)
+			snprintf(why, len, "tp_btf:%s: cannot attach (%s)", tp ? tp + 1 : a->target, strerror(-r));
+		return r ? -1 : 0;
+	case ALT_RAW_TP:
+	case ALT_TP:
+		if (!tracepoint_exists(a->target)) {
+			snprintf(why, len, "%s:%s: tracepoint not found", alt_names[a->kind], a->target);
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------ loader */
+
+#define KW_MAX_LINKS 16
+
+struct feat_state {
+	void *skel;
+	struct bpf_object *obj;
+	int active;
+	char why[512];        /* unavailable: why */
+	char hooks[256];      /* chosen hooks */
+	char notes[768];      /* fallbacks taken */
+	struct bpf_link *links[KW_MAX_LINKS];
+	int nlinks;
+};
+
+struct kw_bpf {
+	struct kw_bpf_opts o;
+	unsigned requested;
+	unsigned disabled_kinds;
+	struct feat_state f[KW_BPF__N];
+	struct ring_buffer *rb;
+	int events_fd, lost_fd;   /* of the first loaded object (shared) */
+	kw_bpf_event_fn fn;
+	void *fn_arg;
+	int handled;
+};
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	size_t n;
+
+	if (kw_log_get_level() < KW_LOG_DEBUG)
+		return 0;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	if (n && msg[n - 1] == '\n')
+		msg[n - 1] = '\0';
+	kw_debug("libbpf%s: %s", level == LIBBPF_WARN ? " warning" : "", msg);
+	return 0;
+}
+
+static void appendf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void appendf(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t o = strlen(buf);
+	va_list ap;
+
+	if (o + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + o, len - o, fmt, ap);
+	va_end(ap);
+}
+
+static unsigned parse_disabled(const char *s)
+{
+	char buf[128], *save = NULL, *w;
+	unsigned m = 0;
+	int i;
+
+	if (!s)
+		return 0;
+	kw_strlcpy(buf, s, sizeof(buf));
+	for (w = strtok_r(buf, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
+		for (i = 0; i < ALT__N; i++)
+			if (!strcmp(w, alt_names[i]))
+				break;
+		if (i == ALT__N)
+			kw_warn("KVMWATCH_BPF_DISABLE: unknown hook kind '%s' ignored "
+				"(fentry, kprobe, tp_btf, raw_tp, tracepoint)", w);
+		else
+			m |= 1u << i;
+	}
+	return m;
+}
+
+/* Can this process use bpf() at all? 0 or -errno. */
+static int probe_bpf_allowed(void)
+{
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int fd = bpf_prog_load(BPF_PROG_TYPE_TRACEPOINT, NULL, "GPL", insns, KW_ARRAY_SIZE(insns), NULL);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+static void feat_cleanup(const struct feat_def *d, struct feat_state *s)
+{
+	int i;
+
+	for (i = 0; i < s->nlinks; i++)
+		bpf_link__destroy(s->links[i]);
+	s->nlinks = 0;
+	if (s->skel)
+		d->destroy(s->skel);
+	s->skel = NULL;
+	s->obj = NULL;
+	s->active = 0;
+}
+
+static int feat_open(struct kw_bpf *b, int bit)
+{
+	const struct feat_def *d = &feats[bit];
+	struct feat_state *s = &b->f[bit];
+	const struct alt *chosen[8] = { 0 };
+	struct bpf_program *prog;
+	struct bpf_map *m;
+	struct kw_bpf_cfg *cfg;
+	int h, a, counting = 0, err;
+	char why[256];
+
+	s->skel = d->open();
+	if (!s->skel) {
+		snprintf(s->why, sizeof(s->why), "failed to open BPF object: %s", strerror(errno));
+		return -1;
+	}
+	s->obj = d->obj(s->skel);
+	/* pick one alternative per hook; autoload only that one */
+	bpf_object__for_each_program(prog, s->obj)
+		bpf_program__set_autoload(prog, false);
+	for (h = 0; h < (int)KW_ARRAY_SIZE(d->hooks) && d->hooks[h].what; h++) {
+		const struct hook *hk = &d->hooks[h];
+		char tried[512] = "";
+
+		for (a = 0; a < (int)KW_ARRAY_SIZE(hk->alt) && hk->alt[a].prog; a++) {
+			if (b->disabled_kinds & (1u << hk->alt[a].kind)) {
+				snprintf(why, sizeof(why), "%s:%s: disabled by KVMWATCH_BPF_DISABLE",
+					 alt_names[hk->alt[a].kind], hk->alt[a].target);
+			} else if (probe_alt(&hk->alt[a], why, sizeof(why)) == 0) {
+				chosen[h] = &hk->alt[a];
+				break;
+			}
+			appendf(tried, sizeof(tried), "%s%s", tried[0] ? "; " : "", why);
+		}
+		if (tried[0])
+			appendf(s->notes, sizeof(s->notes), "%s%s: %s%s", s->notes[0] ? "; " : "", hk->what, tried,
+				chosen[h] ? "" : " (hook unavailable)");
+		if (!chosen[h])
+			continue;
+		prog = bpf_object__find_program_by_name(s->obj, chosen[h]->prog);
+		if (!prog) {
+			snprintf(s->why, sizeof(s->why), "BPF object has no program %s", chosen[h]->prog);
+			return -1;
+		}
+		bpf_program__set_autoload(prog, true);
+		counting |= hk->counts;
+	}
+	if (!counting) {
+		kw_strlcpy(s->why, "no hook can attach on this kernel: ", sizeof(s->why));
+		appendf(s->why, sizeof(s->why), "%s", s->notes);
+		return -1;
+	}
+	cfg = d->cfg(s->skel);
+	cfg->targ_tgid = (__u32)b->o.targ_tgid;
+	cfg->stream = !!b->o.stream;
+	cfg->aggregate = !!b->o.aggregate;
+	cfg->per_thread = !!b->o.per_thread;
+	/* one ring buffer and lost counter for all objects */
+	if (b->events_fd >= 0) {
+		m = bpf_object__find_map_by_name(s->obj, "events");
+		if (!m || bpf_map__reuse_fd(m, b->events_fd) ||
+		    !(m = bpf_object__find_map_by_name(s->obj, "lost")) || bpf_map__reuse_fd(m, b->lost_fd)) {
+			snprintf(s->why, sizeof(s->why), "failed to share the ring buffer: %s", strerror(errno));
+			return -1;
+		}
+	}
+	err = d->load(s->skel);
+	if (err) {
+		snprintf(s->why, sizeof(s->why), "failed to load BPF programs: %s%s", strerror(-err),
+			 err == -EPERM || err == -EACCES ? " (needs root: CAP_BPF and CAP_PERFMON)" : "");
+		return -1;
+	}
+	counting = 0;
+	for (h = 0; h < (int)KW_ARRAY_SIZE(d->hooks) && d->hooks[h].what; h++) {
+		struct bpf_link *l;
+
+		if (!chosen[h])
+			continue;
+		prog = bpf_object__find_program_by_name(s->obj, chosen[h]->prog);
+		l = bpf_program__attach(prog);
+		if (!l || s->nlinks >= KW_MAX_LINKS) {
+			err = errno;
+			bpf_link__destroy(l);
+			appendf(s->notes, sizeof(s->notes), "%sfailed to attach %s:%s: %s", s->notes[0] ? "; " : "",
+				alt_names[chosen[h]->kind], chosen[h]->target, strerror(err));
+			continue;
+		}
+		s->links[s->nlinks++] = l;
+		counting |= d->hooks[h].counts;
+		appendf(s->hooks, sizeof(s->hooks), "%s%s:%s", s->hooks[0] ? "," : "", alt_names[chosen[h]->kind],
+			chosen[h]->target);
+	}
+	if (!counting) {
+		kw_strlcpy(s->why, "no hook attached: ", sizeof(s->why));
+		appendf(s->why, sizeof(s->why), "%s", s->notes);
+		return -1;
+	}
+	if (b->events_fd < 0) {
+		b->events_fd = bpf_map__fd(bpf_object__find_map_by_name(s->obj, "events"));
+		b->lost_fd = bpf_map__fd(bpf_object__find_map_by_name(s->obj, "lost"));
+	}
+	s->active = 1;
+	return 0;
+}
+
+static int rb_event(void *ctx, void *data, size_t size)
+{
+	struct kw_bpf *b = ctx;
+
+	if (size < sizeof(struct kw_event))
+		return 0;
+	b->handled++;
+	return b->fn ? b->fn(data, b->fn_arg) : 0;
+}
+
+struct kw_bpf *kw_bpf_open(const struct kw_bpf_opts *o, char *err, size_t errlen)
+{
+	struct kw_bpf *b;
+	int bit, r;
+
+	libbpf_set_print(libbpf_log);
+	if (!(o->features & KW_BPF_ALL)) {
+		snprintf(err, errlen, "no eBPF features requested");
+		return NULL;
+	}
+	r = probe_bpf_allowed();
+	if (r) {
+		snprintf(err, errlen, "failed to load BPF programs: %s%s", strerror(-r),
+			 r == -EPERM || r == -EACCES ? " (eBPF tracing needs root: CAP_BPF and CAP_PERFMON)" : "");
+		return NULL;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	b->o = *o;
+	b->o.disable = NULL;
+	b->requested = o->features & KW_BPF_ALL;
+	b->disabled_kinds = parse_disabled(o->disable ? o->disable : getenv("KVMWATCH_BPF_DISABLE"));
+	b->events_fd = b->lost_fd = -1;
+	for (bit = 0; bit < KW_BPF__N; bit++) {
+		if (!(b->requested & (1u << bit)))
+			continue;
+		if (feat_open(b, bit)) {
+			feat_cleanup(&feats[bit], &b->f[bit]);
+			kw_debug("eBPF %s: %s", feature_names[bit], b->f[bit].why);
+		} else if (b->f[bit].notes[0]) {
+			kw_debug("eBPF %s: using %s (%s)", feature_names[bit], b->f[bit].hooks, b->f[bit].notes);
+		}
+	}
+	if (!kw_bpf_active(b)) {
+		size_t n = 0;
+
+		n += (size_t)snprintf(err, errlen, "no eBPF feature could be loaded");
+		for (bit = 0; bit < KW_BPF__N && n < errlen; bit++)
+			if (b->requested & (1u << bit))
+				n += (size_t)snprintf(err + n, errlen - n, "; %s: %s", feature_names[bit], b->f[bit].why);
+		kw_bpf_close(b);
+		return NULL;
+	}
+	if (o->stream) {
+		b->rb = ring_buffer__new(b->events_fd, rb_event, b, NULL);
+		if (!b->rb) {
+			snprintf(err, errlen, "failed to create ring buffer: %s", strerror(errno));
+			kw_bpf_close(b);
+			return NULL;
+		}
+	}
+	return b;
+}
+
+void kw_bpf_close(struct kw_bpf *b)
+{
+	int bit;
+
+	if (!b)
+		return;
+	ring_buffer__free(b->rb);
+	for (bit = 0; bit < KW_BPF__N; bit++)
+		feat_cleanup(&feats[bit], &b->f[bit]);
+	free(b);
+}
+
+unsigned kw_bpf_active(const struct kw_bpf *b)
+{
+	unsigned m = 0;
+	int bit;
+
+	for (bit = 0; bit < KW_BPF__N; bit++)
+		if (b->f[bit].active)
+			m |= 1u << bit;
+	return m;
+}
+
+const char *kw_bpf_why(const struct kw_bpf *b, int bit)
+{
+	if (bit < 0 || bit >= KW_BPF__N || !(b->requested & (1u << bit)) || b->f[bit].active)
+		return NULL;
+	return b->f[bit].why;
+}
+
+const char *kw_bpf_hooks(const struct kw_bpf *b, int bit)
+{
+	return bit >= 0 && bit < KW_BPF__N ? b->f[bit].hooks : "";
+}
+
+const char *kw_bpf_notes(const struct kw_bpf *b, int bit)
+{
+	return bit >= 0 && bit < KW_BPF__N ? b->f[bit].notes : "";
+}
+
+int kw_bpf_poll(struct kw_bpf *b, int timeout_ms, kw_bpf_event_fn fn, void *arg)
+{
+	int r;
+
+	if (!b->rb)
+		return -EINVAL;
+	b->fn = fn;
+	b->fn_arg = arg;
+	b->handled = 0;
+	r = ring_buffer__poll(b->rb, timeout_ms);
+	if (r < 0 && r != -EINTR)
+		return r;
+	return b->handled;
+}
+
+uint64_t kw_bpf_lost(const struct kw_bpf *b)
+{
+	__u32 zero = 0;
+	__u64 v = 0;
+
+	if (b->lost_fd >= 0)
+		bpf_map_lookup_elem(b->lost_fd, &zero, &v);
+	return v;
+}
+
+static int map_fd(struct kw_bpf *b, int bit, const char *name)
+{
+	struct bpf_map *m;
+
+	if (bit < 0 || bit >= KW_BPF__N || !b->f[bit].active)
+		return -ENOENT;
+	m = bpf_object__find_map_by_name(b->f[bit].obj, name);
+	return m ? bpf_map__fd(m) : -ENOENT;
+}
+
+int kw_bpf_foreach_agg(struct kw_bpf *b, int bit, kw_bpf_agg_fn fn, void *arg)
+{
+	struct kw_key k, next, *prev = NULL;
+	struct kw_agg v;
+	int fd = map_fd(b, bit, "stats");
+
+	if (fd < 0)
+		return fd;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(fd, &k, &v))
+			continue; /* deleted meanwhile */
+		if (fn(&k, &v, arg))
+			break;
+	}
+	return 0;
+}
+
+int kw_bpf_foreach_addr(struct kw_bpf *b, int bit, kw_bpf_addr_fn fn, void *arg)
+{
+	struct kw_addr_key k, next, *prev = NULL;
+	__u64 v;
+	int fd = map_fd(b, bit, "addrs");
+
+	if (fd < 0)
+		return fd;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(fd, &k, &v))
+			continue;
+		if (fn(&k, v, arg))
+			break;
+	}
+	return 0;
+}
+
+static int foreach_pending_map(int fd, int kind, kw_bpf_pending_fn fn, void *arg)
+{
+	__u32 k, next, *prev = NULL;
+	struct kw_pending v;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(fd, &k, &v))
+			continue;
+		if (fn(&v, k, kind, arg))
+			return 1;
+	}
+	return 0;
+}
+
+int kw_bpf_foreach_pending(struct kw_bpf *b, int bit, kw_bpf_pending_fn fn, void *arg)
+{
+	int fd;
+
+	if (bit == KW_BPF_BIT_EXITS) {
+		if ((fd = map_fd(b, bit, "kexit")) < 0 || foreach_pending_map(fd, KW_PENDING_KEXIT, fn, arg))
+			return fd < 0 ? fd : 0;
+		if ((fd = map_fd(b, bit, "uexit")) < 0)
+			return fd;
+		foreach_pending_map(fd, KW_PENDING_UEXIT, fn, arg);
+		return 0;
+	}
+	if (bit == KW_BPF_BIT_FAULTS) {
+		if ((fd = map_fd(b, bit, "pending")) < 0)
+			return fd;
+		foreach_pending_map(fd, KW_PENDING_FAULT, fn, arg);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* ------------------------------------------------- metric-table rows */
+
+struct read_ctx {
+	pid_t tgid;
+	int bit;
+	struct kw_sampleset *ss;
+	int err;
+};
+
+static void add(struct read_ctx *c, int metric, const char *inst, uint64_t v)
+{
+	if (kw_ss_add_u64(c->ss, metric, inst, v))
+		c->err = -ENOMEM;
+}
+
+static int read_agg(const struct kw_key *k, const struct kw_agg *v, void *arg)
+{
+	struct read_ctx *c = arg;
+	char buf[64];
+	const char *n;
+
+	if (k->tgid != (__u32)c->tgid)
+		return 0;
+	switch (c->bit) {
+	case KW_BPF_BIT_EXITS:
+		n = kw_bpf_exit_name(k->kind, k->reason, buf, sizeof(buf));
+		add(c, k->kind == KW_ISA_USER ? KW_M_BPF_UEXITS : KW_M_BPF_EXITS, n, v->count);
+		add(c, k->kind == KW_ISA_USER ? KW_M_BPF_UEXIT_TIME : KW_M_BPF_EXIT_TIME, n, v->sum_ns);
+		break;
+	case KW_BPF_BIT_FAULTS:
+		add(c, KW_M_BPF_MMU_FAULTS, NULL, v->count);
+		add(c, KW_M_BPF_MMU_FAULT_TIME, NULL, v->sum_ns);
+		break;
+	case KW_BPF_BIT_MMIO:
+		add(c, KW_M_BPF_MMIO, kw_bpf_mmio_type(k->kind), v->count);
+		break;
+	case KW_BPF_BIT_DIRTY:
+		add(c, KW_M_BPF_DIRTY, NULL, v->count);
+		break;
+	case KW_BPF_BIT_HALTPOLL:
+		add(c, KW_M_BPF_HALTPOLL, k->kind ? "grow" : "shrink", v->count);
+		break;
+	case KW_BPF_BIT_WAKEUP:
+		add(c, KW_M_BPF_WAKEUPS, k->kind ? "waited" : "polled", v->count);
+		add(c, KW_M_BPF_HALT_TIME, NULL, v->sum_ns);
+		break;
+	case KW_BPF_BIT_IRQ:
+		add(c, KW_M_BPF_IRQ, kw_bpf_irq_kind(k->kind), v->count);
+		if (k->kind == KW_IRQ_PIC || k->kind == KW_IRQ_IOAPIC)
+			add(c, KW_M_BPF_IRQ_COALESCED, kw_bpf_irq_kind(k->kind), v->aux);
+		break;
+	}
+	return c->err;
+}
+
+int kw_bpf_read_vm(struct kw_bpf *b, pid_t tgid, struct kw_sampleset *ss)
+{
+	struct read_ctx c = { .tgid = tgid, .ss = ss };
+	int bit;
+
+	for (bit = 0; bit < KW_BPF__N && !c.err; bit++) {
+		if (!b->f[bit].active)
+			continue;
+		c.bit = bit;
+		/* counters that exist even at zero, so rates start at once */
+		if (bit == KW_BPF_BIT_FAULTS) {
+			add(&c, KW_M_BPF_MMU_FAULTS, NULL, 0);
+			add(&c, KW_M_BPF_MMU_FAULT_TIME, NULL, 0);
+		} else if (bit == KW_BPF_BIT_DIRTY) {
+			add(&c, KW_M_BPF_DIRTY, NULL, 0);
+		} else if (bit == KW_BPF_BIT_HALTPOLL) {
+			add(&c, KW_M_BPF_HALTPOLL, "grow", 0);
+			add(&c, KW_M_BPF_HALTPOLL, "shrink", 0);
+		} else if (bit == KW_BPF_BIT_WAKEUP) {
+			add(&c, KW_M_BPF_WAKEUPS, "waited", 0);
+			add(&c, KW_M_BPF_WAKEUPS, "polled", 0);
+			add(&c, KW_M_BPF_HALT_TIME, NULL, 0);
+		}
+		kw_bpf_foreach_agg(b, bit, read_agg, &c);
+	}
+	return c.err;
+}
+
+/* ------------------------------------------------- collector source */
+
+static int src_init(struct kw_collector *c, void **state, char *why, size_t whylen)
+{
+	struct kw_bpf_opts o = { .features = c->cfg.bpf_features, .aggregate = 1 };
+	struct kw_bpf *b;
+	int bit;
+
+	if (!(c->cfg.bpf_features & KW_BPF_ALL)) {
+		snprintf(why, whylen, "no eBPF features requested");
+		return -1;
+	}
+	if (c->cfg.npids == 1 && !c->cfg.nnames)
+		o.targ_tgid = c->cfg.pids[0];
+	b = kw_bpf_open(&o, why, whylen);
+	if (!b)
+		return -1;
+	for (bit = 0; bit < KW_BPF__N; bit++)
+		if (kw_bpf_why(b, bit))
+			kw_warn("eBPF %s unavailable: %s", kw_bpf_feature_name(bit), kw_bpf_why(b, bit));
+	*state = b;
+	return 0;
+}
+
+static int src_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
+{
+	(void)c;
+	if (vm->pid <= 0)
+		return 0;
+	return kw_bpf_read_vm(state, vm->pid, &vm->stats);
+}
+
+static void src_fini(struct kw_collector *c, void *state)
+{
+	(void)c;
+	kw_bpf_close(state);
+}
+
+const struct kw_source_ops kw_source_bpf = {
+	.id = KW_SRC_BPF,
+	.name = "bpf",
+	.init = src_init,
+	.collect_vm = src_collect_vm,
+	.fini = src_fini,
+};

@@ -1,0 +1,111 @@
+/* kw_bpf.h - kvmwatch's eBPF loader: KVM event tracing (VM exits, MMU faults,
+ * MMIO, dirty pages, halt-polling, wakeups, IRQ injection).
+ *
+ * Each feature is one BPF object (bpf/X.bpf.c) whose hooks are chosen at run
+ * time (fentry > kprobe > tp_btf > raw_tp > tracepoint, whichever this kernel
+ * can attach).  A feature whose hooks cannot attach is unavailable with a
+ * reason; the others keep running.  Counters and log2 latency histograms are
+ * aggregated in the kernel per VM (tgid); events can also be streamed through
+ * one ring buffer (with lost-event accounting).
+ *
+ * Also the collector source kw_source_bpf (KW_SRC_BPF): the aggregated
+ * counters of cfg.bpf_features as metric rows (metrics_bpf.def). */
+#ifndef KW_BPF_H
+#define KW_BPF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "kw_metrics.h"
+
+/* Feature bits (struct kw_config.bpf_features, kvmwatch -e -f -m -d -n -w -i). */
+enum kw_bpf_feature_bit {
+	KW_BPF_BIT_EXITS,
+	KW_BPF_BIT_FAULTS,
+	KW_BPF_BIT_MMIO,
+	KW_BPF_BIT_DIRTY,
+	KW_BPF_BIT_HALTPOLL,
+	KW_BPF_BIT_WAKEUP,
+	KW_BPF_BIT_IRQ,
+	KW_BPF__N
+};
+#define KW_BPF_EXITS    (1u << KW_BPF_BIT_EXITS)    /* VM exits + exits to user space */
+#define KW_BPF_FAULTS   (1u << KW_BPF_BIT_FAULTS)   /* KVM MMU page faults */
+#define KW_BPF_MMIO     (1u << KW_BPF_BIT_MMIO)     /* MMIO accesses */
+#define KW_BPF_DIRTY    (1u << KW_BPF_BIT_DIRTY)    /* dirty guest pages */
+#define KW_BPF_HALTPOLL (1u << KW_BPF_BIT_HALTPOLL) /* halt-polling grow/shrink */
+#define KW_BPF_WAKEUP   (1u << KW_BPF_BIT_WAKEUP)   /* vCPU wakeups after halt */
+#define KW_BPF_IRQ      (1u << KW_BPF_BIT_IRQ)      /* interrupt injection */
+#define KW_BPF_ALL      ((1u << KW_BPF__N) - 1)
+
+/* "exits", "faults", "mmio", "dirty", "haltpoll", "wakeup", "irq". */
+const char *kw_bpf_feature_name(int bit);
+/* Parse "exits,dirty" / "all" / "none" (also space separated) into a mask.
+ * Returns 0, or -EINVAL with err naming the bad word. */
+int kw_bpf_features_parse(const char *list, unsigned *out, char *err, size_t errlen);
+
+struct kw_bpf_opts {
+	unsigned features;    /* KW_BPF_* */
+	pid_t targ_tgid;      /* only this VMM process (0 = all), filtered in the kernel */
+	int stream;           /* send events to the ring buffer (kw_bpf_poll) */
+	int aggregate;        /* count in the kernel (kw_bpf_foreach_agg, kw_bpf_read_vm) */
+	int per_thread;       /* aggregate per thread (vCPU) too */
+	/* Hook kinds not to use, e.g. to exercise fallbacks: a comma list of
+	 * fentry, kprobe, tp_btf, raw_tp, tracepoint (NULL: the environment
+	 * variable KVMWATCH_BPF_DISABLE). */
+	const char *disable;
+};
+
+struct kw_bpf;
+struct kw_event;
+struct kw_key;
+struct kw_agg;
+struct kw_addr_key;
+struct kw_pending;
+
+/* Load and attach every requested feature that this kernel supports.
+ * Returns NULL (err says why) when none could be: no root, no BTF, nothing
+ * attachable.  libbpf's own messages go to kw_log at debug level. */
+struct kw_bpf *kw_bpf_open(const struct kw_bpf_opts *o, char *err, size_t errlen);
+void kw_bpf_close(struct kw_bpf *b);
+/* Features that are loaded and attached. */
+unsigned kw_bpf_active(const struct kw_bpf *b);
+/* Why a requested feature is unavailable (NULL when active or not requested). */
+const char *kw_bpf_why(const struct kw_bpf *b, int bit);
+/* The hooks a feature uses, e.g. "tp_btf:kvm_dirty_ring_push". */
+const char *kw_bpf_hooks(const struct kw_bpf *b, int bit);
+/* Notes on hooks that were skipped (fallbacks taken), "" if none. */
+const char *kw_bpf_notes(const struct kw_bpf *b, int bit);
+
+/* Stream: call fn for each event; returns events handled or -errno. */
+typedef int (*kw_bpf_event_fn)(const struct kw_event *e, void *arg);
+int kw_bpf_poll(struct kw_bpf *b, int timeout_ms, kw_bpf_event_fn fn, void *arg);
+/* Events the kernel could not queue (ring buffer full). */
+uint64_t kw_bpf_lost(const struct kw_bpf *b);
+
+/* Aggregates of one feature (fn returns non-zero to stop). */
+typedef int (*kw_bpf_agg_fn)(const struct kw_key *k, const struct kw_agg *v, void *arg);
+int kw_bpf_foreach_agg(struct kw_bpf *b, int bit, kw_bpf_agg_fn fn, void *arg);
+/* Per-address counters (mmio GPAs, dirty GFNs), bounded LRU maps. */
+typedef int (*kw_bpf_addr_fn)(const struct kw_addr_key *k, uint64_t count, void *arg);
+int kw_bpf_foreach_addr(struct kw_bpf *b, int bit, kw_bpf_addr_fn fn, void *arg);
+/* Exits/faults still in progress (begun, never completed), e.g. a vCPU's
+ * last exit to user space. */
+enum kw_pending_kind { KW_PENDING_KEXIT, KW_PENDING_UEXIT, KW_PENDING_FAULT };
+typedef int (*kw_bpf_pending_fn)(const struct kw_pending *p, uint32_t tid, int kind, void *arg);
+int kw_bpf_foreach_pending(struct kw_bpf *b, int bit, kw_bpf_pending_fn fn, void *arg);
+
+/* Add one VM's aggregated counters to ss as metric-table rows. */
+int kw_bpf_read_vm(struct kw_bpf *b, pid_t tgid, struct kw_sampleset *ss);
+
+/* Names.  Exit reasons: VMX/SVM from the kernel's uapi tables, KVM_EXIT_*
+ * for exits to user space (isa 0); unknown codes print as numbers. */
+const char *kw_bpf_exit_name(unsigned isa, unsigned reason, char *buf, size_t len);
+const char *kw_bpf_isa_name(unsigned isa);   /* "user", "vmx", "svm" */
+const char *kw_bpf_mmio_type(unsigned type); /* "read_unsatisfied", "read", "write", "fast" */
+const char *kw_bpf_irq_kind(unsigned kind);  /* "gsi", "pic", "ioapic", "msi", "apic", "eoi", "ack", "virq" */
+/* Page fault error code bits, e.g. "P|W|U" ("-" for 0). */
+void kw_bpf_pferr_str(uint64_t ec, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,400 @@
+"""kvmwatch's eBPF event modes (-e -s -f -m -d -n -w -i) against the project's
+own KVM guests, asserting the exact counts the kernel gives (LAB.md)."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import needs_btf, needs_kvm, needs_root
+from kwtest import KVMWATCH, Guest, kvmwatch
+
+pytestmark = [needs_kvm, needs_root, needs_btf]
+
+MMIO_GPA = 0x10000
+
+
+def run_traced(guest, *flags, env=None, linger=0.0):
+    """Start kvmwatch -o json -p GUEST FLAGS, wait until it says it is
+    attached, let the guest run, stop kvmwatch with SIGINT.  Returns
+    (json lines, stderr, guest result)."""
+    args = [KVMWATCH, "-o", "json", "-p", str(guest.pid)] + [str(f) for f in flags]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    err = []
+    try:
+        while True:
+            line = p.stderr.readline()
+            if not line:
+                raise AssertionError("kvmwatch exited before attaching: %s" % "".join(err))
+            err.append(line)
+            if "tracing" in line and "attached" in line:
+                break
+        guest.go()
+        res = guest.finish()
+        if linger:
+            time.sleep(linger)      # let interval summaries happen
+        p.send_signal(signal.SIGINT)
+        out, rest = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, "".join(err) + rest
+    return [json.loads(l) for l in out.splitlines() if l.strip()], "".join(err) + rest, res
+
+
+def final_vm(lines, guest):
+    finals = [l for l in lines if l.get("final")]
+    assert len(finals) == 1, lines
+    vms = [v for v in finals[0]["vms"] if v["pid"] == guest.pid]
+    assert len(vms) == 1, finals[0]
+    assert vms[0]["name"] == guest.name
+    return vms[0]
+
+
+def exits_by_reason(vm, isa="user"):
+    return {e["reason"]: e["samples"] for e in vm["exits"] if e["isa"] == isa}
+
+
+# ---------------------------------------------------------------- exits
+
+def test_exits_stream_pio():
+    n = 7
+    with Guest("pio", count=n) as g:
+        lines, err, res = run_traced(g, "-e")
+    assert res["pio_out"] == n
+    exits = [l for l in lines if l["type"] == "exit"]
+    assert all(l["pid"] == g.pid and l["vm"] == g.name and l["vcpu"] == 0 for l in exits)
+    io = [l for l in exits if l["reason"] == "IO"]
+    hlt = [l for l in exits if l["reason"] == "HLT"]
+    assert len(io) == n and len(hlt) == 1 and len(exits) == n + 1
+    # every IO exit was followed by KVM_RUN: timed; the final HLT never was
+    assert all(l["latency_ns"] is not None and l["latency_ns"] > 0 for l in io)
+    assert hlt[0]["unfinished"] and hlt[0]["latency_ns"] is None
+    assert "0 lost" in err
+
+
+def test_exits_stats_mmio():
+    n = 5
+    with Guest("mmio", count=n) as g:
+        lines, err, res = run_traced(g, "-e", "-s")
+    vm = final_vm(lines, g)
+    assert exits_by_reason(vm) == {"MMIO": n, "HLT": 1}
+    mmio = [e for e in vm["exits"] if e["reason"] == "MMIO"][0]
+    assert mmio["timed"] == n and mmio["min_ns"] <= mmio["avg_ns"] <= mmio["max_ns"]
+    assert sum(mmio["hist_log2_ns"].values()) == n
+    assert abs(mmio["samples_pct"] - 100.0 * n / (n + 1)) < 0.01
+    # kvm_exit/kvm_entry are attached where they exist (they never fire under PVM)
+    assert "tracepoint:kvm:kvm_exit" in err
+
+
+def test_exits_stats_per_vcpu_interval():
+    n = 4
+    with Guest("pio", count=n, vcpus=2) as g:
+        lines, err, res = run_traced(g, "-e", "-s", "--per-vcpu", "0.2", linger=0.5)
+    assert any(not l["final"] for l in lines)          # interval summaries
+    vm = final_vm(lines, g)
+    io = [e for e in vm["exits"] if e["reason"] == "IO"]
+    assert len(io) == 1 and io[0]["vcpu"] == "0" and io[0]["samples"] == n
+    # per-interval deltas add up to at most the totals (the last interval
+    # is cut short by the end)
+    per_interval = sum(e["samples"] for l in lines if not l["final"] for v in l["vms"]
+                       if v["pid"] == g.pid for e in v["exits"] if e["reason"] == "IO")
+    assert per_interval <= n
+
+
+# ----------------------------------------------------------- MMU, MMIO
+
+def test_faults_pages():
+    k = 9
+    with Guest("pages", count=k) as g:
+        lines, err, res = run_traced(g, "-f", "-s")
+    vm = final_vm(lines, g)
+    pf_fixed = res["vcpu"][0]["stats"]["pf_fixed"]
+    assert pf_fixed == k + 2
+    assert sum(f["samples"] for f in vm["faults"]) == k + 2
+    assert sum(f["timed"] for f in vm["faults"]) == k + 2   # each got its SPTE
+
+
+def test_faults_stream():
+    k = 6
+    with Guest("pages", count=k) as g:
+        lines, err, res = run_traced(g, "-f")
+    faults = [l for l in lines if l["type"] == "fault"]
+    assert len(faults) == k + 2
+    assert all(f["source"] == "kvm_mmu_spte_requested" and f["gfn"] is not None for f in faults)
+    # the data pages are written: error code has W; latency measured
+    writes = [f for f in faults if "W" in f["error"].split("|")]
+    assert len(writes) >= k
+    assert all(f["latency_ns"] is not None for f in faults)
+
+
+def test_mmio_stats_and_stream():
+    n = 6
+    with Guest("mmio", count=n) as g:
+        lines, err, res = run_traced(g, "-m", "-s")
+    vm = final_vm(lines, g)
+    assert vm["mmio"]["counts"] == {"write": {"count": n}}
+    assert vm["mmio"]["top"] == [{"type": "write", "gpa": MMIO_GPA, "count": n}]
+    with Guest("mmio", count=n) as g:
+        lines, err, res = run_traced(g, "-m")
+    ev = [l for l in lines if l["type"] == "mmio"]
+    assert len(ev) == n and all(e["gpa"] == MMIO_GPA and e["access"] == "write" for e in ev)
+
+
+# ---------------------------------------------------------------- dirty
+
+def test_dirty_ring_fallback():
+    k = 8
+    with Guest("dirty", count=k) as g:
+        lines, err, res = run_traced(g, "-d", "-s")
+    assert res["dirty_harvested"] == k
+    vm = final_vm(lines, g)
+    assert vm["dirty"]["pages"] == k
+    assert sum(t["count"] for t in vm["dirty"]["top"]) == k
+    # fentry/kprobe cannot hook mark_page_dirty_in_slot here: reported, and
+    # the tracepoint path is used instead
+    assert "fentry:mark_page_dirty_in_slot: cannot attach" in err
+    assert "dirty [tp_btf:kvm:kvm_dirty_ring_push]" in err
+
+
+def test_dirty_stream():
+    k = 5
+    with Guest("dirty", count=k) as g:
+        lines, err, res = run_traced(g, "-d")
+    ev = [l for l in lines if l["type"] == "dirty"]
+    assert len(ev) == k
+    assert sorted(e["gfn"] for e in ev) == list(range(k))
+
+
+# ------------------------------------------------------------------ IRQs
+
+@pytest.mark.parametrize("mode,expect", [
+    ("irq-pic", {"gsi": 18, "pic": 18, "ioapic": 18, "ack": 9}),
+    ("irq-ioapic", {"gsi": 18, "ioapic": 18, "apic": 9, "eoi": 18}),
+    ("irq-msi", {"msi": 9, "apic": 9, "eoi": 18}),
+])
+def test_irq_injection(mode, expect):
+    with Guest(mode, count=9) as g:
+        lines, err, res = run_traced(g, "-i", "-s")
+    assert res["irqs_handled"] == 9
+    vm = final_vm(lines, g)
+    got = {k: v["count"] for k, v in vm["irq"].items()}
+    # kvm_inj_virq/kvm_eoi may be absent from a mode: compare the LAB set
+    for k, v in expect.items():
+        assert got.get(k) == v, (k, got)
+    for k in ("pic", "ioapic", "msi"):
+        if k not in expect:
+            assert k not in got, got
+
+
+def test_irq_stream_fields():
+    with Guest("irq-msi", count=3) as g:
+        lines, err, res = run_traced(g, "-i")
+    msi = [l for l in lines if l["type"] == "irq" and l["kind"] == "msi"]
+    assert len(msi) == 3
+    assert all(m["delivery"] == "fixed" and m["trigger"] == "edge" and m["vector"] > 0 for m in msi)
+    apic = [l for l in lines if l["type"] == "irq" and l["kind"] == "apic"]
+    assert len(apic) == 3 and {a["vector"] for a in apic} == {msi[0]["vector"]}
+
+
+# ------------------------------------------------- halt-poll, wakeups
+
+def test_wakeups_equal_halts():
+    n = 9
+    with Guest("irq-msi", count=n) as g:
+        lines, err, res = run_traced(g, "-w", "-s")
+    vm = final_vm(lines, g)
+    total = sum(w["samples"] for w in vm["wakeup"])
+    assert total == n == res["vcpu"][0]["stats"]["halt_wakeup"]
+    assert sum(sum(w["hist_log2_ns"].values()) for w in vm["wakeup"]) == n
+
+
+def test_haltpoll_with_cap():
+    with Guest("haltpoll", count=200, extra=["--halt-poll-ns", "1000000", "--irq-period-us", "100"]) as g:
+        lines, err, res = run_traced(g, "-n", "-s")
+    vm = final_vm(lines, g)
+    assert sum(h["count"] for h in vm["haltpoll"]) > 0
+    with Guest("haltpoll", count=100, extra=["--halt-poll-ns", "1000000"]) as g:
+        lines, err, res = run_traced(g, "-n")
+    ev = [l for l in lines if l["type"] == "haltpoll"]
+    assert ev and all(e["change"] in ("grow", "shrink") for e in ev)
+    assert all((e["new_ns"] > e["old_ns"]) == (e["change"] == "grow") for e in ev)
+
+
+def test_haltpoll_without_cap():
+    with Guest("haltpoll", count=100, extra=["--halt-poll-ns", "0"]) as g:
+        lines, err, res = run_traced(g, "-n", "-s")
+    assert res["halt_poll_ns"] == 0
+    vm = [v for v in lines[-1]["vms"] if v["pid"] == g.pid]
+    assert sum(h["count"] for v in vm for h in v["haltpoll"]) == 0
+
+
+# ------------------------------------------------------- filter, combos
+
+def test_pid_filter_excludes_other_guest():
+    n, m = 4, 11
+    with Guest("pio", count=n, name="kwtest-bpf-a-%d" % os.getpid()) as a, \
+            Guest("pio", count=m, name="kwtest-bpf-b-%d" % os.getpid()) as b:
+        b.go()
+        lines, err, res = run_traced(a, "-e", "-m", "-s")
+        b.finish()
+    final = [l for l in lines if l["final"]][0]
+    assert [v["pid"] for v in final["vms"]] == [a.pid]
+    assert exits_by_reason(final["vms"][0]) == {"IO": n, "HLT": 1}
+
+
+def test_pid_filter_by_name():
+    n = 3
+    with Guest("pio", count=n) as a, Guest("pio", count=5) as b:
+        b.go()
+        args = [KVMWATCH, "-o", "json", "-p", a.name, "-e", "-s"]
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while "attached" not in p.stderr.readline():
+            pass
+        a.go()
+        a.finish()
+        b.finish()
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=30)
+    final = json.loads(out.splitlines()[-1])
+    assert [v["name"] for v in final["vms"]] == [a.name]
+    assert exits_by_reason(final["vms"][0]) == {"IO": n, "HLT": 1}
+
+
+def test_all_flags_combined_text():
+    with Guest("irq-pic", count=3) as g:
+        args = [KVMWATCH, "-p", str(g.pid), "-e", "-f", "-m", "-d", "-n", "-w", "-i", "-s"]
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while "attached" not in p.stderr.readline():
+            pass
+        g.go()
+        g.finish()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert "SAMPLES%" in out and "TIME%" in out and "MIN_us" in out
+    assert "VM %s (pid %d)" % (g.name, g.pid) in out
+    for sec in ("exits:", "faults:", "mmio:", "dirty:", "haltpoll:", "wakeup:", "irq:"):
+        assert sec in out
+
+
+# -------------------------------------------------------- fallbacks, errors
+
+def test_fallback_raw_tp_when_tp_btf_disabled():
+    n = 5
+    env = dict(os.environ, KVMWATCH_BPF_DISABLE="tp_btf")
+    with Guest("pio", count=n) as g:
+        lines, err, res = run_traced(g, "-e", "-s", env=env)
+    assert "raw_tp:kvm:kvm_entry" in err and "tracepoint:kvm:kvm_userspace_exit" in err
+    assert "tp_btf:kvm:kvm_userspace_exit: disabled by KVMWATCH_BPF_DISABLE" in err
+    assert exits_by_reason(final_vm(lines, g)) == {"IO": n, "HLT": 1}
+
+
+def test_fallback_raw_syscalls():
+    n = 4
+    env = dict(os.environ, KVMWATCH_BPF_DISABLE="tp_btf,tracepoint")
+    with Guest("dirty", count=n) as g:
+        lines, err, res = run_traced(g, "-d", "-s", env=env)
+    assert "dirty [raw_tp:kvm:kvm_dirty_ring_push]" in err
+    assert final_vm(lines, g)["dirty"]["pages"] == n
+
+
+def test_feature_unavailable_others_keep_running():
+    n = 3
+    env = dict(os.environ, KVMWATCH_BPF_DISABLE="fentry,kprobe,tp_btf,raw_tp")
+    with Guest("pio", count=n) as g:
+        lines, err, res = run_traced(g, "-e", "-d", "-s", env=env)
+    assert "eBPF dirty unavailable: no hook can attach on this kernel" in err
+    assert exits_by_reason(final_vm(lines, g)) == {"IO": n, "HLT": 1}
+
+
+def test_nothing_attachable_is_an_error():
+    env = dict(os.environ, KVMWATCH_BPF_DISABLE="fentry,kprobe,tp_btf,raw_tp")
+    r = kvmwatch("-d", "-t", "1", env=env)
+    assert r.returncode != 0
+    assert "no eBPF feature could be loaded" in r.stderr and "dirty:" in r.stderr
+
+
+@pytest.mark.parametrize("flag", ["-e", "-f", "-m", "-d", "-n", "-w", "-i", "-s"])
+def test_non_root_clear_error(flag):
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", KVMWATCH, flag,
+                        "-t", "1"], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "needs root" in r.stderr, r.stderr
+
+
+def test_bad_flags():
+    r = kvmwatch("--bpf", "bogus")
+    assert r.returncode != 0 and "unknown eBPF feature 'bogus'" in r.stderr
+    r = kvmwatch("--per-vcpu", "-e")
+    assert r.returncode == 2 and "--per-vcpu needs -s" in r.stderr
+    r = kvmwatch("-e", "-l")
+    assert r.returncode == 2
+
+
+def test_closed_pipe():
+    with Guest("pio", count=2000) as g:
+        p = subprocess.Popen([KVMWATCH, "-p", str(g.pid), "-e"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        while "attached" not in p.stderr.readline():
+            pass
+        p.stdout.close()
+        g.go()
+        g.finish()
+        rc = p.wait(timeout=30)
+    assert rc == 1
+
+
+# ------------------------------------------ collector source (metric table)
+
+def test_collector_source_idle_without_features():
+    r = kvmwatch("-o", "json", "--no-host", "0.1", "1", check=True)
+    src = json.loads(r.stdout.splitlines()[0])["sources"]["bpf"]
+    assert src == {"available": False, "reason": "no eBPF features requested"}
+
+
+def test_collector_source_metric_rows():
+    n = 6
+    with Guest("pio", count=n, hold=60) as g:
+        p = subprocess.Popen([KVMWATCH, "-o", "json", "--no-host", "-p", str(g.pid), "--bpf", "exits,mmio,irq",
+                              "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = json.loads(p.stdout.readline())      # attached and reporting
+            assert first["sources"]["bpf"]["available"] is True
+            g.go()
+            m = {}
+            while not m.get("bpf.userspace_exits", {}).get("HLT"):
+                rep = json.loads(p.stdout.readline())
+                vm = [v for v in rep["vms"] if v["pid"] == g.pid]
+                assert vm, rep
+                m = vm[0]["metrics"]
+            g.finish()
+        finally:
+            p.kill()
+            p.wait()
+    assert m["bpf.userspace_exits"] == {"IO": n, "HLT": 1}
+    assert m["bpf.userspace_exit_time"]["IO"] > 0
+
+
+def test_collector_source_non_root_degrades():
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", KVMWATCH, "-o", "json",
+                        "--no-host", "--bpf", "all", "0.1", "1"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout.splitlines()[0])
+    assert rep["sources"]["procfs"]["available"] is True
+    assert rep["sources"]["bpf"]["available"] is False
+    assert "needs root" in rep["sources"]["bpf"]["reason"]
+    assert "bpf source unavailable" in r.stderr
+
+
+def test_build_without_btf_is_a_clear_error(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "b"
+    r = subprocess.run(["make", "-C", root, "O=%s" % out, "VMLINUX_BTF=/nonexistent/vmlinux",
+                        "%s/bpf/vmlinux.h" % out], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "kernel BTF /nonexistent/vmlinux not readable" in r.stderr
+    assert not (out / "bpf" / "vmlinux.h").exists()
