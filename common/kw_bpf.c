@@ -915,7 +915,7 @@ static int src_init(struct kw_collector *c, void **state, char *why, size_t whyl
 
 	if (!(c->cfg.bpf_features & KW_BPF_ALL)) {
 		snprintf(why, whylen, "no eBPF features requested");
-		return -1;
+		return -ECANCELED;
 	}
 	if (c->cfg.npids == 1 && !c->cfg.nnames)
 		o.targ_tgid = c->cfg.pids[0];

@@ -118,9 +118,17 @@ int kw_collector_init(struct kw_collector *c, const struct kw_config *cfg, char 
 			snprintf(s->why, sizeof(s->why), "disabled by configuration");
 			continue;
 		}
-		if (ops->init && ops->init(c, &s->state, s->why, sizeof(s->why)) < 0) {
-			kw_warn("%s source unavailable: %s", ops->name, s->why);
-			continue;
+		if (ops->init) {
+			int r = ops->init(c, &s->state, s->why, sizeof(s->why));
+
+			if (r == -ECANCELED) {
+				kw_debug("%s source idle: %s", ops->name, s->why);
+				continue;
+			}
+			if (r < 0) {
+				kw_warn("%s source unavailable: %s", ops->name, s->why);
+				continue;
+			}
 		}
 		s->available = 1;
 	}

@@ -17,7 +17,8 @@ struct kw_source_ops {
 	int id;               /* enum kw_source_id */
 	const char *name;
 	/* Set up; on failure return <0 and say why: the source is then reported
-	 * unavailable once and the others keep working. */
+	 * unavailable once and the others keep working.  -ECANCELED means the
+	 * configuration asks nothing of this source: unavailable, no warning. */
 	int (*init)(struct kw_collector *c, void **state, char *why, size_t whylen);
 	/* Add or merge VMs into c->vms (mark them seen). */
 	int (*discover)(struct kw_collector *c, void *state);
