@@ -151,6 +151,8 @@ __asm__(
 	"	.hidden kw_guest_lm_blob, kw_guest_lm_end, kw_guest_lm_pages\n"
 	"kw_guest_lm_blob:\n"
 	"kw_guest_lm_pages:\n"
+	"	pushq %rcx\n"               /* touch the stack page: pf_fixed = pages + 2 */
+	"	popq %rcx\n"
 	"	testq %rcx, %rcx\n"
 	"	jz 2f\n"
 	"1:	movq %rcx, (%rdi)\n"
@@ -414,6 +416,8 @@ struct kw_guest {
 	_Atomic int abort;
 
 	_Atomic uint64_t pio_out, mmio_write, dirty_harvested, dirty_resets;
+	uint8_t *dirty_seen;    /* bitmap of data-slot pages seen in the ring */
+	uint64_t dirty_pages;   /* distinct pages in it (only the BSP writes) */
 	struct timespec t_start, t_end;
 };
 
@@ -474,6 +478,10 @@ static long ring_harvest(struct kw_vcpu *v)
 			guest_fail(g, "failed to harvest dirty ring of vCPU %u: unexpected entry slot %u offset %llu",
 				   v->idx, e->slot, (unsigned long long)e->offset);
 			return -1;
+		}
+		if (!(g->dirty_seen[e->offset / 8] & (1u << (e->offset % 8)))) {
+			g->dirty_seen[e->offset / 8] |= (uint8_t)(1u << (e->offset % 8));
+			g->dirty_pages++;
 		}
 		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
 		v->ring_next++;
@@ -997,6 +1005,7 @@ void kw_guest_destroy(struct kw_guest *g)
 		free(g->vcpus);
 	}
 	stats_close(&g->vm_stats);
+	free(g->dirty_seen);
 	if (g->vm_fd >= 0)
 		close(g->vm_fd);
 	if (g->kvm_fd >= 0)
@@ -1144,7 +1153,15 @@ struct kw_guest *kw_guest_create(const struct kw_guest_opts *opts, char *err, si
 
 	if (mode == KW_GUEST_DIRTY) {
 		int max = ioctl(g->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DIRTY_LOG_RING);
-		uint32_t bytes = 65536;
+		uint32_t bytes = 4096 * sizeof(struct kvm_dirty_gfn);
+
+		/* room for every page plus KVM's reserved entries, so a run
+		 * normally needs no mid-run reset (each reset re-protects the
+		 * harvested pages, and the page being written may then be
+		 * pushed twice) */
+		while (bytes / sizeof(struct kvm_dirty_gfn) < (uint64_t)g->o.count + 1024 &&
+		       bytes < (1u << 30))
+			bytes *= 2;
 
 		if (max <= 0) {
 			set_err(err, errlen, "failed to enable dirty ring: %s",
@@ -1154,6 +1171,11 @@ struct kw_guest *kw_guest_create(const struct kw_guest_opts *opts, char *err, si
 		while (bytes > (uint32_t)max)
 			bytes /= 2;
 		g->ring_entries = bytes / sizeof(struct kvm_dirty_gfn);
+		g->dirty_seen = calloc(g->mem1_size / 4096 / 8 + 1, 1);
+		if (!g->dirty_seen) {
+			set_err(err, errlen, "failed to allocate dirty page bitmap: %s", strerror(errno));
+			goto fail;
+		}
 		if (enable_cap(g->vm_fd, KVM_CAP_DIRTY_LOG_RING, bytes) < 0) {
 			set_err(err, errlen, "failed to enable dirty ring: %s", strerror(errno));
 			goto fail;
@@ -1464,6 +1486,8 @@ int kw_guest_wait(struct kw_guest *g, struct kw_guest_result *res, char *err, si
 	res->irqs_handled = g->lm ? 0 : *(volatile uint32_t *)(g->mem0 + RM_COUNTER);
 	res->dirty_harvested = g->dirty_harvested;
 	res->dirty_resets = g->dirty_resets;
+	res->dirty_pages = g->dirty_pages;
+	res->dirty_ring_entries = g->ring_entries;
 	res->halt_poll_ns = g->o.halt_poll_ns;
 	if (stats_read(&g->vm_stats, &res->vm_stats) < 0) {
 		set_err(err, errlen, "failed to read VM stats: %s", strerror(errno));

@@ -98,6 +98,8 @@ struct kw_guest_result {
 	uint64_t irqs_handled;       /* the guest handler's own counter */
 	uint64_t dirty_harvested;    /* dirty-ring entries collected (DIRTY) */
 	uint64_t dirty_resets;       /* KVM_RESET_DIRTY_RINGS calls (DIRTY) */
+	uint64_t dirty_pages;        /* distinct data pages among them (DIRTY) */
+	uint32_t dirty_ring_entries; /* ring size chosen (DIRTY; >= count + 1024 if KVM allows) */
 	uint64_t demo_loops;         /* DEMO: guest loop iterations (all vCPUs) */
 	long long halt_poll_ns;      /* value given to KVM_CAP_HALT_POLL, or -1 */
 	struct kw_guest_stats vm_stats;              /* VM fd binary stats, at the end */
