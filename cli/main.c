@@ -47,6 +47,9 @@ enum {
 	OPT_NO_HOST,
 	OPT_DEMO,
 	OPT_DEMO_GUEST,
+	OPT_NO_PROCFS,
+	OPT_NO_LIBVIRT,
+	OPT_NO_KVMSTAT,
 };
 
 static const struct argp_option options[] = {
@@ -58,6 +61,11 @@ static const struct argp_option options[] = {
 	{ "procfs", OPT_PROCFS, "DIR", 0, "Read the proc filesystem at DIR (default /proc)", 0 },
 	{ "sysfs", OPT_SYSFS, "DIR", 0, "Read the sys filesystem at DIR (default /sys)", 0 },
 	{ "no-host", OPT_NO_HOST, NULL, 0, "Do not collect host totals", 0 },
+	{ "connection", 'c', "URI", 0, "libvirt connection URI (default qemu:///system; e.g. "
+	  "qemu+ssh://host/system with --procfs at that host's mounted /proc)", 0 },
+	{ "no-libvirt", OPT_NO_LIBVIRT, NULL, 0, "Do not use libvirt", 0 },
+	{ "no-kvmstat", OPT_NO_KVMSTAT, NULL, 0, "Do not read KVM binary statistics (KVM_GET_STATS_FD)", 0 },
+	{ "no-procfs", OPT_NO_PROCFS, NULL, 0, "Do not scan /proc for VMM processes (libvirt domains only)", 0 },
 	{ "demo", OPT_DEMO, NULL, 0, "Start the project's tiny demo guest (a real KVM VM) and watch it", 0 },
 	{ "demo-guest", OPT_DEMO_GUEST, NULL, OPTION_HIDDEN, "Run as the demo guest process", 0 },
 	{ "verbose", 'v', NULL, 0, "Verbose messages (and libbpf's own log)", 0 },
@@ -127,6 +135,19 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_NO_HOST:
 		o->cfg.no_host = 1;
+		break;
+	case 'c':
+		if (!*arg || kw_strlcpy(o->cfg.libvirt_uri, arg, sizeof(o->cfg.libvirt_uri)) >= sizeof(o->cfg.libvirt_uri))
+			argp_error(state, "invalid libvirt URI '%s' (empty or too long)", arg);
+		break;
+	case OPT_NO_PROCFS:
+		o->cfg.sources &= ~(1u << KW_SRC_PROC);
+		break;
+	case OPT_NO_LIBVIRT:
+		o->cfg.sources &= ~(1u << KW_SRC_LIBVIRT);
+		break;
+	case OPT_NO_KVMSTAT:
+		o->cfg.sources &= ~(1u << KW_SRC_KVMSTAT);
 		break;
 	case OPT_DEMO:
 		o->demo = 1;
