@@ -377,6 +377,18 @@ static void json_report(FILE *f, const struct kw_collector *c, const struct kw_s
 		kw_json_str(f, found);
 		fputs(",\"state\":", f);
 		kw_json_str(f, vm->state);
+		fputs(",\"dom_id\":", f);
+		if (vm->dom_id >= 0)
+			fprintf(f, "%d", vm->dom_id);
+		else
+			fputs("null", f);
+		fputs(",\"disks\":[", f);
+		for (n = 0; n < vm->ndisks; n++) {
+			if (n)
+				fputc(',', f);
+			kw_json_str(f, vm->disks[n].name);
+		}
+		fputc(']', f);
 		fprintf(f, ",\"vcpus\":%d,\"threads\":[", vm->nvcpus);
 		for (n = 0; n < vm->nthreads; n++)
 			fprintf(f, "%s{\"tid\":%d,\"vcpu\":%d}", n ? "," : "", vm->threads[n].tid, vm->threads[n].vcpu);

@@ -68,6 +68,7 @@ struct kstat_vm {
 struct kvmstat_state {
 	struct kstat_vm *vms;
 	size_t n, cap;
+	struct kw_sampleset tmp;   /* one VM's sums, then set over libvirt's copy */
 };
 
 static int sys_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
@@ -386,7 +387,7 @@ static int kvmstat_discover(struct kw_collector *c, void *state)
 	return 0;
 }
 
-static void publish(struct kw_vm *vm, const struct kstat_fd *k)
+static void publish(struct kw_sampleset *ss, const struct kstat_fd *k)
 {
 	char inst[KW_INST_MAX];
 	unsigned i;
@@ -400,22 +401,22 @@ static void publish(struct kw_vm *vm, const struct kstat_fd *k)
 			v += k->data[d->offset / 8 + b]; /* histograms: events = sum of buckets */
 		if (k->vcpu < 0) {
 			if (d->type == KVM_STATS_TYPE_INSTANT || d->type == KVM_STATS_TYPE_PEAK)
-				kw_ss_set_u64(&vm->stats, KW_M_KVM_VM_GAUGE, d->name, v);
+				kw_ss_set_u64(ss, KW_M_KVM_VM_GAUGE, d->name, v);
 			else
-				kw_ss_set_u64(&vm->stats, KW_M_KVM_VM, d->name, v);
+				kw_ss_set_u64(ss, KW_M_KVM_VM, d->name, v);
 			continue;
 		}
 		if (d->type == KVM_STATS_TYPE_INSTANT) {
-			kw_ss_add_u64(&vm->stats, KW_M_KVM_VCPU_GAUGE, d->name, v);
+			kw_ss_add_u64(ss, KW_M_KVM_VCPU_GAUGE, d->name, v);
 		} else if (d->type == KVM_STATS_TYPE_PEAK) {
-			const struct kw_sample *s = kw_ss_get(&vm->stats, KW_M_KVM_VCPU_GAUGE, d->name);
+			const struct kw_sample *s = kw_ss_get(ss, KW_M_KVM_VCPU_GAUGE, d->name);
 
 			if (!s || s->v.u < v)
-				kw_ss_set_u64(&vm->stats, KW_M_KVM_VCPU_GAUGE, d->name, v);
+				kw_ss_set_u64(ss, KW_M_KVM_VCPU_GAUGE, d->name, v);
 		} else {
-			kw_ss_add_u64(&vm->stats, KW_M_KVM_VCPU, d->name, v);
+			kw_ss_add_u64(ss, KW_M_KVM_VCPU, d->name, v);
 			snprintf(inst, sizeof(inst), "%d.%s", k->vcpu, d->name);
-			kw_ss_set_u64(&vm->stats, KW_M_KVM_VCPU_EACH, inst, v);
+			kw_ss_set_u64(ss, KW_M_KVM_VCPU_EACH, inst, v);
 		}
 	}
 }
@@ -453,14 +454,19 @@ static int kvmstat_collect_vm(struct kw_collector *c, void *state, struct kw_vm 
 		if (scan_vmm(c, v, vm) == -ENOMEM)
 			return -ENOMEM;
 	}
+	kw_ss_clear(&st->tmp);
 	for (i = 0; i < v->nfds; i++) {
 		struct kstat_fd *k = &v->fds[i];
 		ssize_t r = pread(k->fd, k->data, k->data_len, k->data_off);
 
 		if (r != (ssize_t)k->data_len)
 			continue;
-		publish(vm, k);
+		publish(&st->tmp, k);
 	}
+	/* set, not add: the libvirt source may have filled the same rows */
+	for (i = 0; i < (int)st->tmp.n; i++)
+		if (kw_ss_set_u64(&vm->stats, st->tmp.s[i].metric, st->tmp.s[i].inst, st->tmp.s[i].v.u))
+			return -ENOMEM;
 	return 0;
 }
 
@@ -474,6 +480,7 @@ static void kvmstat_fini(struct kw_collector *c, void *state)
 	for (i = 0; i < st->n; i++)
 		kvm_close(&st->vms[i]);
 	free(st->vms);
+	kw_ss_free(&st->tmp);
 	free(st);
 }
 

@@ -169,6 +169,41 @@ static const char *dev_name(const virTypedParameter *params, int n, const char *
 	return NULL;
 }
 
+/* KVM binary stats that QEMU's query-stats passes through libvirt:
+ * vcpu.N.NAME.sum (cumulative), .cur (instant), .max (peak); vm.NAME.*.
+ * The same rows as the kvmstat source, which overrides them when it reads
+ * the VM's stats fds itself. */
+static int kvm_stat(struct kw_vm *vm, int vcpu, const char *rest, uint64_t v)
+{
+	const char *dot = strrchr(rest, '.');
+	char name[48], inst[KW_INST_MAX];
+	size_t len;
+
+	if (!dot || (len = (size_t)(dot - rest)) == 0 || len >= sizeof(name))
+		return 0;
+	memcpy(name, rest, len);
+	name[len] = '\0';
+	if (!strcmp(dot, ".sum")) {
+		if (vcpu < 0)
+			return kw_ss_set_u64(&vm->stats, KW_M_KVM_VM, name, v);
+		snprintf(inst, sizeof(inst), "%d.%s", vcpu, name);
+		if (kw_ss_set_u64(&vm->stats, KW_M_KVM_VCPU_EACH, inst, v))
+			return -ENOMEM;
+		return kw_ss_add_u64(&vm->stats, KW_M_KVM_VCPU, name, v);
+	}
+	if (!strcmp(dot, ".cur") || !strcmp(dot, ".max")) {
+		const struct kw_sample *s;
+
+		if (vcpu < 0)
+			return kw_ss_set_u64(&vm->stats, KW_M_KVM_VM_GAUGE, name, v);
+		if (dot[1] == 'c')
+			return kw_ss_add_u64(&vm->stats, KW_M_KVM_VCPU_GAUGE, name, v);
+		s = kw_ss_get(&vm->stats, KW_M_KVM_VCPU_GAUGE, name);
+		return s && s->v.u >= v ? 0 : kw_ss_set_u64(&vm->stats, KW_M_KVM_VCPU_GAUGE, name, v);
+	}
+	return 0;
+}
+
 int kw_libvirt_map_stats(struct kw_vm *vm, const virTypedParameter *params, int n)
 {
 	int i, r = 0;
@@ -207,7 +242,11 @@ int kw_libvirt_map_stats(struct kw_vm *vm, const virTypedParameter *params, int 
 			if ((f = find_field(vcpu_map, KW_ARRAY_SIZE(vcpu_map), rest))) {
 				snprintf(inst, sizeof(inst), "%u", idx);
 				r = put(vm, f, inst, v);
+			} else {
+				r = kvm_stat(vm, (int)idx, rest, v);
 			}
+		} else if (kw_startswith(p->field, "vm.")) {
+			r = kvm_stat(vm, -1, p->field + 3, v);
 		} else if (!split_indexed(p->field, "net.", &idx, &rest)) {
 			if (!(f = find_field(net_map, KW_ARRAY_SIZE(net_map), rest)) ||
 			    !(dev = dev_name(params, n, "net.", idx)) || strlen(dev) >= KW_IFNAME_MAX)
