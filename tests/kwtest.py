@@ -59,6 +59,7 @@ class Guest:
     def finish(self, timeout=60):
         if self.proc.stdin and not self.proc.stdin.closed:
             self.proc.stdin.close()
+        self.proc.stdin = None  # communicate() would flush the closed pipe
         out, err = self.proc.communicate(timeout=timeout)
         if self.proc.returncode != 0:
             raise RuntimeError("kvmguest failed (%d): %s" % (self.proc.returncode, err))
