@@ -36,7 +36,8 @@ static const char doc[] =
 	"  kvmwatch --view vcpu      # per-vCPU run time and steal\n"
 	"  kvmwatch -p web01 -t 10   # only VM web01 (name, uuid or pid), for 10 seconds\n"
 	"  kvmwatch --demo 1 5       # start the project's tiny demo guest and watch it\n"
-	"\vViews: summary (default), vcpu, net, host, list, all (every metric with its rate).";
+	"\vViews: summary (default), vcpu, net, host, list, all (every metric with its rate), mem (libvirt "
+	"state, memory and balloon), kvm (KVM binary stats: exits and faults per second).";
 
 static const char args_doc[] = "[INTERVAL [COUNT]]";
 
@@ -54,7 +55,7 @@ enum {
 
 static const struct argp_option options[] = {
 	{ "output", 'o', "FORMAT", 0, "Output format: text (default) or json (one object per interval)", 0 },
-	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list or all", 0 },
+	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list, all, mem or kvm", 0 },
 	{ "list", 'l', NULL, 0, "List the VMs found and exit (same as --view list, once)", 0 },
 	{ "pid", 'p', "PID|NAME", 0, "Only this VM: VMM pid, VM name or uuid (repeatable)", 0 },
 	{ "time", 't', "SECONDS", 0, "Stop after SECONDS", 0 },
@@ -97,14 +98,14 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			argp_error(state, "invalid output format '%s' (text or json)", arg);
 		break;
 	case OPT_VIEW: {
-		static const char *const names[] = { "summary", "vcpu", "net", "host", "list", "all" };
+		static const char *const names[] = { "summary", "vcpu", "net", "host", "list", "all", "mem", "kvm" };
 		size_t i;
 
 		for (i = 0; i < KW_ARRAY_SIZE(names); i++)
 			if (!strcmp(arg, names[i]))
 				break;
 		if (i == KW_ARRAY_SIZE(names))
-			argp_error(state, "invalid view '%s' (summary, vcpu, net, host, list, all)", arg);
+			argp_error(state, "invalid view '%s' (summary, vcpu, net, host, list, all, mem, kvm)", arg);
 		o->view = (int)i;
 		break;
 	}

@@ -166,3 +166,15 @@ def test_fixture_procfs_unavailable(tmp_path):
     import json
     src = json.loads(r.stdout.splitlines()[-1])["sources"]["kvmstat"]
     assert src["available"] is False and "local processes only" in src["reason"]
+
+
+@needs_kvm
+@needs_root
+def test_kvm_view_shows_moving_stats():
+    with Guest(mode="demo", hold=60, extra=["--seconds", "20"]) as g:
+        g.go()
+        r = kvmwatch("--no-libvirt", "--no-host", "-p", g.pid, "--view", "kvm", "0.5", "1", check=True)
+        g.kill()
+    rows = {l.split()[2]: l.split() for l in r.stdout.splitlines() if l.startswith(g.name + " ")}
+    assert "exits" in rows, r.stdout
+    assert float(rows["exits"][3]) > 0 and int(rows["exits"][4]) > 0

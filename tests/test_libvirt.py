@@ -188,3 +188,10 @@ def test_libvirtd_restart_mid_run(libvirtd, domain):
         _, err = kw.communicate(timeout=30)
     assert err.count("lost the connection to " + libvirtd.uri) == 1, err
     assert err.count("reconnected to " + libvirtd.uri) == 1, err
+
+
+def test_mem_view_test_domain():
+    r = kvmwatch("-c", "test:///default", "--no-kvmstat", "-p", "test", "--view", "mem", "0.05", "1", check=True)
+    row = [l.split() for l in r.stdout.splitlines() if l.startswith("test ")]
+    assert row == [["test", "0", "running", "1", "8192.0", "2048.0", "-", "1024.0", "1024.0", "1024.0", "2048.0",
+                    "0.0", "0.0"]], r.stdout
