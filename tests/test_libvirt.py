@@ -195,3 +195,37 @@ def test_mem_view_test_domain():
     row = [l.split() for l in r.stdout.splitlines() if l.startswith("test ")]
     assert row == [["test", "0", "running", "1", "8192.0", "2048.0", "-", "1024.0", "1024.0", "1024.0", "2048.0",
                     "0.0", "0.0"]], r.stdout
+
+
+@needs_kvm
+@needs_root
+@needs_binary("libvirtd")
+def test_hung_libvirtd_does_not_block(libvirtd, domain):
+    """A daemon that stops answering (SIGSTOP) is dropped by keepalive: the
+    reports go on without libvirt data, and come back after SIGCONT."""
+    import signal
+    kw = subprocess.Popen([KVMWATCH, "-c", libvirtd.uri, "--no-host", "--no-kvmstat", "-o", "json",
+                           "-p", domain["name"], "0.2"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def next_vm():
+        line = kw.stdout.readline()
+        assert line, "kvmwatch exited: %s" % kw.stderr.read()
+        return find_vm(json.loads(line), domain["name"])
+
+    stopped = False
+    try:
+        wait_for(lambda: "libvirt" in (next_vm() or {}).get("found", ""), timeout=30, what="libvirt data")
+        os.kill(libvirtd.libvirtd.pid, signal.SIGSTOP)
+        stopped = True
+        wait_for(lambda: (lambda v: v and "libvirt" not in v["found"])(next_vm()), timeout=90,
+                 what="reports without libvirt while the daemon hangs")
+        os.kill(libvirtd.libvirtd.pid, signal.SIGCONT)
+        stopped = False
+        wait_for(lambda: "libvirt" in (next_vm() or {}).get("found", ""), timeout=90, what="libvirt data again")
+    finally:
+        if stopped:
+            os.kill(libvirtd.libvirtd.pid, signal.SIGCONT)
+        kw.terminate()
+        _, err = kw.communicate(timeout=30)
+    assert err.count("lost the connection to " + libvirtd.uri) == 1, err
