@@ -42,7 +42,8 @@ static const char doc[] =
 	"  kvmwatch -s -e 1          # exit statistics every second, like perf kvm stat live\n"
 	"  kvmwatch -d -s -o json    # dirty page counts, rates and top GFNs as JSON\n"
 	"  kvmwatch --bpf all --view all  # per-VM metrics including the eBPF counters\n"
-	"\vViews: summary (default), vcpu, net, host, list, all (every metric with its rate).";
+	"\vViews: summary (default), vcpu, net, host, list, all (every metric with its rate), mem (libvirt "
+	"state, memory and balloon), kvm (KVM binary stats: exits and faults per second).";
 
 static const char args_doc[] = "[INTERVAL [COUNT]]";
 
@@ -55,17 +56,25 @@ enum {
 	OPT_DEMO_GUEST,
 	OPT_PER_VCPU,
 	OPT_BPF,
+	OPT_NO_PROCFS,
+	OPT_NO_LIBVIRT,
+	OPT_NO_KVMSTAT,
 };
 
 static const struct argp_option options[] = {
 	{ "output", 'o', "FORMAT", 0, "Output format: text (default) or json (one object per interval)", 0 },
-	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list or all", 0 },
+	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list, all, mem or kvm", 0 },
 	{ "list", 'l', NULL, 0, "List the VMs found and exit (same as --view list, once)", 0 },
 	{ "pid", 'p', "PID|NAME", 0, "Only this VM: VMM pid, VM name or uuid (repeatable)", 0 },
 	{ "time", 't', "SECONDS", 0, "Stop after SECONDS", 0 },
 	{ "procfs", OPT_PROCFS, "DIR", 0, "Read the proc filesystem at DIR (default /proc)", 0 },
 	{ "sysfs", OPT_SYSFS, "DIR", 0, "Read the sys filesystem at DIR (default /sys)", 0 },
 	{ "no-host", OPT_NO_HOST, NULL, 0, "Do not collect host totals", 0 },
+	{ "connection", 'c', "URI", 0, "libvirt connection URI (default qemu:///system; e.g. "
+	  "qemu+ssh://host/system with --procfs at that host's mounted /proc)", 0 },
+	{ "no-libvirt", OPT_NO_LIBVIRT, NULL, 0, "Do not use libvirt", 0 },
+	{ "no-kvmstat", OPT_NO_KVMSTAT, NULL, 0, "Do not read KVM binary statistics (KVM_GET_STATS_FD)", 0 },
+	{ "no-procfs", OPT_NO_PROCFS, NULL, 0, "Do not scan /proc for VMM processes (libvirt domains only)", 0 },
 	{ "demo", OPT_DEMO, NULL, 0, "Start the project's tiny demo guest (a real KVM VM) and watch it", 0 },
 	{ "demo-guest", OPT_DEMO_GUEST, NULL, OPTION_HIDDEN, "Run as the demo guest process", 0 },
 	{ "verbose", 'v', NULL, 0, "Verbose messages (and libbpf's own log)", 0 },
@@ -108,14 +117,14 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			argp_error(state, "invalid output format '%s' (text or json)", arg);
 		break;
 	case OPT_VIEW: {
-		static const char *const names[] = { "summary", "vcpu", "net", "host", "list", "all" };
+		static const char *const names[] = { "summary", "vcpu", "net", "host", "list", "all", "mem", "kvm" };
 		size_t i;
 
 		for (i = 0; i < KW_ARRAY_SIZE(names); i++)
 			if (!strcmp(arg, names[i]))
 				break;
 		if (i == KW_ARRAY_SIZE(names))
-			argp_error(state, "invalid view '%s' (summary, vcpu, net, host, list, all)", arg);
+			argp_error(state, "invalid view '%s' (summary, vcpu, net, host, list, all, mem, kvm)", arg);
 		o->view = (int)i;
 		break;
 	}
@@ -146,6 +155,19 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_NO_HOST:
 		o->cfg.no_host = 1;
+		break;
+	case 'c':
+		if (!*arg || kw_strlcpy(o->cfg.libvirt_uri, arg, sizeof(o->cfg.libvirt_uri)) >= sizeof(o->cfg.libvirt_uri))
+			argp_error(state, "invalid libvirt URI '%s' (empty or too long)", arg);
+		break;
+	case OPT_NO_PROCFS:
+		o->cfg.sources &= ~(1u << KW_SRC_PROC);
+		break;
+	case OPT_NO_LIBVIRT:
+		o->cfg.sources &= ~(1u << KW_SRC_LIBVIRT);
+		break;
+	case OPT_NO_KVMSTAT:
+		o->cfg.sources &= ~(1u << KW_SRC_KVMSTAT);
 		break;
 	case OPT_DEMO:
 		o->demo = 1;

@@ -251,6 +251,68 @@ static void view_list(FILE *f, const struct kw_collector *c)
 	}
 }
 
+/* A gauge in MiB, "-" when the VM has no such sample. */
+static const char *gauge_mib(char *buf, size_t len, const struct kw_sampleset *ss, int metric)
+{
+	double v;
+
+	if (kw_ss_value(ss, metric, NULL, &v))
+		return "-";
+	snprintf(buf, len, "%.1f", v / 1048576.0);
+	return buf;
+}
+
+/* libvirt's view of memory: domain state, balloon and guest memory stats. */
+static void view_mem(FILE *f, const struct kw_collector *c, const struct kw_snapshot *prev, double dt)
+{
+	size_t i;
+
+	fprintf(f, "%-24s %8s %-9s %5s %9s %9s %9s %9s %9s %9s %9s %9s %8s\n", "VM", "PID", "STATE", "DOMID",
+		"MAX_MiB", "CUR_MiB", "RSS_MiB", "BRSS_MiB", "USABLE", "UNUSED", "AVAIL", "SWAP_KiB/s", "MAJFL/s");
+	for (i = 0; i < c->vms.n; i++) {
+		const struct kw_vm *vm = &c->vms.vms[i];
+		const struct kw_vm *p = prev_vm(prev, vm);
+		const struct kw_sampleset *ps = p ? &p->stats : NULL, *cs = &vm->stats;
+		char name[64], b[7][32];
+
+		printable(name, sizeof(name), vm->name, 24);
+		fprintf(f, "%-24s %8d %-9s %5d %9s %9s %9s %9s %9s %9s %9s %9.1f %8.1f\n", name, vm->pid,
+			vm->state[0] ? vm->state : "-", vm->dom_id, gauge_mib(b[0], 32, cs, KW_M_DOM_MEM_MAX),
+			gauge_mib(b[1], 32, cs, KW_M_DOM_MEM_CUR), gauge_mib(b[2], 32, cs, KW_M_MEM_RSS),
+			gauge_mib(b[3], 32, cs, KW_M_BAL_RSS), gauge_mib(b[4], 32, cs, KW_M_BAL_USABLE),
+			gauge_mib(b[5], 32, cs, KW_M_BAL_UNUSED), gauge_mib(b[6], 32, cs, KW_M_BAL_AVAIL),
+			(rate_sum(ps, cs, KW_M_BAL_SWAP_IN, dt) + rate_sum(ps, cs, KW_M_BAL_SWAP_OUT, dt)) / 1024,
+			rate_sum(ps, cs, KW_M_BAL_MAJFLT, dt));
+	}
+}
+
+/* KVM binary stats per VM: every cumulative vCPU stat (summed over vCPUs)
+ * that moved in the interval, as a rate. */
+static void view_kvm(FILE *f, const struct kw_collector *c, const struct kw_snapshot *prev, double dt)
+{
+	size_t i, k;
+
+	fprintf(f, "%-24s %8s %-28s %14s %20s\n", "VM", "PID", "KVM_STAT", "RATE/s", "TOTAL");
+	for (i = 0; i < c->vms.n; i++) {
+		const struct kw_vm *vm = &c->vms.vms[i];
+		const struct kw_vm *p = prev_vm(prev, vm);
+		char name[64];
+
+		printable(name, sizeof(name), vm->name, 24);
+		for (k = 0; k < vm->stats.n; k++) {
+			const struct kw_sample *s = &vm->stats.s[k];
+			double r;
+
+			if (s->metric != KW_M_KVM_VCPU && s->metric != KW_M_KVM_VM)
+				continue;
+			if (kw_rate(p ? &p->stats : NULL, &vm->stats, s->metric, s->inst, dt, &r) || r <= 0)
+				continue;
+			fprintf(f, "%-24s %8d %-28s %14.1f %20llu\n", name, vm->pid, s->inst, r,
+				(unsigned long long)s->v.u);
+		}
+	}
+}
+
 /* Every sample of every VM: name, instance, value, per-second rate. */
 static void view_all(FILE *f, const struct kw_collector *c, const struct kw_snapshot *prev, double dt)
 {
@@ -377,6 +439,18 @@ static void json_report(FILE *f, const struct kw_collector *c, const struct kw_s
 		kw_json_str(f, found);
 		fputs(",\"state\":", f);
 		kw_json_str(f, vm->state);
+		fputs(",\"dom_id\":", f);
+		if (vm->dom_id >= 0)
+			fprintf(f, "%d", vm->dom_id);
+		else
+			fputs("null", f);
+		fputs(",\"disks\":[", f);
+		for (n = 0; n < vm->ndisks; n++) {
+			if (n)
+				fputc(',', f);
+			kw_json_str(f, vm->disks[n].name);
+		}
+		fputc(']', f);
 		fprintf(f, ",\"vcpus\":%d,\"threads\":[", vm->nvcpus);
 		for (n = 0; n < vm->nthreads; n++)
 			fprintf(f, "%s{\"tid\":%d,\"vcpu\":%d}", n ? "," : "", vm->threads[n].tid, vm->threads[n].vcpu);
@@ -424,6 +498,8 @@ static void report(FILE *f, const struct cli_opts *o, const struct kw_collector 
 		case KW_VIEW_HOST: view_host(f, c, prev, dt); break;
 		case KW_VIEW_LIST: view_list(f, c); break;
 		case KW_VIEW_METRICS: view_all(f, c, prev, dt); break;
+		case KW_VIEW_MEM: view_mem(f, c, prev, dt); break;
+		case KW_VIEW_KVM: view_kvm(f, c, prev, dt); break;
 		default: view_summary(f, c, prev, dt); break;
 		}
 	}

@@ -12,6 +12,8 @@
  * into the ones procfs found. */
 static const struct kw_source_ops *const sources[] = {
 	&kw_source_procfs,
+	&kw_source_libvirt,
+	&kw_source_kvmstat,
 	&kw_source_bpf,
 };
 

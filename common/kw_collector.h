@@ -104,6 +104,8 @@ int kw_rate(const struct kw_sampleset *prev, const struct kw_sampleset *cur, int
 
 /* Sources (one per file in common/). */
 extern const struct kw_source_ops kw_source_procfs;
+extern const struct kw_source_ops kw_source_libvirt;  /* kw_libvirt.c */
+extern const struct kw_source_ops kw_source_kvmstat;  /* kw_kvmstat.c */
 extern const struct kw_source_ops kw_source_bpf;     /* kw_bpf.c */
 
 /* Helpers for sources: procfs/sysfs paths. */

@@ -12,9 +12,12 @@ void kw_vm_free(struct kw_vm *vm)
 {
 	free(vm->threads);
 	free(vm->netifs);
+	free(vm->disks);
 	kw_ss_free(&vm->stats);
 	vm->threads = NULL;
 	vm->netifs = NULL;
+	vm->disks = NULL;
+	vm->ndisks = 0;
 	vm->nthreads = vm->nnetifs = vm->nvcpus = 0;
 	vm->threads_cap = 0;
 }
@@ -42,6 +45,7 @@ int kw_vm_copy(struct kw_vm *dst, const struct kw_vm *src)
 	dst->threads = dup_array(src->threads, (size_t)src->nthreads, sizeof(*src->threads), &err);
 	dst->threads_cap = (size_t)src->nthreads;
 	dst->netifs = dup_array(src->netifs, (size_t)src->nnetifs, sizeof(*src->netifs), &err);
+	dst->disks = dup_array(src->disks, (size_t)src->ndisks, sizeof(*src->disks), &err);
 	memset(&dst->stats, 0, sizeof(dst->stats));
 	if (!err)
 		err = kw_ss_copy(&dst->stats, &src->stats);
@@ -88,6 +92,25 @@ int kw_vm_add_netif(struct kw_vm *vm, const char *ifname)
 	vm->netifs = p;
 	kw_strlcpy(p[vm->nnetifs].name, ifname, KW_IFNAME_MAX);
 	vm->nnetifs++;
+	return 0;
+}
+
+int kw_vm_add_disk(struct kw_vm *vm, const char *dev)
+{
+	struct kw_disk *p;
+	int i;
+
+	if (!*dev || strlen(dev) >= KW_DISK_MAX)
+		return -EINVAL;
+	for (i = 0; i < vm->ndisks; i++)
+		if (!strcmp(vm->disks[i].name, dev))
+			return 0;
+	p = realloc(vm->disks, ((size_t)vm->ndisks + 1) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	vm->disks = p;
+	kw_strlcpy(p[vm->ndisks].name, dev, KW_DISK_MAX);
+	vm->ndisks++;
 	return 0;
 }
 

@@ -21,6 +21,12 @@ struct kw_netif {
 	char name[KW_IFNAME_MAX];
 };
 
+#define KW_DISK_MAX 32
+
+struct kw_disk {
+	char name[KW_DISK_MAX];   /* guest target device (vda), from libvirt */
+};
+
 /* How the VM was found. */
 enum kw_found {
 	KW_FOUND_PROC = 1u << 0,    /* QEMU-like process in /proc */
@@ -43,6 +49,8 @@ struct kw_vm {
 	size_t threads_cap;
 	struct kw_netif *netifs;
 	int nnetifs;
+	struct kw_disk *disks;
+	int ndisks;
 	char cgroup[256];            /* cgroup v2 path of the process ("" unknown) */
 	/* libvirt */
 	int dom_id;                  /* -1 when not known to libvirt */
@@ -64,6 +72,7 @@ int kw_vm_copy(struct kw_vm *dst, const struct kw_vm *src);
 int kw_vm_add_thread(struct kw_vm *vm, pid_t tid, int vcpu);
 int kw_vm_add_netif(struct kw_vm *vm, const char *ifname);
 int kw_vm_has_netif(const struct kw_vm *vm, const char *ifname);
+int kw_vm_add_disk(struct kw_vm *vm, const char *dev);
 
 struct kw_vm *kw_vmt_find_key(struct kw_vmtable *t, const char *key);
 struct kw_vm *kw_vmt_find_pid(struct kw_vmtable *t, pid_t pid);

@@ -1,0 +1,494 @@
+/* kw_kvmstat.c - the KVM binary statistics source (KVM_GET_STATS_FD).
+ *
+ * For each VMM process the collector found, the VM's and vCPUs' statistics
+ * file descriptors are brought into this process with pidfd_open +
+ * pidfd_getfd (root): a stats fd the VMM already holds
+ * (anon_inode:kvm-vm-stats, anon_inode:kvm-vcpu-stats:N) is duplicated as
+ * is; otherwise the VM / vCPU fd (anon_inode:kvm-vm, anon_inode:kvm-vcpu:N)
+ * is duplicated and KVM_GET_STATS_FD is tried on it (kernels refuse that
+ * ioctl from another process's mm with EIO: then the VM is reported once and
+ * skipped).  Stats are discovered by name from the descriptors, which are
+ * read once per fd; the fds and descriptors are cached per VM and closed when
+ * the VM goes away.  Only /proc and the binary stats interface are used: no
+ * eBPF, no libvirt. */
+#include "kw_collector.h"
+#include "kw_util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+#define RESCAN_CYCLES 5 /* re-look for missing vCPU stats fds this often */
+
+struct kstat_desc {
+	char name[48];    /* KVM_STATS_NAME_SIZE; longer names are skipped */
+	uint32_t type;     /* KVM_STATS_TYPE_* */
+	uint32_t offset;   /* in the data block, bytes */
+	uint16_t size;     /* number of u64 values (buckets for histograms) */
+};
+
+/* One stats fd (the VM's, or one vCPU's) with its descriptors. */
+struct kstat_fd {
+	int fd;
+	int vcpu;          /* -1: VM-level */
+	uint32_t data_off;
+	size_t data_len;
+	struct kstat_desc *d;
+	unsigned nd;
+	uint64_t *data;
+};
+
+struct kstat_vm {
+	char key[64];
+	pid_t pid;
+	int pidfd;
+	struct kstat_fd *fds;
+	int nfds;
+	int have_vm;       /* a VM-level stats fd is among fds */
+	int nvcpu;         /* vCPU stats fds among fds */
+	uint64_t last_scan;
+	uint64_t seen_cycle;
+};
+
+struct kvmstat_state {
+	struct kstat_vm *vms;
+	size_t n, cap;
+	struct kw_sampleset tmp;   /* one VM's sums, then set over libvirt's copy */
+};
+
+static int sys_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+static int sys_pidfd_getfd(int pidfd, int fd) { return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0); }
+
+/* ------------------------------------------------------ descriptors */
+
+static void kfd_close(struct kstat_fd *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	free(k->d);
+	free(k->data);
+	memset(k, 0, sizeof(*k));
+	k->fd = -1;
+}
+
+/* Read the header and descriptors of a stats fd.  Returns 0 or -errno. */
+static int kfd_load(struct kstat_fd *k)
+{
+	struct kvm_stats_header h;
+	size_t dsz, i, end = 0;
+	char *raw;
+	ssize_t r;
+
+	r = pread(k->fd, &h, sizeof(h), 0);
+	if (r != (ssize_t)sizeof(h))
+		return r < 0 ? -errno : -EIO;
+	if (h.num_desc == 0 || h.num_desc > 4096 || h.name_size == 0 || h.name_size > 4096)
+		return -EINVAL;
+	dsz = sizeof(struct kvm_stats_desc) + h.name_size;
+	raw = malloc(dsz * h.num_desc);
+	k->d = calloc(h.num_desc, sizeof(*k->d));
+	if (!raw || !k->d) {
+		free(raw);
+		return -ENOMEM;
+	}
+	r = pread(k->fd, raw, dsz * h.num_desc, h.desc_offset);
+	if (r != (ssize_t)(dsz * h.num_desc)) {
+		int e = r < 0 ? -errno : -EIO;
+		free(raw);
+		return e;
+	}
+	for (i = 0; i < h.num_desc; i++) {
+		const struct kvm_stats_desc *sd = (const void *)(raw + i * dsz);
+		struct kstat_desc *d = &k->d[k->nd];
+		size_t nl = strnlen(sd->name, h.name_size);
+
+		if (!sd->size || nl == 0 || nl >= sizeof(d->name))
+			continue;
+		memcpy(d->name, sd->name, nl);
+		d->name[nl] = '\0';
+		d->type = sd->flags & KVM_STATS_TYPE_MASK;
+		d->offset = sd->offset;
+		d->size = sd->size;
+		if (d->type > KVM_STATS_TYPE_MAX) {
+			kw_log_once(KW_LOG_INFO, d->name, "kvmstat: stat %s has unknown type %u: skipped", d->name,
+				    d->type);
+			continue;
+		}
+		if ((size_t)d->offset + (size_t)d->size * 8 > end)
+			end = (size_t)d->offset + (size_t)d->size * 8;
+		k->nd++;
+	}
+	free(raw);
+	k->data_off = h.data_offset;
+	k->data_len = end;
+	k->data = malloc(end ? end : 8);
+	return k->data ? 0 : -ENOMEM;
+}
+
+/* --------------------------------------------------------- fd cache */
+
+static void kvm_close(struct kstat_vm *v)
+{
+	int i;
+
+	for (i = 0; i < v->nfds; i++)
+		kfd_close(&v->fds[i]);
+	free(v->fds);
+	v->fds = NULL;
+	v->nfds = v->nvcpu = v->have_vm = 0;
+	if (v->pidfd >= 0)
+		close(v->pidfd);
+	v->pidfd = -1;
+}
+
+static int has_vcpu(const struct kstat_vm *v, int idx)
+{
+	int i;
+
+	for (i = 0; i < v->nfds; i++)
+		if (v->fds[i].vcpu == idx)
+			return 1;
+	return 0;
+}
+
+/* Take ownership of a stats fd: load its descriptors and add it. */
+static int add_stats_fd(struct kstat_vm *v, int fd, int vcpu)
+{
+	struct kstat_fd *p, k = { .fd = fd, .vcpu = vcpu };
+	int r = kfd_load(&k);
+
+	if (r < 0) {
+		kfd_close(&k);
+		return r;
+	}
+	p = realloc(v->fds, ((size_t)v->nfds + 1) * sizeof(*p));
+	if (!p) {
+		kfd_close(&k);
+		return -ENOMEM;
+	}
+	v->fds = p;
+	v->fds[v->nfds++] = k;
+	if (vcpu < 0)
+		v->have_vm = 1;
+	else
+		v->nvcpu++;
+	return 0;
+}
+
+/* Parse "anon_inode:kvm-vcpu:3" style links: prefix then the index. */
+static int link_index(const char *link, const char *prefix)
+{
+	long v;
+
+	if (!kw_startswith(link, prefix) || kw_parse_int(link + strlen(prefix), 0, 65535, &v))
+		return -1;
+	return (int)v;
+}
+
+struct fdref {
+	int fd, vcpu;
+};
+
+/* Look through the VMM's fds for stats fds (dup them) and VM/vCPU fds (dup
+ * them and ask KVM for a stats fd).  Returns 0 or -errno. */
+static int scan_vmm(struct kw_collector *c, struct kstat_vm *v, const struct kw_vm *vm)
+{
+	char path[PATH_MAX], link[128];
+	struct fdref *plain = NULL;
+	size_t nplain = 0, cap = 0, i;
+	struct dirent *de;
+	int eio = 0, r = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%d/fd", KW_PROC(c), v->pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		long fdnum;
+		ssize_t n;
+		int idx = -2, fd;
+
+		if (kw_parse_int(de->d_name, 0, INT32_MAX, &fdnum))
+			continue;
+		snprintf(path, sizeof(path), "%s/%d/fd/%ld", KW_PROC(c), v->pid, fdnum);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (!strcmp(link, "anon_inode:kvm-vm-stats")) {
+			idx = -1;
+		} else if ((idx = link_index(link, "anon_inode:kvm-vcpu-stats:")) < 0) {
+			int vi = !strcmp(link, "anon_inode:kvm-vm") ? -1 : link_index(link, "anon_inode:kvm-vcpu:");
+
+			if (vi >= 0 || !strcmp(link, "anon_inode:kvm-vm")) {
+				if (kw_grow((void **)&plain, &cap, nplain, sizeof(*plain)) == 0) {
+					plain[nplain].fd = (int)fdnum;
+					plain[nplain].vcpu = vi;
+					nplain++;
+				}
+			}
+			continue;
+		}
+		if (idx < 0 ? v->have_vm : has_vcpu(v, idx))
+			continue;
+		fd = sys_pidfd_getfd(v->pidfd, (int)fdnum);
+		if (fd < 0)
+			continue; /* closed meanwhile */
+		if ((r = add_stats_fd(v, fd, idx)) == -ENOMEM)
+			break;
+		r = 0;
+	}
+	closedir(d);
+	/* VM / vCPU fds whose stats fd the VMM does not hold. */
+	for (i = 0; i < nplain && r != -ENOMEM; i++) {
+		int fd, sfd;
+
+		if (plain[i].vcpu < 0 ? v->have_vm : has_vcpu(v, plain[i].vcpu))
+			continue;
+		fd = sys_pidfd_getfd(v->pidfd, plain[i].fd);
+		if (fd < 0)
+			continue;
+		sfd = ioctl(fd, KVM_GET_STATS_FD, NULL);
+		if (sfd < 0 && errno == EIO)
+			eio = 1;
+		close(fd);
+		if (sfd >= 0 && add_stats_fd(v, sfd, plain[i].vcpu) == -ENOMEM)
+			r = -ENOMEM;
+	}
+	free(plain);
+	if (!v->nfds && nplain) {
+		char key[96];
+
+		snprintf(key, sizeof(key), "kvmstat-nofd:%s", v->key);
+		kw_log_once(KW_LOG_INFO, key,
+			    "kvmstat: VM %s (pid %d) holds no KVM stats fds and KVM_GET_STATS_FD on its VM/vCPU fds "
+			    "failed%s: no KVM binary stats for it", vm->name, v->pid,
+			    eio ? " (EIO: KVM refuses VM ioctls from another process)" : "");
+	}
+	return r;
+}
+
+static struct kstat_vm *cache_get(struct kvmstat_state *st, const struct kw_vm *vm)
+{
+	struct kstat_vm *v;
+	size_t i;
+
+	for (i = 0; i < st->n; i++)
+		if (!strcmp(st->vms[i].key, vm->key))
+			return &st->vms[i];
+	if (kw_grow((void **)&st->vms, &st->cap, st->n, sizeof(*st->vms)))
+		return NULL;
+	v = &st->vms[st->n++];
+	memset(v, 0, sizeof(*v));
+	kw_strlcpy(v->key, vm->key, sizeof(v->key));
+	v->pid = vm->pid;
+	v->pidfd = -1;
+	return v;
+}
+
+/* Is the pid still the process the collector found (start time)? */
+static int same_process(struct kw_collector *c, const struct kw_vm *vm)
+{
+	char buf[1024];
+	const char *p;
+	unsigned long long st = 0;
+	int field;
+
+	if (!vm->starttime)
+		return 1;
+	if (kw_read_filef(buf, sizeof(buf), "%s/%d/stat", KW_PROC(c), vm->pid) <= 0)
+		return 0;
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* field 3 follows ") "; starttime is field 22 */
+	for (field = 2; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", &st) != 1)
+		return 0;
+	return st == vm->starttime;
+}
+
+/* --------------------------------------------------------- callbacks */
+
+static int kvmstat_init(struct kw_collector *c, void **state, char *why, size_t whylen)
+{
+	struct kvmstat_state *st;
+	int pidfd, fd;
+
+	if (strcmp(c->cfg.procfs, "/proc")) {
+		snprintf(why, whylen, "KVM stats are read from local processes only (procfs root is %s)",
+			 c->cfg.procfs);
+		return -EINVAL;
+	}
+	if (geteuid() != 0) {
+		snprintf(why, whylen, "needs root: reaching a VMM's KVM fds takes pidfd_getfd (ptrace access)");
+		return -EPERM;
+	}
+	pidfd = sys_pidfd_open(getpid());
+	if (pidfd < 0) {
+		int e = errno;
+		snprintf(why, whylen, "failed to open pidfd: %s%s", strerror(e),
+			 e == ENOSYS ? " (pidfd_open needs Linux 5.3)" : "");
+		return -e;
+	}
+	fd = sys_pidfd_getfd(pidfd, pidfd);
+	if (fd < 0) {
+		int e = errno;
+		close(pidfd);
+		snprintf(why, whylen, "failed to duplicate a file descriptor with pidfd_getfd: %s%s", strerror(e),
+			 e == ENOSYS ? " (pidfd_getfd needs Linux 5.6)" : "");
+		return -e;
+	}
+	close(fd);
+	close(pidfd);
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	*state = st;
+	return 0;
+}
+
+/* Close the fds of VMs that left the table (they pin the VM in the kernel). */
+static int kvmstat_discover(struct kw_collector *c, void *state)
+{
+	struct kvmstat_state *st = state;
+	size_t i = 0;
+
+	while (i < st->n) {
+		struct kstat_vm *v = &st->vms[i];
+		struct kw_vm *vm = kw_vmt_find_key(&c->vms, v->key);
+
+		if (!vm || vm->pid != v->pid) {
+			kvm_close(v);
+			st->vms[i] = st->vms[--st->n];
+		} else {
+			i++;
+		}
+	}
+	return 0;
+}
+
+static void publish(struct kw_sampleset *ss, const struct kstat_fd *k)
+{
+	char inst[KW_INST_MAX];
+	unsigned i;
+
+	for (i = 0; i < k->nd; i++) {
+		const struct kstat_desc *d = &k->d[i];
+		uint64_t v = 0;
+		unsigned b;
+
+		for (b = 0; b < d->size; b++)
+			v += k->data[d->offset / 8 + b]; /* histograms: events = sum of buckets */
+		if (k->vcpu < 0) {
+			if (d->type == KVM_STATS_TYPE_INSTANT || d->type == KVM_STATS_TYPE_PEAK)
+				kw_ss_set_u64(ss, KW_M_KVM_VM_GAUGE, d->name, v);
+			else
+				kw_ss_set_u64(ss, KW_M_KVM_VM, d->name, v);
+			continue;
+		}
+		if (d->type == KVM_STATS_TYPE_INSTANT) {
+			kw_ss_add_u64(ss, KW_M_KVM_VCPU_GAUGE, d->name, v);
+		} else if (d->type == KVM_STATS_TYPE_PEAK) {
+			const struct kw_sample *s = kw_ss_get(ss, KW_M_KVM_VCPU_GAUGE, d->name);
+
+			if (!s || s->v.u < v)
+				kw_ss_set_u64(ss, KW_M_KVM_VCPU_GAUGE, d->name, v);
+		} else {
+			kw_ss_add_u64(ss, KW_M_KVM_VCPU, d->name, v);
+			snprintf(inst, sizeof(inst), "%d.%s", k->vcpu, d->name);
+			kw_ss_set_u64(ss, KW_M_KVM_VCPU_EACH, inst, v);
+		}
+	}
+}
+
+static int kvmstat_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
+{
+	struct kvmstat_state *st = state;
+	struct kstat_vm *v;
+	struct pollfd pfd;
+	int i;
+
+	if (vm->pid <= 0)
+		return 0;
+	v = cache_get(st, vm);
+	if (!v)
+		return -ENOMEM;
+	if (v->pidfd < 0) {
+		v->pidfd = sys_pidfd_open(vm->pid);
+		if (v->pidfd < 0)
+			return errno == ESRCH ? -ESRCH : 0;
+		if (!same_process(c, vm)) {
+			kvm_close(v);
+			return -ESRCH;
+		}
+	}
+	/* The process exited: our fds would keep its VM alive in the kernel. */
+	pfd.fd = v->pidfd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 0) > 0) {
+		kvm_close(v);
+		return -ESRCH;
+	}
+	if (!v->last_scan || (v->nvcpu < vm->nvcpus && c->cycle - v->last_scan >= RESCAN_CYCLES)) {
+		v->last_scan = c->cycle;
+		if (scan_vmm(c, v, vm) == -ENOMEM)
+			return -ENOMEM;
+	}
+	kw_ss_clear(&st->tmp);
+	for (i = 0; i < v->nfds; i++) {
+		struct kstat_fd *k = &v->fds[i];
+		ssize_t r = pread(k->fd, k->data, k->data_len, k->data_off);
+
+		if (r != (ssize_t)k->data_len)
+			continue;
+		publish(&st->tmp, k);
+	}
+	/* set, not add: the libvirt source may have filled the same rows */
+	for (i = 0; i < (int)st->tmp.n; i++)
+		if (kw_ss_set_u64(&vm->stats, st->tmp.s[i].metric, st->tmp.s[i].inst, st->tmp.s[i].v.u))
+			return -ENOMEM;
+	return 0;
+}
+
+static void kvmstat_fini(struct kw_collector *c, void *state)
+{
+	struct kvmstat_state *st = state;
+	size_t i;
+
+	if (!st)
+		return;
+	for (i = 0; i < st->n; i++)
+		kvm_close(&st->vms[i]);
+	free(st->vms);
+	kw_ss_free(&st->tmp);
+	free(st);
+}
+
+const struct kw_source_ops kw_source_kvmstat = {
+	.id = KW_SRC_KVMSTAT,
+	.name = "kvmstat",
+	.init = kvmstat_init,
+	.discover = kvmstat_discover,
+	.collect_vm = kvmstat_collect_vm,
+	.fini = kvmstat_fini,
+};

@@ -1,0 +1,730 @@
+/* kw_libvirt.c - the libvirt source.
+ *
+ * One virConnectGetAllDomainStats call per cycle (no per-domain round trips
+ * for the bulk data) gives every active domain's state, CPU, balloon, vCPU,
+ * interface and block statistics; virDomainGetJobStats adds job (migration)
+ * progress of running domains.  A domain is joined to the VMM process the
+ * procfs source found by pid (libvirt's pidfile <rundir>/qemu/NAME.pid, for
+ * local URIs), then uuid, then name; a domain without a local process (a
+ * remote URI) becomes its own VM with key "uuid:<uuid>".
+ *
+ * The connection is read-only, kept alive with libvirt keepalive messages
+ * (driven by libvirt's default event loop on a thread of its own, so a hung
+ * daemon is dropped within seconds), and re-opened with exponential backoff
+ * after an outage; an outage is logged once, the recovery once. */
+#include "kw_collector.h"
+#include "kw_libvirt.h"
+#include "kw_util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <libvirt/virterror.h>
+
+#define KEEPALIVE_INTERVAL 2   /* seconds between keepalive probes */
+#define KEEPALIVE_COUNT 2      /* unanswered probes before the connection is closed */
+#define BACKOFF_MAX_S 30
+
+#define STATS_GROUPS (VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON | \
+		      VIR_DOMAIN_STATS_VCPU | VIR_DOMAIN_STATS_INTERFACE | VIR_DOMAIN_STATS_BLOCK | STATS_VM)
+/* VIR_DOMAIN_STATS_VM (libvirt >= 8.9: the VM-level KVM stats); daemons that
+ * do not know a group skip it (no ENFORCE_STATS flag) */
+#define STATS_VM (1 << 10)
+
+struct lv_dom {
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	virDomainStatsRecordPtr rec;
+};
+
+struct libvirt_state {
+	virConnectPtr conn;
+	char uri[256];
+	char piddir[PATH_MAX];          /* "" = no pidfile join (remote, session) */
+	virDomainStatsRecordPtr *recs;
+	int nrecs;
+	struct lv_dom *doms;
+	size_t ndoms, domcap;
+	unsigned flags;                 /* for virConnectGetAllDomainStats */
+	int down;                       /* in an outage */
+	uint64_t down_since_ns;
+	uint64_t next_try_ns;
+	unsigned backoff_s;
+	int job_unsupported;
+	int info_unsupported;
+};
+
+/* ------------------------------------------------------------ mapping */
+
+const char *kw_libvirt_state_name(int state)
+{
+	static const char *const n[] = { "nostate", "running", "blocked", "paused", "shutdown", "shutoff",
+					  "crashed", "pmsuspended" };
+	return state >= 0 && state < (int)KW_ARRAY_SIZE(n) ? n[state] : "unknown";
+}
+
+static int param_u64(const virTypedParameter *p, uint64_t *out)
+{
+	switch (p->type) {
+	case VIR_TYPED_PARAM_INT: *out = p->value.i < 0 ? 0 : (uint64_t)p->value.i; return 0;
+	case VIR_TYPED_PARAM_UINT: *out = p->value.ui; return 0;
+	case VIR_TYPED_PARAM_LLONG: *out = p->value.l < 0 ? 0 : (uint64_t)p->value.l; return 0;
+	case VIR_TYPED_PARAM_ULLONG: *out = p->value.ul; return 0;
+	case VIR_TYPED_PARAM_DOUBLE: *out = p->value.d < 0 ? 0 : (uint64_t)p->value.d; return 0;
+	case VIR_TYPED_PARAM_BOOLEAN: *out = p->value.b ? 1 : 0; return 0;
+	default: return -1;
+	}
+}
+
+/* Set a shared row only when another source did not. */
+static int set_absent(struct kw_vm *vm, int metric, const char *inst, uint64_t v)
+{
+	if (kw_ss_get(&vm->stats, metric, inst))
+		return 0;
+	return kw_ss_set_u64(&vm->stats, metric, inst, v);
+}
+
+struct field_map {
+	const char *name;
+	int metric;
+	uint64_t mul;     /* KiB -> bytes */
+	int shared;       /* fill only when absent */
+};
+
+static const struct field_map balloon_map[] = {
+	{ "current", KW_M_DOM_MEM_CUR, 1024, 0 }, { "maximum", KW_M_DOM_MEM_MAX, 1024, 0 },
+	{ "rss", KW_M_BAL_RSS, 1024, 0 }, { "usable", KW_M_BAL_USABLE, 1024, 0 },
+	{ "unused", KW_M_BAL_UNUSED, 1024, 0 }, { "available", KW_M_BAL_AVAIL, 1024, 0 },
+	{ "disk_caches", KW_M_BAL_CACHES, 1024, 0 }, { "swap_in", KW_M_BAL_SWAP_IN, 1024, 0 },
+	{ "swap_out", KW_M_BAL_SWAP_OUT, 1024, 0 }, { "major_fault", KW_M_BAL_MAJFLT, 1, 0 },
+	{ "minor_fault", KW_M_BAL_MINFLT, 1, 0 },
+};
+
+static const struct field_map net_map[] = {
+	{ "rx.bytes", KW_M_NET_RX_BYTES, 1, 1 }, { "rx.pkts", KW_M_NET_RX_PKTS, 1, 1 },
+	{ "rx.errs", KW_M_NET_RX_ERRS, 1, 1 }, { "rx.drop", KW_M_NET_RX_DROP, 1, 1 },
+	{ "tx.bytes", KW_M_NET_TX_BYTES, 1, 1 }, { "tx.pkts", KW_M_NET_TX_PKTS, 1, 1 },
+	{ "tx.errs", KW_M_NET_TX_ERRS, 1, 1 }, { "tx.drop", KW_M_NET_TX_DROP, 1, 1 },
+};
+
+static const struct field_map block_map[] = {
+	{ "rd.reqs", KW_M_DISK_RD_REQS, 1, 0 }, { "rd.bytes", KW_M_DISK_RD_BYTES, 1, 0 },
+	{ "rd.times", KW_M_DISK_RD_TIME, 1, 0 }, { "wr.reqs", KW_M_DISK_WR_REQS, 1, 0 },
+	{ "wr.bytes", KW_M_DISK_WR_BYTES, 1, 0 }, { "wr.times", KW_M_DISK_WR_TIME, 1, 0 },
+	{ "fl.reqs", KW_M_DISK_FL_REQS, 1, 0 }, { "fl.times", KW_M_DISK_FL_TIME, 1, 0 },
+	{ "errors", KW_M_DISK_ERRORS, 1, 0 }, { "capacity", KW_M_DISK_CAPACITY, 1, 0 },
+	{ "allocation", KW_M_DISK_ALLOC, 1, 0 }, { "physical", KW_M_DISK_PHYSICAL, 1, 0 },
+};
+
+static const struct field_map vcpu_map[] = {
+	{ "time", KW_M_DOM_VCPU_TIME, 1, 0 }, { "wait", KW_M_DOM_VCPU_WAIT, 1, 0 },
+	{ "delay", KW_M_VCPU_DELAY, 1, 1 },
+};
+
+static const struct field_map *find_field(const struct field_map *m, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(m[i].name, name))
+			return &m[i];
+	return NULL;
+}
+
+static int put(struct kw_vm *vm, const struct field_map *f, const char *inst, uint64_t v)
+{
+	return f->shared ? set_absent(vm, f->metric, inst, v * f->mul)
+			 : kw_ss_set_u64(&vm->stats, f->metric, inst, v * f->mul);
+}
+
+/* "net.3.rx.bytes" with prefix "net." -> index 3, rest "rx.bytes". */
+static int split_indexed(const char *field, const char *prefix, unsigned *idx, const char **rest)
+{
+	const char *p;
+	char *end;
+	unsigned long v;
+
+	if (!kw_startswith(field, prefix))
+		return -1;
+	p = field + strlen(prefix);
+	if (*p < '0' || *p > '9')
+		return -1;
+	v = strtoul(p, &end, 10);
+	if (*end != '.' || v > 65535)
+		return -1;
+	*idx = (unsigned)v;
+	*rest = end + 1;
+	return 0;
+}
+
+/* Device names of net.N.name / block.N.name, by index. */
+static const char *dev_name(const virTypedParameter *params, int n, const char *prefix, unsigned idx)
+{
+	char want[64];
+	int i;
+
+	snprintf(want, sizeof(want), "%s%u.name", prefix, idx);
+	for (i = 0; i < n; i++)
+		if (params[i].type == VIR_TYPED_PARAM_STRING && !strcmp(params[i].field, want))
+			return params[i].value.s;
+	return NULL;
+}
+
+/* KVM binary stats that QEMU's query-stats passes through libvirt:
+ * vcpu.N.NAME.sum (cumulative), .cur (instant), .max (peak); vm.NAME.*.
+ * The same rows as the kvmstat source, which overrides them when it reads
+ * the VM's stats fds itself. */
+static int kvm_stat(struct kw_vm *vm, int vcpu, const char *rest, uint64_t v)
+{
+	const char *dot = strrchr(rest, '.');
+	char name[48], inst[KW_INST_MAX];
+	size_t len;
+
+	if (!dot || (len = (size_t)(dot - rest)) == 0 || len >= sizeof(name))
+		return 0;
+	memcpy(name, rest, len);
+	name[len] = '\0';
+	if (!strcmp(dot, ".sum")) {
+		if (vcpu < 0)
+			return kw_ss_set_u64(&vm->stats, KW_M_KVM_VM, name, v);
+		snprintf(inst, sizeof(inst), "%d.%s", vcpu, name);
+		if (kw_ss_set_u64(&vm->stats, KW_M_KVM_VCPU_EACH, inst, v))
+			return -ENOMEM;
+		return kw_ss_add_u64(&vm->stats, KW_M_KVM_VCPU, name, v);
+	}
+	if (!strcmp(dot, ".cur") || !strcmp(dot, ".max")) {
+		const struct kw_sample *s;
+
+		if (vcpu < 0)
+			return kw_ss_set_u64(&vm->stats, KW_M_KVM_VM_GAUGE, name, v);
+		if (dot[1] == 'c')
+			return kw_ss_add_u64(&vm->stats, KW_M_KVM_VCPU_GAUGE, name, v);
+		s = kw_ss_get(&vm->stats, KW_M_KVM_VCPU_GAUGE, name);
+		return s && s->v.u >= v ? 0 : kw_ss_set_u64(&vm->stats, KW_M_KVM_VCPU_GAUGE, name, v);
+	}
+	return 0;
+}
+
+int kw_libvirt_map_stats(struct kw_vm *vm, const virTypedParameter *params, int n)
+{
+	int i, r = 0;
+
+	for (i = 0; i < n && r != -ENOMEM; i++) {
+		const virTypedParameter *p = &params[i];
+		const struct field_map *f;
+		const char *rest, *dev;
+		char inst[16];
+		unsigned idx;
+		uint64_t v;
+
+		if (param_u64(p, &v))
+			continue; /* strings: names and paths, read by index below */
+		if (!strcmp(p->field, "state.state")) {
+			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_STATE, NULL, v);
+			kw_strlcpy(vm->state, kw_libvirt_state_name((int)v), sizeof(vm->state));
+		} else if (!strcmp(p->field, "cpu.time")) {
+			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_CPU_TIME, NULL, v);
+		} else if (!strcmp(p->field, "cpu.user")) {
+			r = set_absent(vm, KW_M_CPU_USER, NULL, v);
+		} else if (!strcmp(p->field, "cpu.system")) {
+			r = set_absent(vm, KW_M_CPU_SYSTEM, NULL, v);
+		} else if (kw_startswith(p->field, "balloon.")) {
+			if ((f = find_field(balloon_map, KW_ARRAY_SIZE(balloon_map), p->field + 8)))
+				r = put(vm, f, NULL, v);
+		} else if (!strcmp(p->field, "vcpu.current")) {
+			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_VCPUS, NULL, v);
+			if (!r)
+				r = set_absent(vm, KW_M_VCPUS, NULL, v);
+			if (vm->nthreads == 0 && v < 65536)
+				vm->nvcpus = (int)v; /* no local threads: libvirt's count */
+		} else if (!strcmp(p->field, "vcpu.maximum")) {
+			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_VCPUS_MAX, NULL, v);
+		} else if (!split_indexed(p->field, "vcpu.", &idx, &rest)) {
+			if ((f = find_field(vcpu_map, KW_ARRAY_SIZE(vcpu_map), rest))) {
+				snprintf(inst, sizeof(inst), "%u", idx);
+				r = put(vm, f, inst, v);
+			} else {
+				r = kvm_stat(vm, (int)idx, rest, v);
+			}
+		} else if (kw_startswith(p->field, "vm.")) {
+			r = kvm_stat(vm, -1, p->field + 3, v);
+		} else if (!split_indexed(p->field, "net.", &idx, &rest)) {
+			if (!(f = find_field(net_map, KW_ARRAY_SIZE(net_map), rest)) ||
+			    !(dev = dev_name(params, n, "net.", idx)) || strlen(dev) >= KW_IFNAME_MAX)
+				continue;
+			if (kw_vm_add_netif(vm, dev) == -ENOMEM)
+				return -ENOMEM;
+			r = put(vm, f, dev, v);
+		} else if (!split_indexed(p->field, "block.", &idx, &rest)) {
+			if (!(f = find_field(block_map, KW_ARRAY_SIZE(block_map), rest)) ||
+			    !(dev = dev_name(params, n, "block.", idx)) || strlen(dev) >= KW_DISK_MAX)
+				continue;
+			if (kw_vm_add_disk(vm, dev) == -ENOMEM)
+				return -ENOMEM;
+			r = put(vm, f, dev, v);
+		}
+	}
+	return r == -ENOMEM ? r : 0;
+}
+
+int kw_libvirt_map_job(struct kw_vm *vm, int type, const virTypedParameter *params, int n)
+{
+	static const struct field_map job_map[] = {
+		{ VIR_DOMAIN_JOB_TIME_ELAPSED, KW_M_JOB_ELAPSED, 1, 0 },
+		{ VIR_DOMAIN_JOB_DOWNTIME, KW_M_JOB_DOWNTIME, 1, 0 },
+		{ VIR_DOMAIN_JOB_DATA_TOTAL, KW_M_JOB_DATA_TOTAL, 1, 0 },
+		{ VIR_DOMAIN_JOB_DATA_PROCESSED, KW_M_JOB_DATA_PROC, 1, 0 },
+		{ VIR_DOMAIN_JOB_DATA_REMAINING, KW_M_JOB_DATA_REM, 1, 0 },
+		{ VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, KW_M_JOB_DIRTY_RATE, 1, 0 },
+		{ VIR_DOMAIN_JOB_MEMORY_ITERATION, KW_M_JOB_ITERATION, 1, 0 },
+	};
+	int i;
+
+	if (kw_ss_set_u64(&vm->stats, KW_M_JOB_TYPE, NULL, type < 0 ? 0 : (uint64_t)type))
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		const struct field_map *f = find_field(job_map, KW_ARRAY_SIZE(job_map), params[i].field);
+		uint64_t v;
+
+		if (f && param_u64(&params[i], &v) == 0 && put(vm, f, NULL, v))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int kw_libvirt_map_memstats(struct kw_vm *vm, const virDomainMemoryStatStruct *st, int n)
+{
+	static const struct { int tag; int metric; uint64_t mul; } map[] = {
+		{ VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON, KW_M_DOM_MEM_CUR, 1024 },
+		{ VIR_DOMAIN_MEMORY_STAT_RSS, KW_M_BAL_RSS, 1024 },
+		{ VIR_DOMAIN_MEMORY_STAT_USABLE, KW_M_BAL_USABLE, 1024 },
+		{ VIR_DOMAIN_MEMORY_STAT_UNUSED, KW_M_BAL_UNUSED, 1024 },
+		{ VIR_DOMAIN_MEMORY_STAT_AVAILABLE, KW_M_BAL_AVAIL, 1024 },
+		{ VIR_DOMAIN_MEMORY_STAT_DISK_CACHES, KW_M_BAL_CACHES, 1024 },
+		{ VIR_DOMAIN_MEMORY_STAT_SWAP_IN, KW_M_BAL_SWAP_IN, 1024 },
+		{ VIR_DOMAIN_MEMORY_STAT_SWAP_OUT, KW_M_BAL_SWAP_OUT, 1024 },
+		{ VIR_DOMAIN_MEMORY_STAT_MAJOR_FAULT, KW_M_BAL_MAJFLT, 1 },
+		{ VIR_DOMAIN_MEMORY_STAT_MINOR_FAULT, KW_M_BAL_MINFLT, 1 },
+	};
+	int i;
+	size_t k;
+
+	for (i = 0; i < n; i++)
+		for (k = 0; k < KW_ARRAY_SIZE(map); k++)
+			if (st[i].tag == map[k].tag &&
+			    kw_ss_set_u64(&vm->stats, map[k].metric, NULL, st[i].val * map[k].mul))
+				return -ENOMEM;
+	return 0;
+}
+
+/* ---------------------------------------------------------- connection */
+
+static void silent_error(void *arg, virErrorPtr err)
+{
+	(void)arg;
+	(void)err; /* errors are fetched with virGetLastError and logged by us */
+}
+
+static int event_loop_ok;
+
+static void *event_loop(void *arg)
+{
+	(void)arg;
+	for (;;)
+		if (virEventRunDefaultImpl() < 0)
+			usleep(100000);
+	return NULL;
+}
+
+static void libvirt_global_init(void)
+{
+	pthread_t t;
+
+	virSetErrorFunc(NULL, silent_error);
+	if (virInitialize() < 0)
+		return;
+	/* Keepalive needs an event loop: libvirt's default one on its own thread. */
+	if (virEventRegisterDefaultImpl() == 0 && pthread_create(&t, NULL, event_loop, NULL) == 0) {
+		pthread_detach(t);
+		event_loop_ok = 1;
+	}
+}
+
+static const char *last_error(void)
+{
+	virErrorPtr e = virGetLastError();
+
+	return e && e->message ? e->message : "unknown libvirt error";
+}
+
+static int last_error_code(void)
+{
+	virErrorPtr e = virGetLastError();
+
+	return e ? e->code : VIR_ERR_OK;
+}
+
+static int lv_open(struct libvirt_state *st, char *err, size_t errlen)
+{
+	st->conn = virConnectOpenReadOnly(st->uri);
+	if (!st->conn) {
+		snprintf(err, errlen, "failed to connect to %s: %s", st->uri, last_error());
+		return -ECONNREFUSED;
+	}
+	/* 1: the peer does not do keepalive; -1: a local driver (no daemon) */
+	if (event_loop_ok)
+		virConnectSetKeepAlive(st->conn, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT);
+	virResetLastError();
+	return 0;
+}
+
+static void lv_lost(struct libvirt_state *st, const char *why)
+{
+	if (st->conn) {
+		virConnectClose(st->conn);
+		st->conn = NULL;
+	}
+	if (!st->down) {
+		st->down = 1;
+		st->down_since_ns = kw_now_mono_ns();
+		kw_log_once(KW_LOG_WARN, "libvirt-outage", "libvirt: lost the connection to %s (%s); VMs are still "
+			    "watched without libvirt data, reconnecting in the background", st->uri, why);
+	}
+	st->backoff_s = 1;
+	st->next_try_ns = kw_now_mono_ns() + 1000000000ull;
+}
+
+/* Connected now?  Reconnects (with backoff) after an outage. */
+static int lv_connected(struct libvirt_state *st)
+{
+	char err[512];
+	uint64_t now;
+
+	if (st->conn && virConnectIsAlive(st->conn) == 1)
+		return 1;
+	if (st->conn)
+		lv_lost(st, "connection closed");
+	now = kw_now_mono_ns();
+	if (now < st->next_try_ns)
+		return 0;
+	if (lv_open(st, err, sizeof(err)) < 0) {
+		kw_debug("libvirt: %s", err);
+		st->backoff_s = st->backoff_s ? st->backoff_s * 2 : 1;
+		if (st->backoff_s > BACKOFF_MAX_S)
+			st->backoff_s = BACKOFF_MAX_S;
+		st->next_try_ns = now + st->backoff_s * 1000000000ull;
+		return 0;
+	}
+	if (st->down) {
+		kw_info("libvirt: reconnected to %s after %.1f s", st->uri,
+			(double)(kw_now_mono_ns() - st->down_since_ns) / 1e9);
+		kw_log_forget("libvirt-outage");
+		st->down = 0;
+	}
+	st->backoff_s = 0;
+	return 1;
+}
+
+/* A call failed: was it the connection?  Returns 1 if it was (now closed). */
+static int lv_check_conn(struct libvirt_state *st)
+{
+	int code = last_error_code();
+
+	if (!st->conn)
+		return 1;
+	if (virConnectIsAlive(st->conn) != 1 || code == VIR_ERR_SYSTEM_ERROR || code == VIR_ERR_RPC ||
+	    code == VIR_ERR_NO_CONNECT || code == VIR_ERR_INVALID_CONN) {
+		lv_lost(st, last_error());
+		return 1;
+	}
+	return 0;
+}
+
+/* ----------------------------------------------------------- discovery */
+
+static void free_records(struct libvirt_state *st)
+{
+	if (st->recs)
+		virDomainStatsRecordListFree(st->recs);
+	st->recs = NULL;
+	st->nrecs = 0;
+	st->ndoms = 0;
+}
+
+static pid_t read_pidfile(const struct libvirt_state *st, const char *name)
+{
+	char buf[64];
+	long pid;
+
+	if (!st->piddir[0] || strchr(name, '/'))
+		return 0;
+	if (kw_read_filef(buf, sizeof(buf), "%s/%s.pid", st->piddir, name) <= 0)
+		return 0;
+	buf[strcspn(buf, "\n")] = '\0';
+	return kw_parse_int(buf, 1, INT32_MAX, &pid) ? 0 : (pid_t)pid;
+}
+
+/* Did procfs have to invent this name ("comm-pid")? */
+static int fallback_name(const struct kw_vm *vm)
+{
+	char want[KW_NAME_MAX + 16];
+
+	snprintf(want, sizeof(want), "%s-%d", vm->vmm, vm->pid);
+	return !vm->name[0] || !strcmp(vm->name, want);
+}
+
+static int merge_domain(struct kw_collector *c, struct libvirt_state *st, virDomainStatsRecordPtr rec)
+{
+	char uuid[VIR_UUID_STRING_BUFLEN], key[64];
+	const char *name = virDomainGetName(rec->dom);
+	unsigned int id = virDomainGetID(rec->dom);
+	struct kw_vm *vm = NULL;
+	pid_t pid;
+
+	if (!name || virDomainGetUUIDString(rec->dom, uuid) < 0)
+		return 0;
+	pid = read_pidfile(st, name);
+	if (pid > 0)
+		vm = kw_vmt_find_pid(&c->vms, pid);
+	if (!vm)
+		vm = kw_vmt_find_uuid(&c->vms, uuid);
+	if (!vm) {
+		vm = kw_vmt_find_name(&c->vms, name);
+		if (vm && vm->uuid[0] && strcasecmp(vm->uuid, uuid))
+			vm = NULL; /* same name, different VM */
+	}
+	if (!vm) {
+		snprintf(key, sizeof(key), "uuid:%s", uuid);
+		vm = kw_vmt_find_key(&c->vms, key);
+		if (!vm) {
+			vm = kw_vmt_add(&c->vms);
+			if (!vm)
+				return -ENOMEM;
+			kw_strlcpy(vm->key, key, sizeof(vm->key));
+			kw_strlcpy(vm->vmm, "libvirt", sizeof(vm->vmm));
+			vm->first_seen_ns = kw_now_mono_ns();
+		}
+		/* Without procfs, the pidfile still names the local process. */
+		if (pid > 0 && !kw_collector_has(c, KW_SRC_PROC))
+			vm->pid = pid;
+	}
+	vm->seen = 1;
+	vm->found |= KW_FOUND_LIBVIRT;
+	vm->dom_id = id == (unsigned int)-1 ? -1 : (int)id;
+	if (!vm->uuid[0])
+		kw_strlcpy(vm->uuid, uuid, sizeof(vm->uuid));
+	if (fallback_name(vm))
+		kw_strlcpy(vm->name, name, sizeof(vm->name));
+	if (kw_grow((void **)&st->doms, &st->domcap, st->ndoms, sizeof(*st->doms)))
+		return -ENOMEM;
+	kw_strlcpy(st->doms[st->ndoms].uuid, uuid, sizeof(st->doms[st->ndoms].uuid));
+	st->doms[st->ndoms].rec = rec;
+	st->ndoms++;
+	return 0;
+}
+
+static int libvirt_discover(struct kw_collector *c, void *state)
+{
+	struct libvirt_state *st = state;
+	size_t i;
+	int n, r = 0;
+
+	free_records(st);
+	for (i = 0; i < c->vms.n; i++) {
+		struct kw_vm *vm = &c->vms.vms[i];
+
+		if (vm->found & KW_FOUND_LIBVIRT) {
+			vm->found &= ~(unsigned)KW_FOUND_LIBVIRT;
+			vm->dom_id = -1;
+			vm->state[0] = '\0';
+		}
+	}
+	if (!lv_connected(st))
+		return 0;
+	n = virConnectGetAllDomainStats(st->conn, STATS_GROUPS, &st->recs, st->flags);
+	if (n < 0 && (st->flags & VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT) &&
+	    last_error_code() == VIR_ERR_INVALID_ARG && virConnectIsAlive(st->conn) == 1) {
+		/* a driver that does not know NOWAIT */
+		st->flags &= ~(unsigned)VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
+		n = virConnectGetAllDomainStats(st->conn, STATS_GROUPS, &st->recs, st->flags);
+	}
+	if (n < 0) {
+		st->recs = NULL;
+		if (!lv_check_conn(st))
+			kw_log_once(KW_LOG_WARN, "libvirt-stats", "libvirt: failed to get domain stats from %s: %s",
+				    st->uri, last_error());
+		return 0;
+	}
+	st->nrecs = n;
+	for (i = 0; i < (size_t)n && r == 0; i++)
+		r = merge_domain(c, st, st->recs[i]);
+	return r;
+}
+
+/* --------------------------------------------------------- per-VM data */
+
+static virDomainStatsRecordPtr find_record(struct libvirt_state *st, const char *uuid)
+{
+	size_t i;
+
+	for (i = 0; i < st->ndoms; i++)
+		if (!strcasecmp(st->doms[i].uuid, uuid))
+			return st->doms[i].rec;
+	return NULL;
+}
+
+static int has_param(const virDomainStatsRecordPtr rec, const char *name)
+{
+	int i;
+
+	for (i = 0; i < rec->nparams; i++)
+		if (!strcmp(rec->params[i].field, name))
+			return 1;
+	return 0;
+}
+
+/* Drivers whose bulk stats lack the balloon/vcpu groups (e.g. test://):
+ * virDomainGetInfo and virDomainMemoryStats instead. */
+static int fallback_info(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom)
+{
+	virDomainMemoryStatStruct ms[VIR_DOMAIN_MEMORY_STAT_NR];
+	virDomainInfo info;
+	int n;
+
+	if (st->info_unsupported || !st->conn)
+		return 0;
+	if (virDomainGetInfo(dom, &info) < 0) {
+		if (last_error_code() == VIR_ERR_NO_SUPPORT)
+			st->info_unsupported = 1;
+		else
+			lv_check_conn(st); /* or the domain vanished: nothing to add */
+		return 0;
+	}
+	if (kw_ss_set_u64(&vm->stats, KW_M_DOM_MEM_MAX, NULL, (uint64_t)info.maxMem * 1024) ||
+	    kw_ss_set_u64(&vm->stats, KW_M_DOM_MEM_CUR, NULL, (uint64_t)info.memory * 1024) ||
+	    kw_ss_set_u64(&vm->stats, KW_M_DOM_VCPUS, NULL, info.nrVirtCpu) ||
+	    kw_ss_set_u64(&vm->stats, KW_M_DOM_CPU_TIME, NULL, info.cpuTime) ||
+	    set_absent(vm, KW_M_VCPUS, NULL, info.nrVirtCpu))
+		return -ENOMEM;
+	if (vm->nthreads == 0)
+		vm->nvcpus = info.nrVirtCpu;
+	n = virDomainMemoryStats(dom, ms, VIR_DOMAIN_MEMORY_STAT_NR, 0);
+	if (n < 0) {
+		lv_check_conn(st);
+		return 0;
+	}
+	return kw_libvirt_map_memstats(vm, ms, n);
+}
+
+static int job_stats(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom)
+{
+	virTypedParameterPtr params = NULL;
+	int type = 0, n = 0, r;
+
+	if (st->job_unsupported || !st->conn)
+		return 0;
+	if (virDomainGetJobStats(dom, &type, &params, &n, 0) < 0) {
+		int code = last_error_code();
+
+		if (code == VIR_ERR_NO_SUPPORT) {
+			st->job_unsupported = 1;
+			kw_debug("libvirt: %s has no job statistics: %s", st->uri, last_error());
+		} else if (code != VIR_ERR_NO_DOMAIN && code != VIR_ERR_OPERATION_INVALID) {
+			lv_check_conn(st);
+		}
+		return 0;
+	}
+	r = kw_libvirt_map_job(vm, type, params, n);
+	virTypedParamsFree(params, n);
+	return r;
+}
+
+static int libvirt_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
+{
+	struct libvirt_state *st = state;
+	virDomainStatsRecordPtr rec;
+	int r;
+
+	if (!(vm->found & KW_FOUND_LIBVIRT) || !(rec = find_record(st, vm->uuid)))
+		return 0;
+	r = kw_libvirt_map_stats(vm, rec->params, rec->nparams);
+	if (r)
+		return r;
+	if (!has_param(rec, "balloon.current") && (r = fallback_info(st, vm, rec->dom)))
+		return r;
+	if (!strcmp(vm->state, "running") || !strcmp(vm->state, "paused"))
+		r = job_stats(st, vm, rec->dom);
+	return r;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* Where libvirt's QEMU driver keeps NAME.pid for a local system URI. */
+static void pidfile_dir(const struct kw_collector *c, const char *uri, char *out, size_t len)
+{
+	const char *sock;
+
+	out[0] = '\0';
+	if (strcmp(c->cfg.procfs, "/proc"))
+		return; /* another host's proc: its pidfiles are not here */
+	if (!kw_startswith(uri, "qemu:///system") && !kw_startswith(uri, "qemu+unix:///system"))
+		return;
+	sock = strstr(uri, "socket=");
+	if (sock) {
+		/* a daemon with its own run dir: <rundir>/libvirt-sock -> <rundir>/qemu */
+		size_t n = strcspn(sock + 7, "&");
+		const char *slash;
+
+		slash = memrchr(sock + 7, '/', n);
+		if (slash && (size_t)(slash - (sock + 7)) + 6 < len)
+			snprintf(out, len, "%.*s/qemu", (int)(slash - (sock + 7)), sock + 7);
+		return;
+	}
+	kw_strlcpy(out, "/run/libvirt/qemu", len);
+}
+
+static int libvirt_init(struct kw_collector *c, void **state, char *why, size_t whylen)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct libvirt_state *st;
+
+	pthread_once(&once, libvirt_global_init);
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	kw_strlcpy(st->uri, c->cfg.libvirt_uri[0] ? c->cfg.libvirt_uri : "qemu:///system", sizeof(st->uri));
+	st->flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
+	pidfile_dir(c, st->uri, st->piddir, sizeof(st->piddir));
+	if (lv_open(st, why, whylen) < 0) {
+		free(st);
+		return -ECONNREFUSED;
+	}
+	*state = st;
+	return 0;
+}
+
+static void libvirt_fini(struct kw_collector *c, void *state)
+{
+	struct libvirt_state *st = state;
+
+	if (!st)
+		return;
+	free_records(st);
+	free(st->doms);
+	if (st->conn)
+		virConnectClose(st->conn);
+	free(st);
+}
+
+const struct kw_source_ops kw_source_libvirt = {
+	.id = KW_SRC_LIBVIRT,
+	.name = "libvirt",
+	.init = libvirt_init,
+	.discover = libvirt_discover,
+	.collect_vm = libvirt_collect_vm,
+	.fini = libvirt_fini,
+};
