@@ -22,7 +22,6 @@ void kw_config_defaults(struct kw_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	kw_strlcpy(cfg->procfs, "/proc", sizeof(cfg->procfs));
 	kw_strlcpy(cfg->sysfs, "/sys", sizeof(cfg->sysfs));
-	kw_strlcpy(cfg->libvirt_uri, "qemu:///system", sizeof(cfg->libvirt_uri));
 	cfg->sources = KW_SOURCES_ALL;
 	cfg->bpf_features = 0;
 }

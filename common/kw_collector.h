@@ -36,7 +36,7 @@ struct kw_config {
 	char procfs[KW_ROOT_MAX];     /* default /proc */
 	char sysfs[KW_ROOT_MAX];      /* default /sys */
 	unsigned sources;             /* bitmask of 1 << enum kw_source_id */
-	char libvirt_uri[256];        /* default qemu:///system */
+	char libvirt_uri[256];        /* "" = qemu:///system, quietly idle if no libvirtd */
 	pid_t *pids;                  /* only these VMs (by VMM pid), if npids */
 	size_t npids;
 	char **names;                 /* only these VMs (by name or uuid), if nnames */

@@ -335,7 +335,7 @@ static int kvmstat_init(struct kw_collector *c, void **state, char *why, size_t 
 	if (strcmp(c->cfg.procfs, "/proc")) {
 		snprintf(why, whylen, "KVM stats are read from local processes only (procfs root is %s)",
 			 c->cfg.procfs);
-		return -EINVAL;
+		return -ECANCELED; /* expected with a fixture or remote /proc */
 	}
 	if (geteuid() != 0) {
 		snprintf(why, whylen, "needs root: reaching a VMM's KVM fds takes pidfd_getfd (ptrace access)");

@@ -701,7 +701,9 @@ static int libvirt_init(struct kw_collector *c, void **state, char *why, size_t 
 	pidfile_dir(c, st->uri, st->piddir, sizeof(st->piddir));
 	if (lv_open(st, why, whylen) < 0) {
 		free(st);
-		return -ECONNREFUSED;
+		/* No libvirtd at the default URI is normal (plain QEMU, Proxmox):
+		 * idle quietly; an explicitly configured URI that fails is a warning. */
+		return c->cfg.libvirt_uri[0] ? -ECONNREFUSED : -ECANCELED;
 	}
 	*state = st;
 	return 0;

@@ -18,7 +18,6 @@ void nd_conf_defaults(struct nd_conf *cf)
 	memset(cf, 0, sizeof(*cf));
 	cf->host_charts = 1;
 	cf->sources = (1u << KW_SRC__N) - 1;
-	kw_strlcpy(cf->libvirt_uri, "qemu:///system", sizeof(cf->libvirt_uri));
 	kw_strlcpy(cf->vms, "*", sizeof(cf->vms));
 }
 

@@ -41,7 +41,7 @@ def test_json_one_object_per_interval():
         assert r["sources"]["procfs"] == {"available": True}
         for vm in r["vms"]:
             assert set(vm) == {"name", "uuid", "pid", "pve_id", "vmm", "found", "state", "vcpus", "threads",
-                               "netifs", "metrics", "rates"}
+                               "netifs", "dom_id", "disks", "metrics", "rates"}
         assert r["interval"] > 0
 
 
