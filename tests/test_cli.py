@@ -165,3 +165,43 @@ def test_without_root_degrades_with_one_message(tmp_path):
         assert r.stderr.count("cannot read /proc/%d/fd" % pid) == 1
     finally:
         os.kill(pid, signal.SIGKILL)
+
+
+@needs_kvm
+@needs_binary("qemu-system-x86_64")
+def test_real_qemu_with_tiny_kernel(tmp_path):
+    """A real qemu-system-x86_64 -accel kvm booting the project's tiny kernel
+    (spinning forever): kvmwatch finds it by name with its uuid, pid, vCPU
+    count, and a CPU time that grows."""
+    from conftest import build_path
+    uuid = "c0ffee00-1234-4567-89ab-0123456789ab"
+    pidfile = tmp_path / "q.pid"
+    q = subprocess.run(["qemu-system-x86_64", "-accel", "kvm", "-name", "guest=kwtest-qemu,debug-threads=on",
+                        "-uuid", uuid, "-smp", "2", "-m", "32", "-kernel", build_path("tests", "tiny-kernel.elf"),
+                        "-append", "spin=forever", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                        "-display", "none", "-nodefaults", "-no-reboot", "-daemonize", "-pidfile", str(pidfile)],
+                       capture_output=True, text=True, timeout=60)
+    assert q.returncode == 0, q.stderr
+    pid = int(pidfile.read_text())
+    try:
+        reps = kvmwatch_json("-p", "kwtest-qemu", "1", "3")
+        vms = [find_vm(r, "kwtest-qemu") for r in reps]
+        assert all(vms)
+        vm = vms[-1]
+        assert vm["pid"] == pid
+        assert vm["uuid"] == uuid
+        assert vm["vcpus"] == 2
+        assert vm["vmm"] == "qemu-system-x86"
+        assert "proc" in vm["found"]
+        assert sorted(t["vcpu"] for t in vm["threads"] if t["vcpu"] >= 0) == [0, 1]
+        cpu = [v["metrics"]["cpu.user"] + v["metrics"]["cpu.system"] for v in vms]
+        assert cpu[0] < cpu[1] < cpu[2], cpu
+        run0 = [v["metrics"]["vcpu.run"]["0"] for v in vms]
+        assert run0[0] < run0[1] < run0[2], run0
+        # CPU 0 spins: its thread ran for most of each 1 s interval
+        assert vm["rates"]["vcpu.run"]["0"] > 0.3e9
+        r = kvmwatch("-l", check=True)
+        line = [l for l in r.stdout.splitlines() if l.startswith("kwtest-qemu")][0].split()
+        assert line[1] == str(pid) and line[2] == uuid
+    finally:
+        os.kill(pid, signal.SIGKILL)
