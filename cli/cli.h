@@ -31,9 +31,6 @@ extern volatile sig_atomic_t kw_exiting;
 int cli_run_metrics(struct cli_opts *o);
 /* eBPF event modes (-e -f -m -d -n -w -i, -s): events.c. */
 int cli_run_events(struct cli_opts *o);
-/* Sleep until an absolute CLOCK_MONOTONIC deadline (ns); returns early (-1)
- * when a signal asks to exit. */
-int cli_sleep_until(unsigned long long deadline_ns);
 /* --demo: start the demo guest child, run the metric reports, stop it. */
 int cli_run_demo(struct cli_opts *o);
 /* The demo guest child process itself (argv[1] == "--demo-guest"). */

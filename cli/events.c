@@ -928,7 +928,7 @@ int cli_run_events(struct cli_opts *o)
 			next = o->interval_given ? next + step : (end ? end : ~0ull);
 			if (end && next > end)
 				next = end;
-			if (next != ~0ull && cli_sleep_until(next))
+			if (next != ~0ull && kw_sleep_until(next, &kw_exiting))
 				break;
 			if (next == ~0ull) {
 				while (!kw_exiting)

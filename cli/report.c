@@ -471,20 +471,6 @@ static void json_report(FILE *f, const struct kw_collector *c, const struct kw_s
 
 /* ------------------------------------------------------------ main loop */
 
-int cli_sleep_until(unsigned long long deadline_ns)
-{
-	struct timespec ts = { (time_t)(deadline_ns / 1000000000ull), (long)(deadline_ns % 1000000000ull) };
-
-	while (!kw_exiting) {
-		int r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-		if (r == 0)
-			return 0;
-		if (r != EINTR)
-			return -1;
-	}
-	return -1;
-}
-
 static void report(FILE *f, const struct cli_opts *o, const struct kw_collector *c, const struct kw_snapshot *prev,
 		   double dt)
 {
@@ -544,7 +530,7 @@ int cli_run_metrics(struct cli_opts *o)
 		next += step;
 		if (o->duration > 0 && next > start + (unsigned long long)(o->duration * 1e9))
 			next = start + (unsigned long long)(o->duration * 1e9);
-		if (cli_sleep_until(next))
+		if (kw_sleep_until(next, &kw_exiting))
 			break;
 		r = kw_collector_collect(&c);
 		if (r < 0) {

@@ -1,6 +1,7 @@
 /* kwcd.c - the collectd plugin's logic without collectd: configuration,
  * identifiers, the metric-table check and grouping samples into value lists. */
 #include "kwcd_priv.h"
+#include "kw_bpf.h"
 #include "kw_util.h"
 
 #include <ctype.h>
@@ -13,8 +14,6 @@
 
 /* The eBPF feature groups (one per CLI feature flag: -e -f -m -d -n -w -i);
  * BPFFeature "x" sets bit 1u << index in cfg.bpf_features. */
-const char *const kwcd_bpf_feature_names[] = { "exits", "mmu", "mmio", "dirty", "halt_poll", "wakeup", "irq" };
-const size_t kwcd_bpf_nfeatures = KW_ARRAY_SIZE(kwcd_bpf_feature_names);
 
 size_t kwcd_nmetrics(void) { return KW_METRIC__N; }
 
@@ -640,23 +639,21 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 		if ((r = want(key, v, nv, KWCD_V_STRING, 1, 16, err, errlen)))
 			return r;
 		for (i = 0; i < nv; i++) {
-			size_t j;
+			int bit;
 
 			if (!strcasecmp(v[i].s, "all")) {
-				k->cfg.bpf_features |= (1u << kwcd_bpf_nfeatures) - 1;
+				k->cfg.bpf_features |= KW_BPF_ALL;
 				continue;
 			}
-			for (j = 0; j < kwcd_bpf_nfeatures; j++)
-				if (!strcasecmp(v[i].s, kwcd_bpf_feature_names[j]))
-					break;
-			if (j == kwcd_bpf_nfeatures) {
+			bit = kw_bpf_feature_from_name(v[i].s);
+			if (bit < 0) {
 				snprintf(err, errlen,
 					 "option %s: unknown eBPF feature \"%s\" (expected all, exits, mmu, mmio, "
 					 "dirty, halt_poll, wakeup or irq)",
 					 key, v[i].s);
 				return -EINVAL;
 			}
-			k->cfg.bpf_features |= 1u << j;
+			k->cfg.bpf_features |= 1u << bit;
 		}
 		k->bpf_given = 1;
 		return 0;
@@ -734,7 +731,7 @@ int kwcd_start(struct kwcd *k, const char *hostname, kwcd_type_lookup_fn lookup,
 		return -1;
 	}
 	if (!k->bpf_given)
-		k->cfg.bpf_features = (1u << kwcd_bpf_nfeatures) - 1;
+		k->cfg.bpf_features = KW_BPF_ALL;
 	kw_ignorelist_set_ignore_selected(k->il_domain, k->ignore_selected);
 	kw_ignorelist_set_ignore_selected(k->il_iface, k->ignore_selected);
 	kw_ignorelist_set_ignore_selected(k->il_block, k->ignore_selected);

@@ -29,7 +29,5 @@ int kwcd_publish_set(struct kwcd *k, const struct kw_sampleset *ss, const char *
 		     struct kwcd_read_stats *st);
 
 /* BPF feature names accepted by BPFFeature (bit i = 1u << i of cfg.bpf_features). */
-extern const char *const kwcd_bpf_feature_names[];
-extern const size_t kwcd_bpf_nfeatures;
 
 #endif

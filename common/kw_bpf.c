@@ -39,6 +39,33 @@ const char *kw_bpf_feature_name(int bit)
 	return bit >= 0 && bit < KW_BPF__N ? feature_names[bit] : "?";
 }
 
+int kw_bpf_feature_from_name(const char *name)
+{
+	/* Canonical names plus the spellings the front ends' configs use
+	 * (collectd "halt_poll", netdata "halt poll", "mmu", plurals);
+	 * compared case-insensitively without spaces, '_' and '-'. */
+	static const struct { const char *n; int bit; } alias[] = {
+		{ "exit", KW_BPF_BIT_EXITS }, { "mmu", KW_BPF_BIT_FAULTS }, { "fault", KW_BPF_BIT_FAULTS },
+		{ "wakeups", KW_BPF_BIT_WAKEUP }, { "irqs", KW_BPF_BIT_IRQ },
+	};
+	char norm[32];
+	size_t o = 0, i;
+
+	for (; *name && o + 1 < sizeof(norm); name++)
+		if (*name != ' ' && *name != '_' && *name != '-')
+			norm[o++] = (char)tolower((unsigned char)*name);
+	norm[o] = '\0';
+	if (*name)
+		return -1;
+	for (i = 0; i < KW_BPF__N; i++)
+		if (!strcmp(norm, feature_names[i]))
+			return (int)i;
+	for (i = 0; i < KW_ARRAY_SIZE(alias); i++)
+		if (!strcmp(norm, alias[i].n))
+			return alias[i].bit;
+	return -1;
+}
+
 int kw_bpf_features_parse(const char *list, unsigned *out, char *err, size_t errlen)
 {
 	char buf[256], *save = NULL, *w;
@@ -56,10 +83,8 @@ int kw_bpf_features_parse(const char *list, unsigned *out, char *err, size_t err
 		}
 		if (!strcmp(w, "none"))
 			continue;
-		for (i = 0; i < KW_BPF__N; i++)
-			if (!strcmp(w, feature_names[i]))
-				break;
-		if (i == KW_BPF__N) {
+		i = kw_bpf_feature_from_name(w);
+		if (i < 0) {
 			snprintf(err, errlen, "unknown eBPF feature '%s' (exits, faults, mmio, dirty, haltpoll, wakeup, irq, all, none)", w);
 			return -EINVAL;
 		}

@@ -41,6 +41,8 @@ enum kw_bpf_feature_bit {
 
 /* "exits", "faults", "mmio", "dirty", "haltpoll", "wakeup", "irq". */
 const char *kw_bpf_feature_name(int bit);
+/* Feature bit of a name ("exits", "faults"/"mmu", "halt_poll", "halt poll", ...), -1 if unknown. */
+int kw_bpf_feature_from_name(const char *name);
 /* Parse "exits,dirty" / "all" / "none" (also space separated) into a mask.
  * Returns 0, or -EINVAL with err naming the bad word. */
 int kw_bpf_features_parse(const char *list, unsigned *out, char *err, size_t errlen);

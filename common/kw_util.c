@@ -222,8 +222,7 @@ int kw_startswith(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Length of a valid UTF-8 sequence at s, or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s)
+size_t kw_utf8_len(const unsigned char *s)
 {
 	size_t n, i;
 	uint32_t cp;
@@ -266,7 +265,7 @@ void kw_json_str(FILE *f, const char *str)
 			s++;
 			continue;
 		}
-		n = utf8_len(s);
+		n = kw_utf8_len(s);
 		if (n == 0) {
 			/* Not UTF-8: keep the byte's value visible as U+00XX. */
 			fprintf(f, "\\u%04x", *s);
@@ -285,6 +284,20 @@ static uint64_t clock_ns(clockid_t id)
 
 	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int kw_sleep_until(uint64_t deadline_ns, volatile sig_atomic_t *stop)
+{
+	struct timespec ts = { (time_t)(deadline_ns / 1000000000ull), (long)(deadline_ns % 1000000000ull) };
+
+	while (!*stop) {
+		int r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		if (r == 0)
+			return 0;
+		if (r != EINTR)
+			return -1;
+	}
+	return -1;
 }
 
 uint64_t kw_now_mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }

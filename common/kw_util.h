@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -48,6 +49,14 @@ int kw_startswith(const char *s, const char *prefix);
 /* Write s as a JSON string literal (quotes and escapes; invalid UTF-8 bytes
  * become \u00XX so the output is always valid JSON). */
 void kw_json_str(FILE *f, const char *s);
+
+/* Length of the valid UTF-8 sequence starting at s (1-4), or 0 if invalid
+ * (overlong, surrogate, beyond U+10FFFF, truncated). */
+size_t kw_utf8_len(const unsigned char *s);
+
+/* Sleep until an absolute CLOCK_MONOTONIC deadline (drift-free ticks).
+ * Returns 0 at the deadline, -1 as soon as *stop is set by a signal handler. */
+int kw_sleep_until(uint64_t deadline_ns, volatile sig_atomic_t *stop);
 
 /* Monotonic / realtime clocks in nanoseconds. */
 uint64_t kw_now_mono_ns(void);

@@ -54,30 +54,6 @@ void nd_sanitize_id(char *out, size_t len, const char *s, size_t maxchars)
 	out[o] = '\0';
 }
 
-/* Length of a valid UTF-8 sequence at s, or 0. */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t n, i;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) { n = 2; cp = s[0] & 0x1f; }
-	else if ((s[0] & 0xf0) == 0xe0) { n = 3; cp = s[0] & 0x0f; }
-	else if ((s[0] & 0xf8) == 0xf0) { n = 4; cp = s[0] & 0x07; }
-	else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 void nd_sanitize_text(char *out, size_t len, const char *str, size_t maxbytes)
 {
 	const unsigned char *s = (const unsigned char *)str;
@@ -86,7 +62,7 @@ void nd_sanitize_text(char *out, size_t len, const char *str, size_t maxbytes)
 	if (maxbytes > len - 1)
 		maxbytes = len - 1;
 	while (*s) {
-		size_t n = utf8_len(s);
+		size_t n = kw_utf8_len(s);
 
 		if (n == 1 && (*s < 0x20 || *s == 0x7f || *s == '"' || *s == '\'' || *s == '\\' || *s == '`'))
 			n = 0;

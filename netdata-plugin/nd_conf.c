@@ -1,5 +1,6 @@
 /* nd_conf.c - kvmwatch.conf parsing (see nd_conf.h). */
 #include "nd_conf.h"
+#include "kw_bpf.h"
 #include "kw_metrics.h"
 #include "kw_util.h"
 
@@ -73,7 +74,6 @@ static void set_bit(unsigned *mask, unsigned bit, int on)
 
 static void key_value(struct nd_conf *cf, const char *path, int line, int sec, const char *k, const char *v)
 {
-	static const char *const bpf_keys[] = ND_BPF_KEYS;
 	int b;
 	long l;
 	size_t i;
@@ -114,9 +114,8 @@ static void key_value(struct nd_conf *cf, const char *path, int line, int sec, c
 		}
 		break;
 	case SEC_BPF:
-		for (i = 0; i < KW_ARRAY_SIZE(bpf_keys); i++) {
-			if (strcasecmp(k, bpf_keys[i]))
-				continue;
+		if ((b = kw_bpf_feature_from_name(k)) >= 0) {
+			i = (size_t)b;
 			if (parse_bool(v, &b))
 				CONF_ERR(cf, path, line, "invalid value '%s' for eBPF feature '%s' (yes or no): ignored", v, k);
 			else

@@ -7,8 +7,6 @@
 
 /* eBPF feature keys of [bpf], in the order of their bits in
  * kw_config.bpf_features (the CLI's -e -f -m -d -n -w -i). */
-#define ND_BPF_KEYS { "exits", "mmu", "mmio", "dirty", "halt poll", "wakeups", "irqs" }
-#define ND_BPF_NKEYS 7
 
 struct nd_conf {
 	char path[PATH_MAX];    /* file read, "" when none was found */
@@ -16,7 +14,7 @@ struct nd_conf {
 	int host_charts;        /* [global] host charts = yes|no (default yes) */
 	unsigned sources;       /* [sources] procfs/libvirt/kvmstat/bpf, 1 << enum kw_source_id */
 	char libvirt_uri[256];  /* [sources] libvirt uri */
-	unsigned bpf_features;  /* [bpf] keys, 1 << index in ND_BPF_KEYS */
+	unsigned bpf_features;  /* [bpf] keys: KW_BPF_* (kw_bpf_feature_from_name) */
 	char vms[4096];         /* [filter] vms: netdata simple pattern (default "*") */
 	int errors;             /* problems reported on stderr */
 };

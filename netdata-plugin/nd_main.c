@@ -85,20 +85,6 @@ static void disable(const char *why)
 	fflush(stdout);
 }
 
-static int sleep_until(uint64_t deadline_ns)
-{
-	struct timespec ts = { (time_t)(deadline_ns / 1000000000ull), (long)(deadline_ns % 1000000000ull) };
-
-	while (!exiting) {
-		int r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-		if (r == 0)
-			return 0;
-		if (r != EINTR)
-			return -1;
-	}
-	return -1;
-}
-
 static int path_prefixed(char *out, size_t len, const char *prefix, const char *path)
 {
 	return snprintf(out, len, "%s%s", prefix, path) >= (int)len ? -1 : 0;
@@ -278,7 +264,7 @@ int main(int argc, char **argv)
 			while (next <= now)
 				next += (uint64_t)update_every * 1000000000ull;
 		}
-		if (sleep_until(next))
+		if (kw_sleep_until(next, &exiting))
 			break;
 	}
 	nd_state_free(&st);
