@@ -31,8 +31,9 @@ extern volatile sig_atomic_t kw_exiting;
 int cli_run_metrics(struct cli_opts *o);
 /* eBPF event modes (-e -f -m -d -n -w -i, -s): events.c. */
 int cli_run_events(struct cli_opts *o);
-/* --demo: start the demo guest child, run the metric reports, stop it. */
-int cli_run_demo(struct cli_opts *o);
+/* --demo: start the demo guest child, run `run` (metric reports or event
+ * tracing), stop the guest. */
+int cli_run_demo(struct cli_opts *o, int (*run)(struct cli_opts *o));
 /* The demo guest child process itself (argv[1] == "--demo-guest"). */
 int cli_demo_guest_main(int argc, char **argv);
 

@@ -90,7 +90,7 @@ static int read_uuid(char *out, size_t len)
 	return 0;
 }
 
-int cli_run_demo(struct cli_opts *o)
+int cli_run_demo(struct cli_opts *o, int (*run)(struct cli_opts *o))
 {
 	char uuid[64], fdarg[16], line[16];
 	int pfd[2], status, r;
@@ -128,7 +128,7 @@ int cli_run_demo(struct cli_opts *o)
 		return 1;
 	}
 	fprintf(stderr, "kvmwatch: demo guest '%s' running as pid %d (uuid %s)\n", DEMO_NAME, pid, uuid);
-	r = cli_run_metrics(o);
+	r = run(o);
 	kill(pid, SIGTERM);
 	waitpid(pid, &status, 0);
 	return r;

@@ -246,9 +246,9 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN); /* a closed pipe shows up as EPIPE on write */
 
-	if ((o.events || o.stats) && (o.demo || o.view != KW_VIEW_SUMMARY)) {
+	if ((o.events || o.stats) && o.view != KW_VIEW_SUMMARY) {
 		fprintf(stderr, "kvmwatch: the eBPF event flags (-e -s -f -m -d -n -w -i) cannot be combined with "
-				"--demo, --view or -l\n");
+				"--view or -l\n");
 		kw_config_free(&o.cfg);
 		return 2;
 	}
@@ -257,10 +257,10 @@ int main(int argc, char **argv)
 		kw_config_free(&o.cfg);
 		return 2;
 	}
-	if (o.events || o.stats)
+	if (o.demo == 1)
+		r = cli_run_demo(&o, o.events || o.stats ? cli_run_events : cli_run_metrics);
+	else if (o.events || o.stats)
 		r = cli_run_events(&o);
-	else if (o.demo == 1)
-		r = cli_run_demo(&o);
 	else
 		r = cli_run_metrics(&o);
 	kw_config_free(&o.cfg);
