@@ -455,6 +455,7 @@ struct kwcd *kwcd_new(void)
 	if (!k)
 		return NULL;
 	kw_config_defaults(&k->cfg);
+	k->cfg.libvirt_retry = 1; /* collectd may start before libvirtd */
 	k->il_domain = kw_ignorelist_create(0);
 	k->il_iface = kw_ignorelist_create(0);
 	k->il_block = kw_ignorelist_create(0);

@@ -37,6 +37,8 @@ struct kw_config {
 	char sysfs[KW_ROOT_MAX];      /* default /sys */
 	unsigned sources;             /* bitmask of 1 << enum kw_source_id */
 	char libvirt_uri[256];        /* "" = qemu:///system, quietly idle if no libvirtd */
+	int libvirt_retry;            /* libvirtd not up at start: retry in the background
+	                               * (long-running front ends); else unavailable */
 	pid_t *pids;                  /* only these VMs (by VMM pid), if npids */
 	size_t npids;
 	char **names;                 /* only these VMs (by name or uuid), if nnames */
@@ -105,6 +107,8 @@ int kw_rate(const struct kw_sampleset *prev, const struct kw_sampleset *cur, int
 /* Sources (one per file in common/). */
 extern const struct kw_source_ops kw_source_procfs;
 extern const struct kw_source_ops kw_source_libvirt;  /* kw_libvirt.c */
+/* Is the libvirt source up and connected right now (it may be retrying)? */
+int kw_libvirt_connected(const struct kw_collector *c);
 extern const struct kw_source_ops kw_source_kvmstat;  /* kw_kvmstat.c */
 extern const struct kw_source_ops kw_source_bpf;     /* kw_bpf.c */
 

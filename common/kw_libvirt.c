@@ -52,6 +52,7 @@ struct libvirt_state {
 	uint64_t down_since_ns;
 	uint64_t next_try_ns;
 	unsigned backoff_s;
+	int outage_level;            /* level of the outage line; recovery is logged alike */
 	int job_unsupported;
 	int info_unsupported;
 };
@@ -389,6 +390,7 @@ static void lv_lost(struct libvirt_state *st, const char *why)
 	if (!st->down) {
 		st->down = 1;
 		st->down_since_ns = kw_now_mono_ns();
+		st->outage_level = KW_LOG_WARN;
 		kw_log_once(KW_LOG_WARN, "libvirt-outage", "libvirt: lost the connection to %s (%s); VMs are still "
 			    "watched without libvirt data, reconnecting in the background", st->uri, why);
 	}
@@ -418,7 +420,7 @@ static int lv_connected(struct libvirt_state *st)
 		return 0;
 	}
 	if (st->down) {
-		kw_info("libvirt: reconnected to %s after %.1f s", st->uri,
+		kw_log(st->outage_level, "libvirt: reconnected to %s after %.1f s", st->uri,
 			(double)(kw_now_mono_ns() - st->down_since_ns) / 1e9);
 		kw_log_forget("libvirt-outage");
 		st->down = 0;
@@ -699,7 +701,17 @@ static int libvirt_init(struct kw_collector *c, void **state, char *why, size_t 
 	kw_strlcpy(st->uri, c->cfg.libvirt_uri[0] ? c->cfg.libvirt_uri : "qemu:///system", sizeof(st->uri));
 	st->flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
 	pidfile_dir(c, st->uri, st->piddir, sizeof(st->piddir));
-	if (lv_open(st, why, whylen) < 0) {
+	if (lv_open(st, why, whylen) < 0 && c->cfg.libvirt_retry) {
+		/* A daemon started before libvirtd: keep trying with backoff;
+		 * lv_connected() says when it is back. */
+		/* quiet (info) for the default URI: most hosts without libvirt never start it */
+		st->outage_level = c->cfg.libvirt_uri[0] ? KW_LOG_WARN : KW_LOG_INFO;
+		kw_log_once(st->outage_level, "libvirt-outage", "libvirt: %s; retrying in the background", why);
+		st->down = 1;
+		st->down_since_ns = kw_now_mono_ns();
+		st->backoff_s = 1;
+		st->next_try_ns = st->down_since_ns + 1000000000ull;
+	} else if (!st->conn) {
 		free(st);
 		/* No libvirtd at the default URI is normal (plain QEMU, Proxmox):
 		 * idle quietly; an explicitly configured URI that fails is a warning. */
@@ -707,6 +719,13 @@ static int libvirt_init(struct kw_collector *c, void **state, char *why, size_t 
 	}
 	*state = st;
 	return 0;
+}
+
+int kw_libvirt_connected(const struct kw_collector *c)
+{
+	const struct libvirt_state *st = c->src[KW_SRC_LIBVIRT].state;
+
+	return kw_collector_has(c, KW_SRC_LIBVIRT) && st && st->conn;
 }
 
 static void libvirt_fini(struct kw_collector *c, void *state)

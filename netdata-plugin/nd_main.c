@@ -178,6 +178,7 @@ int main(int argc, char **argv)
 	cfg.no_host = !cf.host_charts;
 	cfg.bpf_features = cf.bpf_features;
 	kw_strlcpy(cfg.libvirt_uri, cf.libvirt_uri, sizeof(cfg.libvirt_uri));
+	cfg.libvirt_retry = 1; /* netdata may start before libvirtd */
 	cfg.want_vm = want_vm;
 	cfg.want_vm_arg = &pat;
 
@@ -231,7 +232,7 @@ int main(int argc, char **argv)
 			rc = 1;
 			break;
 		}
-		if (c.cycle == 1 && !kvm_present && c.vms.n == 0 && !kw_collector_has(&c, KW_SRC_LIBVIRT)) {
+		if (c.cycle == 1 && !kvm_present && c.vms.n == 0 && !kw_libvirt_connected(&c)) {
 			char msg[PATH_MAX * 2 + 128];
 			snprintf(msg, sizeof(msg),
 				 "no KVM on this host (%s and %s/module/kvm absent, no VM process, libvirt unavailable)",

@@ -229,3 +229,37 @@ def test_hung_libvirtd_does_not_block(libvirtd, domain):
         kw.terminate()
         _, err = kw.communicate(timeout=30)
     assert err.count("lost the connection to " + libvirtd.uri) == 1, err
+
+
+@needs_kvm
+@needs_root
+@needs_binary("libvirtd")
+def test_daemon_started_before_libvirtd_retries(libvirtd, domain, tmp_path):
+    """A long-running front end (kvmwatch.plugin) started while libvirtd is
+    down watches the VM from /proc, says once that it keeps retrying, and
+    gets the libvirt charts when libvirtd comes up."""
+    from ndproto import Netdata137, StepPlugin
+    import time
+    conf = tmp_path / "kvmwatch.conf"
+    conf.write_text("[sources]\n  libvirt uri = %s\n  kvmstat = no\n[filter]\n  vms = %s\n"
+                    % (libvirtd.uri, domain["name"]))
+    typ = "kvm_" + domain["name"]
+    nd = Netdata137()
+    libvirtd.kill_libvirtd()
+    try:
+        with StepPlugin(config=str(conf)) as p:
+            nd.feed(p.step())
+            charts = nd.charts_of(typ)
+            assert typ + ".cpu" in charts and typ + ".domain" not in charts
+            libvirtd.start_libvirtd()
+            deadline = time.monotonic() + 60
+            while typ + ".domain" not in nd.charts_of(typ):
+                assert time.monotonic() < deadline, "no libvirt charts after libvirtd started"
+                time.sleep(0.5)
+                nd.feed(p.step())
+            rest, err = p.close()
+        assert err.count("retrying in the background") == 1, err
+        assert err.count("reconnected to") == 1, err
+    finally:
+        if not os.path.exists(libvirtd.sock):
+            libvirtd.start_libvirtd()
