@@ -22,8 +22,15 @@ struct cli_opts {
 	unsigned events;          /* eBPF event feature flags (-e -f -m -d -n -w -i) */
 	int stats;                /* -s */
 	int per_vcpu;             /* per-vCPU breakdown in event summaries */
+	int sort;                 /* summary order: CLI_SORT_NAME, _PID or a column (cli_sort_key) */
+	long limit;               /* summary: at most this many VMs (0 = all) */
 	int interval_given;       /* INTERVAL was on the command line */
 };
+
+#define CLI_SORT_NAME (-1)
+#define CLI_SORT_PID (-2)
+/* --sort key -> column, CLI_SORT_NAME, CLI_SORT_PID, or -3 if unknown. */
+int cli_sort_key(const char *name);
 
 extern volatile sig_atomic_t kw_exiting;
 

@@ -51,6 +51,8 @@ enum {
 	OPT_PROCFS = 1000,
 	OPT_SYSFS,
 	OPT_VIEW,
+	OPT_SORT,
+	OPT_LIMIT,
 	OPT_NO_HOST,
 	OPT_DEMO,
 	OPT_DEMO_GUEST,
@@ -64,6 +66,9 @@ enum {
 static const struct argp_option options[] = {
 	{ "output", 'o', "FORMAT", 0, "Output format: text (default) or json (one object per interval)", 0 },
 	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list, all, mem or kvm", 0 },
+	{ "sort", OPT_SORT, "KEY", 0, "Summary order: name (default), pid, or highest first by cpu, guest, steal, other, rss, "
+	  "faults, read, write, iowait, rx, tx", 0 },
+	{ "limit", OPT_LIMIT, "N", 0, "Summary: show at most N VMs (with --sort: the top N)", 0 },
 	{ "list", 'l', NULL, 0, "List the VMs found and exit (same as --view list, once)", 0 },
 	{ "pid", 'p', "PID|NAME", 0, "Only this VM: VMM pid, VM name or uuid (repeatable)", 0 },
 	{ "time", 't', "SECONDS", 0, "Stop after SECONDS", 0 },
@@ -128,6 +133,16 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		o->view = (int)i;
 		break;
 	}
+	case OPT_SORT:
+		o->sort = cli_sort_key(arg);
+		if (o->sort == -3)
+			argp_error(state, "invalid sort key '%s' (name, pid, cpu, guest, steal, other, rss, faults, read, "
+				   "write, iowait, rx, tx)", arg);
+		break;
+	case OPT_LIMIT:
+		if (kw_parse_int(arg, 1, 0x7fffffff, &o->limit))
+			argp_error(state, "invalid limit '%s' (a number >= 1)", arg);
+		break;
 	case 'l':
 		o->view = KW_VIEW_LIST;
 		break;
@@ -228,6 +243,7 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	kw_config_defaults(&o.cfg);
 	o.interval = 1;
+	o.sort = CLI_SORT_NAME;
 	o.count = -1;
 	/* The demo guest takes QEMU-like identity arguments: don't let argp see them. */
 	if (argc > 1 && !strcmp(argv[1], "--demo-guest"))

@@ -69,32 +69,90 @@ static void print_time_header(FILE *f, const struct kw_collector *c)
 
 /* ------------------------------------------------------------ text views */
 
-static void view_summary(FILE *f, const struct kw_collector *c, const struct kw_snapshot *prev, double dt)
-{
-	size_t i;
+/* Summary columns; --sort takes their keys (descending), "name" and "pid". */
+enum { SC_CPU, SC_GUEST, SC_STEAL, SC_OTHER, SC_RSS, SC_FLT, SC_RD, SC_WR, SC_IOW, SC_RX, SC_TX, SC__N };
+static const char *const sort_keys[SC__N] = { "cpu", "guest", "steal", "other", "rss", "faults",
+					      "read", "write", "iowait", "rx", "tx" };
 
-	fprintf(f, "%-24s %8s %4s %7s %7s %7s %7s %9s %8s %9s %9s %8s %10s %10s\n", "VM", "PID", "VCPU", "CPU%",
-		"GUEST%", "STEAL%", "OTHER%", "RSS_MiB", "FLT/s", "RD_KiB/s", "WR_KiB/s", "IOW_ms/s", "RX_kbit/s",
-		"TX_kbit/s");
+int cli_sort_key(const char *name)
+{
+	int i;
+
+	if (!strcmp(name, "name"))
+		return CLI_SORT_NAME;
+	if (!strcmp(name, "pid"))
+		return CLI_SORT_PID;
+	for (i = 0; i < SC__N; i++)
+		if (!strcmp(name, sort_keys[i]))
+			return i;
+	return -3;
+}
+
+struct sum_row {
+	const struct kw_vm *vm;
+	double v[SC__N];
+};
+
+static int sort_col;
+
+static int row_cmp(const void *pa, const void *pb)
+{
+	const struct sum_row *a = pa, *b = pb;
+
+	if (sort_col == CLI_SORT_PID)
+		return a->vm->pid < b->vm->pid ? -1 : a->vm->pid > b->vm->pid;
+	if (sort_col >= 0 && a->v[sort_col] != b->v[sort_col])
+		return a->v[sort_col] < b->v[sort_col] ? 1 : -1;
+	return strcmp(a->vm->name, b->vm->name);
+}
+
+static void view_summary(FILE *f, const struct cli_opts *o, const struct kw_collector *c,
+			 const struct kw_snapshot *prev, double dt)
+{
+	struct sum_row *rows = calloc(c->vms.n ? c->vms.n : 1, sizeof(*rows));
+	size_t i, n;
+
+	if (!rows) {
+		fprintf(stderr, "kvmwatch: out of memory\n");
+		return;
+	}
 	for (i = 0; i < c->vms.n; i++) {
 		const struct kw_vm *vm = &c->vms.vms[i];
 		const struct kw_vm *p = prev_vm(prev, vm);
 		const struct kw_sampleset *ps = p ? &p->stats : NULL;
 		const struct kw_sampleset *cs = &vm->stats;
+		double *v = rows[i].v;
+
+		rows[i].vm = vm;
+		v[SC_CPU] = (rate_sum(ps, cs, KW_M_CPU_USER, dt) + rate_sum(ps, cs, KW_M_CPU_SYSTEM, dt)) / 1e7;
+		v[SC_GUEST] = rate_sum(ps, cs, KW_M_CPU_GUEST, dt) / 1e7;
+		v[SC_STEAL] = (rate_sum(ps, cs, KW_M_STEAL_VCPU, dt) + rate_sum(ps, cs, KW_M_STEAL_OTHER, dt)) / 1e7;
+		v[SC_OTHER] = rate_sum(ps, cs, KW_M_CPU_OTHER, dt) / 1e7;
+		v[SC_RSS] = gauge(cs, KW_M_MEM_RSS) / 1048576.0;
+		v[SC_FLT] = rate_sum(ps, cs, KW_M_MINFLT, dt) + rate_sum(ps, cs, KW_M_MAJFLT, dt);
+		v[SC_RD] = rate_sum(ps, cs, KW_M_IO_RBYTES, dt) / 1024;
+		v[SC_WR] = rate_sum(ps, cs, KW_M_IO_WBYTES, dt) / 1024;
+		v[SC_IOW] = rate_sum(ps, cs, KW_M_IO_DELAY, dt) / 1e6;
+		v[SC_RX] = rate_sum(ps, cs, KW_M_NET_RX_BYTES, dt) * 8 / 1000;
+		v[SC_TX] = rate_sum(ps, cs, KW_M_NET_TX_BYTES, dt) * 8 / 1000;
+	}
+	sort_col = o->sort;
+	if (o->sort != CLI_SORT_NAME)
+		qsort(rows, c->vms.n, sizeof(*rows), row_cmp);
+	n = o->limit > 0 && (size_t)o->limit < c->vms.n ? (size_t)o->limit : c->vms.n;
+	fprintf(f, "%-24s %8s %4s %7s %7s %7s %7s %9s %8s %9s %9s %8s %10s %10s\n", "VM", "PID", "VCPU", "CPU%",
+		"GUEST%", "STEAL%", "OTHER%", "RSS_MiB", "FLT/s", "RD_KiB/s", "WR_KiB/s", "IOW_ms/s", "RX_kbit/s",
+		"TX_kbit/s");
+	for (i = 0; i < n; i++) {
+		const double *v = rows[i].v;
 		char name[64];
 
-		printable(name, sizeof(name), vm->name, 24);
+		printable(name, sizeof(name), rows[i].vm->name, 24);
 		fprintf(f, "%-24s %8d %4d %7.1f %7.1f %7.1f %7.1f %9.1f %8.0f %9.1f %9.1f %8.1f %10.1f %10.1f\n", name,
-			vm->pid, vm->nvcpus,
-			(rate_sum(ps, cs, KW_M_CPU_USER, dt) + rate_sum(ps, cs, KW_M_CPU_SYSTEM, dt)) / 1e7,
-			rate_sum(ps, cs, KW_M_CPU_GUEST, dt) / 1e7,
-			(rate_sum(ps, cs, KW_M_STEAL_VCPU, dt) + rate_sum(ps, cs, KW_M_STEAL_OTHER, dt)) / 1e7,
-			rate_sum(ps, cs, KW_M_CPU_OTHER, dt) / 1e7, gauge(cs, KW_M_MEM_RSS) / 1048576.0,
-			rate_sum(ps, cs, KW_M_MINFLT, dt) + rate_sum(ps, cs, KW_M_MAJFLT, dt),
-			rate_sum(ps, cs, KW_M_IO_RBYTES, dt) / 1024, rate_sum(ps, cs, KW_M_IO_WBYTES, dt) / 1024,
-			rate_sum(ps, cs, KW_M_IO_DELAY, dt) / 1e6, rate_sum(ps, cs, KW_M_NET_RX_BYTES, dt) * 8 / 1000,
-			rate_sum(ps, cs, KW_M_NET_TX_BYTES, dt) * 8 / 1000);
+			rows[i].vm->pid, rows[i].vm->nvcpus, v[SC_CPU], v[SC_GUEST], v[SC_STEAL], v[SC_OTHER], v[SC_RSS],
+			v[SC_FLT], v[SC_RD], v[SC_WR], v[SC_IOW], v[SC_RX], v[SC_TX]);
 	}
+	free(rows);
 }
 
 static void view_vcpu(FILE *f, const struct kw_collector *c, const struct kw_snapshot *prev, double dt)
@@ -486,7 +544,7 @@ static void report(FILE *f, const struct cli_opts *o, const struct kw_collector 
 		case KW_VIEW_METRICS: view_all(f, c, prev, dt); break;
 		case KW_VIEW_MEM: view_mem(f, c, prev, dt); break;
 		case KW_VIEW_KVM: view_kvm(f, c, prev, dt); break;
-		default: view_summary(f, c, prev, dt); break;
+		default: view_summary(f, o, c, prev, dt); break;
 		}
 	}
 	fflush(f);

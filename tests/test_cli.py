@@ -25,6 +25,8 @@ FIXARGS = ["--procfs", FIX + "/proc", "--sysfs", FIX + "/sys"]
     (["-t", "-1"], "invalid time '-1'"),
     (["-p", ""], "empty VM name"),
     (["1", "2", "3"], "Usage"),
+    (["--sort", "bogus"], "invalid sort key 'bogus'"),
+    (["--limit", "0"], "invalid limit '0'"),
 ])
 def test_bad_arguments(args, msg):
     r = kvmwatch(*args)
@@ -56,6 +58,17 @@ def test_text_views(view, header):
     if view == "vcpu":
         rows = [l for l in r.stdout.splitlines() if l.startswith("fixture-vm")]
         assert len(rows) == 2
+
+
+def test_sort_and_limit():
+    def names(*args):
+        r = kvmwatch(*FIXARGS, *args, "0.01", "1", check=True)
+        return [l.split()[0] for l in r.stdout.splitlines()[3:]]
+    assert names() == ["demo-fix", "fixture-vm", "pve-web,prod"]          # by name
+    assert names("--sort", "pid") == ["pve-web,prod", "fixture-vm", "demo-fix"]
+    # highest RSS first (the two QEMU captures tie and fall back to name order)
+    assert names("--sort", "rss", "--limit", "2") == ["fixture-vm", "pve-web,prod"]
+    assert names("--limit", "1") == ["demo-fix"]
 
 
 @needs_kvm
