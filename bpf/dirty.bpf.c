@@ -20,24 +20,14 @@ struct {
 static __always_inline void on_dirty(__u32 src, __u32 slot, __u64 gfn)
 {
 	struct kw_addr_key ak = { .tgid = kw_tgid(), .slot = slot, .addr = gfn };
-	static const __u64 one = 1;
 	struct kw_event *e;
-	struct kw_agg *a;
 	struct kw_key k;
-	__u64 *n;
 
 	if (!kw_wanted(&kw_cfg))
 		return;
 	if (kw_cfg.aggregate) {
 		kw_key_init(&k, &kw_cfg, src, 0);
-		a = kw_agg_get(&stats, &k);
-		if (a)
-			kw_agg_count(a);
-		n = bpf_map_lookup_elem(&addrs, &ak);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-		else
-			bpf_map_update_elem(&addrs, &ak, &one, BPF_NOEXIST);
+		kw_agg_count_addr(&stats, &addrs, &k, &ak);
 	}
 	if (kw_cfg.stream && (e = kw_event_reserve(&events, &lost, KW_EV_DIRTY))) {
 		e->dirty.gfn = gfn;

@@ -78,6 +78,24 @@ static __always_inline void kw_agg_count(struct kw_agg *a)
 	__sync_fetch_and_add(&a->count, 1);
 }
 
+/* Count one event in its (VM, kind) aggregate and in a bounded per-address
+ * (GPA / GFN) LRU counter map. */
+static __always_inline void kw_agg_count_addr(void *stats, void *addrs, const struct kw_key *k,
+					      const struct kw_addr_key *ak)
+{
+	static const __u64 one = 1;
+	struct kw_agg *a = kw_agg_get(stats, k);
+	__u64 *n;
+
+	if (a)
+		kw_agg_count(a);
+	n = bpf_map_lookup_elem(addrs, ak);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(addrs, ak, &one, BPF_NOEXIST);
+}
+
 /* Add one latency sample: count of timed samples, sum, min/max, log2 slot. */
 static __always_inline void kw_agg_latency(struct kw_agg *a, __u64 ns)
 {

@@ -18,24 +18,15 @@ struct {
 static __always_inline void on_mmio(__u32 type, __u32 len, __u64 gpa, __u64 *valp)
 {
 	struct kw_addr_key ak = { .tgid = kw_tgid(), .slot = type, .addr = gpa };
-	static const __u64 one = 1;
 	struct kw_event *e;
-	struct kw_agg *a;
 	struct kw_key k;
-	__u64 *n, val = 0;
+	__u64 val = 0;
 
 	if (!kw_wanted(&kw_cfg))
 		return;
 	if (kw_cfg.aggregate) {
 		kw_key_init(&k, &kw_cfg, type, 0);
-		a = kw_agg_get(&stats, &k);
-		if (a)
-			kw_agg_count(a);
-		n = bpf_map_lookup_elem(&addrs, &ak);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-		else
-			bpf_map_update_elem(&addrs, &ak, &one, BPF_NOEXIST);
+		kw_agg_count_addr(&stats, &addrs, &k, &ak);
 	}
 	if (kw_cfg.stream && (e = kw_event_reserve(&events, &lost, KW_EV_MMIO))) {
 		if (valp && len <= 8)
