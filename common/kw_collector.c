@@ -15,6 +15,7 @@ static const struct kw_source_ops *const sources[] = {
 	&kw_source_libvirt,
 	&kw_source_kvmstat,
 	&kw_source_bpf,
+	&kw_source_qmp,
 };
 
 void kw_config_defaults(struct kw_config *cfg)

@@ -111,6 +111,7 @@ extern const struct kw_source_ops kw_source_libvirt;  /* kw_libvirt.c */
 int kw_libvirt_connected(const struct kw_collector *c);
 extern const struct kw_source_ops kw_source_kvmstat;  /* kw_kvmstat.c */
 extern const struct kw_source_ops kw_source_bpf;     /* kw_bpf.c */
+extern const struct kw_source_ops kw_source_qmp;     /* kw_qmp.c */
 
 /* Helpers for sources: procfs/sysfs paths. */
 #define KW_PROC(c) ((c)->cfg.procfs)

@@ -43,7 +43,7 @@ const char *kw_scope_name(int scope)
 
 const char *kw_source_name(int source)
 {
-	static const char *const n[] = { "procfs", "libvirt", "kvmstat", "bpf" };
+	static const char *const n[] = { "procfs", "libvirt", "kvmstat", "bpf", "qmp" };
 	return source >= 0 && source < (int)KW_ARRAY_SIZE(n) ? n[source] : "?";
 }
 

@@ -20,7 +20,7 @@ enum kw_scope {
 	KW_SCOPE_KEY,       /* a VM's keyed counter, instance = key (exit reason, stat name) */
 };
 
-enum kw_source_id { KW_SRC_PROC, KW_SRC_LIBVIRT, KW_SRC_KVMSTAT, KW_SRC_BPF, KW_SRC__N };
+enum kw_source_id { KW_SRC_PROC, KW_SRC_LIBVIRT, KW_SRC_KVMSTAT, KW_SRC_BPF, KW_SRC_QMP, KW_SRC__N };
 
 /* Chart scopes (netdata charts and CLI groups). */
 enum kw_chart_scope { KW_CH_VM, KW_CH_VM_INST, KW_CH_HOST, KW_CH_HOST_INST };

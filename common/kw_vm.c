@@ -328,10 +328,125 @@ static int valid_uuid(const char *s)
 	return 1;
 }
 
+/* QMP server sockets named on the command line.  A monitor in control mode
+ * (-mon chardev=X,mode=control) may come before or after its -chardev. */
+#define QMP_SCAN_MAX 16
+
+struct qmp_scan {
+	struct {
+		char id[64];
+		char path[KW_QMP_PATH_MAX];
+	} chardev[QMP_SCAN_MAX];     /* server-mode unix socket chardevs */
+	int nchardev;
+	char mon[QMP_SCAN_MAX][64];  /* chardev ids of control-mode monitors */
+	int nmon;
+	char direct[KW_QMP_PATH_MAX]; /* -qmp unix:PATH,server=on */
+};
+
+/* "server" / "server=on|yes|true|y" -> 1, "server=<other>" -> 0, other keys -1. */
+static int server_flag(const char *el)
+{
+	if (!strcmp(el, "server"))
+		return 1;
+	if (!kw_startswith(el, "server="))
+		return -1;
+	el += 7;
+	return !strcmp(el, "on") || !strcmp(el, "yes") || !strcmp(el, "true") || !strcmp(el, "y");
+}
+
+/* -chardev socket,id=X,path=PATH,server=on[,wait=off]: a unix socket QEMU
+ * listens on.  Client sockets (QEMU connects out, e.g. Proxmox's qmeventd),
+ * fd= passing and abstract sockets have no path we could connect to. */
+static void parse_chardev_opt(const char *val, struct qmp_scan *q)
+{
+	char el[KW_QMP_PATH_MAX + 8], id[64] = "", path[KW_QMP_PATH_MAX] = "";
+	int first = 1, socket = 0, server = 0, abstract = 0, f;
+
+	while (*val) {
+		val = opt_elem(val, el, sizeof(el));
+		if ((first && !strcmp(el, "socket")) || !strcmp(el, "backend=socket"))
+			socket = 1;
+		else if (kw_startswith(el, "id="))
+			kw_strlcpy(id, el + 3, sizeof(id));
+		else if (kw_startswith(el, "path=") && strlen(el + 5) < sizeof(path))
+			kw_strlcpy(path, el + 5, sizeof(path));
+		else if ((f = server_flag(el)) >= 0)
+			server = f;
+		else if (!strcmp(el, "abstract") || !strcmp(el, "abstract=on"))
+			abstract = 1;
+		first = 0;
+	}
+	if (socket && server && !abstract && id[0] && path[0] && q->nchardev < QMP_SCAN_MAX) {
+		kw_strlcpy(q->chardev[q->nchardev].id, id, sizeof(q->chardev[0].id));
+		kw_strlcpy(q->chardev[q->nchardev].path, path, sizeof(q->chardev[0].path));
+		q->nchardev++;
+	}
+}
+
+/* -mon [chardev=]X,mode=control[,pretty=on]: a QMP monitor (the default
+ * mode, readline, is the human monitor). */
+static void parse_mon_opt(const char *val, struct qmp_scan *q)
+{
+	char el[128], chr[64] = "";
+	int first = 1, control = 0;
+
+	while (*val) {
+		val = opt_elem(val, el, sizeof(el));
+		if (kw_startswith(el, "chardev="))
+			kw_strlcpy(chr, el + 8, sizeof(chr));
+		else if (first && !strchr(el, '='))
+			kw_strlcpy(chr, el, sizeof(chr));
+		else if (!strcmp(el, "mode=control"))
+			control = 1;
+		first = 0;
+	}
+	if (control && chr[0] && q->nmon < QMP_SCAN_MAX)
+		kw_strlcpy(q->mon[q->nmon++], chr, sizeof(q->mon[0]));
+}
+
+/* -qmp unix:PATH,server=on,wait=off (legacy: ,server,nowait).  Without
+ * server QEMU connects to PATH as a client: nothing to connect to. */
+static void parse_qmp_opt(const char *val, struct qmp_scan *q)
+{
+	char el[KW_QMP_PATH_MAX + 8], path[KW_QMP_PATH_MAX] = "";
+	int first = 1, server = 0, f;
+
+	while (*val) {
+		val = opt_elem(val, el, sizeof(el));
+		if (first) {
+			if (!kw_startswith(el, "unix:") || strlen(el + 5) >= sizeof(path))
+				return;
+			kw_strlcpy(path, el + 5, sizeof(path));
+		} else if ((f = server_flag(el)) >= 0) {
+			server = f;
+		}
+		first = 0;
+	}
+	if (server && path[0] && !q->direct[0])
+		kw_strlcpy(q->direct, path, sizeof(q->direct));
+}
+
+static void qmp_resolve(const struct qmp_scan *q, struct kw_vm *vm)
+{
+	int m, k;
+
+	if (q->direct[0]) {
+		kw_strlcpy(vm->qmp, q->direct, sizeof(vm->qmp));
+		return;
+	}
+	for (m = 0; m < q->nmon; m++)
+		for (k = 0; k < q->nchardev; k++)
+			if (!strcmp(q->mon[m], q->chardev[k].id)) {
+				kw_strlcpy(vm->qmp, q->chardev[k].path, sizeof(vm->qmp));
+				return;
+			}
+}
+
 int kw_parse_qemu_cmdline(const char *cmdline, size_t len, struct kw_vm *vm)
 {
 	const char *argv[4096];
 	size_t argc = 0, off = 0, i;
+	struct qmp_scan *qmp;
 	int is_qemu;
 
 	/* Split NUL-separated argv; a missing final NUL (truncated read) is fine. */
@@ -344,6 +459,7 @@ int kw_parse_qemu_cmdline(const char *cmdline, size_t len, struct kw_vm *vm)
 	}
 	if (argc == 0)
 		return 0;
+	qmp = calloc(1, sizeof(*qmp)); /* NULL: no QMP socket, the rest still parsed */
 	is_qemu = kw_is_qemu_name(argv[0]);
 	for (i = 1; i + 1 < argc; i++) {
 		const char *o = argv[i], *v = argv[i + 1];
@@ -367,7 +483,22 @@ int kw_parse_qemu_cmdline(const char *cmdline, size_t len, struct kw_vm *vm)
 			if (kw_startswith(v, "tap") || kw_startswith(v, "type=tap") || strstr(v, "\"tap\""))
 				parse_netdev_opt(v, vm);
 			i++;
+		} else if (!strcmp(o, "chardev")) {
+			if (qmp)
+				parse_chardev_opt(v, qmp);
+			i++;
+		} else if (!strcmp(o, "mon")) {
+			if (qmp)
+				parse_mon_opt(v, qmp);
+			i++;
+		} else if (!strcmp(o, "qmp") || !strcmp(o, "qmp-pretty")) {
+			if (qmp)
+				parse_qmp_opt(v, qmp);
+			i++;
 		}
 	}
+	if (qmp)
+		qmp_resolve(qmp, vm);
+	free(qmp);
 	return is_qemu;
 }

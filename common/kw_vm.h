@@ -11,6 +11,7 @@
 #define KW_NAME_MAX 256
 #define KW_UUID_MAX 40
 #define KW_IFNAME_MAX 16
+#define KW_QMP_PATH_MAX 256
 
 struct kw_thread {
 	pid_t tid;
@@ -52,6 +53,7 @@ struct kw_vm {
 	struct kw_disk *disks;
 	int ndisks;
 	char cgroup[256];            /* cgroup v2 path of the process ("" unknown) */
+	char qmp[KW_QMP_PATH_MAX];   /* QMP server socket from the command line ("" none) */
 	/* libvirt */
 	int dom_id;                  /* -1 when not known to libvirt */
 	char state[16];              /* running, paused, ... ("" unknown) */
@@ -88,8 +90,10 @@ void kw_vmt_sort(struct kw_vmtable *t);
 
 /* Parse a VMM command line (NUL-separated argv as in /proc/PID/cmdline, len
  * bytes) for identity: -name guest=NAME,... or -name NAME, -uuid, Proxmox
- * -id N, and tap interfaces named in -netdev tap,ifname=X.  Fields not present
- * are left unchanged. Returns 1 if argv[0] looks like QEMU, else 0. */
+ * -id N, tap interfaces named in -netdev tap,ifname=X, and the QMP server
+ * socket (-qmp unix:PATH,server=on / -chardev socket,id=X,path=PATH,server=on
+ * with -mon chardev=X,mode=control; the first one).  Fields not present are
+ * left unchanged. Returns 1 if argv[0] looks like QEMU, else 0. */
 int kw_parse_qemu_cmdline(const char *cmdline, size_t len, struct kw_vm *vm);
 /* Is this comm/argv[0] basename a QEMU/KVM VMM? */
 int kw_is_qemu_name(const char *name);

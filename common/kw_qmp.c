@@ -1,0 +1,988 @@
+/* kw_qmp.c - the QMP source: per-disk I/O, capacity, balloon and KVM stats
+ * straight from QEMU's monitor, for VMs no libvirt manages.
+ *
+ * A QMP monitor serves one client at a time: while Proxmox's qm/pvestatd (or
+ * anyone) is connected, a new connection waits unaccepted and no greeting
+ * comes.  So every step is non-blocking with a deadline: the greeting must
+ * come within KW_QMP_GREETING_MS (else the VM is skipped this cycle, said at
+ * debug level) and the whole session ends within KW_QMP_SESSION_MS.  Replies
+ * are read with the strict, bounded JSON reader (kw_json.h); a malformed,
+ * truncated or oversized reply ends that VM's session only.  The socket is
+ * used only if the VM's own process listens on it (SO_PEERCRED): a process
+ * that merely looks like QEMU cannot make a privileged kvmwatch talk to some
+ * other daemon's socket.  VMs libvirt manages are left alone: libvirtd owns
+ * their monitor. */
+#include "kw_collector.h"
+#include "kw_qmp.h"
+#include "kw_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ client */
+
+static int remaining_ms(uint64_t deadline_ns)
+{
+	uint64_t now = kw_now_mono_ns();
+
+	if (now >= deadline_ns)
+		return 0;
+	return (int)((deadline_ns - now + 999999) / 1000000);
+}
+
+static int errno_status(int e)
+{
+	switch (e) {
+	case EACCES:
+	case EPERM:
+		return KW_QMP_DENIED;
+	case EAGAIN:
+		return KW_QMP_BUSY; /* the listen backlog is full */
+	case ENOMEM:
+	case ENOBUFS:
+		return KW_QMP_NOMEM;
+	default:
+		return KW_QMP_NOSOCK; /* ENOENT, ECONNREFUSED, ENOTSOCK, ENOTDIR, EPROTOTYPE, ... */
+	}
+}
+
+static int sock_connect(struct kw_qmp *q, const char *procfs, const char *path, pid_t pid)
+{
+	struct sockaddr_un sa;
+	char full[PATH_MAX + 64];
+	int dirfd = -1, r, e;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (path[0] == '/') {
+		kw_strlcpy(full, path, sizeof(full));
+	} else if (pid > 0) {
+		/* relative to the directory QEMU was started in */
+		snprintf(full, sizeof(full), "%s/%d/cwd/%s", procfs, pid, path);
+	} else {
+		snprintf(q->err, sizeof(q->err), "relative socket path %s without a process", path);
+		return KW_QMP_NOSOCK;
+	}
+	if (strlen(full) < sizeof(sa.sun_path)) {
+		kw_strlcpy(sa.sun_path, full, sizeof(sa.sun_path));
+	} else {
+		/* longer than sun_path: reach it through its directory's fd */
+		char *slash = strrchr(full, '/');
+
+		*slash = '\0';
+		dirfd = open(full[0] ? full : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd < 0) {
+			e = errno;
+			snprintf(q->err, sizeof(q->err), "cannot open the directory of %s: %s", path, strerror(e));
+			return errno_status(e);
+		}
+		if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dirfd, slash + 1) >=
+		    sizeof(sa.sun_path)) {
+			close(dirfd);
+			snprintf(q->err, sizeof(q->err), "socket name of %s too long", path);
+			return KW_QMP_NOSOCK;
+		}
+	}
+	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (q->fd < 0) {
+		e = errno;
+		if (dirfd >= 0)
+			close(dirfd);
+		snprintf(q->err, sizeof(q->err), "failed to create a socket: %s", strerror(e));
+		return e == ENOMEM || e == ENOBUFS ? KW_QMP_NOMEM : KW_QMP_PROTO;
+	}
+	r = connect(q->fd, (struct sockaddr *)&sa, sizeof(sa));
+	e = errno;
+	if (dirfd >= 0)
+		close(dirfd);
+	if (r < 0) {
+		snprintf(q->err, sizeof(q->err), "cannot connect to %s: %s%s", path, strerror(e),
+			 e == EAGAIN ? " (backlog full: the monitor is serving another client)" : "");
+		return errno_status(e);
+	}
+	if (pid > 0) {
+		struct ucred cr;
+		socklen_t l = sizeof(cr);
+
+		memset(&cr, 0, sizeof(cr));
+		if (getsockopt(q->fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) || cr.pid != pid) {
+			snprintf(q->err, sizeof(q->err), "%s is served by pid %d, not by the VM's process", path,
+				 (int)cr.pid);
+			return KW_QMP_NOTOURS;
+		}
+	}
+	return KW_QMP_OK;
+}
+
+/* Is the last non-blank byte a '}' (a message may be complete)? */
+static int maybe_complete(const char *b, size_t n)
+{
+	while (n && (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' ' || b[n - 1] == '\t'))
+		n--;
+	return n && b[n - 1] == '}';
+}
+
+/* The next message (asynchronous events skipped) into q->j. */
+static int read_msg(struct kw_qmp *q, uint64_t deadline_ns)
+{
+	int eof = 0;
+
+	for (;;) {
+		struct pollfd pfd;
+		ssize_t r;
+		int ms;
+
+		if (q->msg_len) {
+			memmove(q->buf, q->buf + q->msg_len, q->len - q->msg_len);
+			q->len -= q->msg_len;
+			q->msg_len = 0;
+		}
+		if (q->len && (eof || maybe_complete(q->buf, q->len))) {
+			r = kw_json_parse(&q->j, q->buf, q->len);
+			if (r > 0) {
+				q->msg_len = (size_t)r;
+				if (kw_json_type(&q->j, 0) != KW_JSON_OBJECT) {
+					snprintf(q->err, sizeof(q->err), "a message is not a JSON object");
+					return KW_QMP_PROTO;
+				}
+				if (kw_json_get(&q->j, 0, "event") >= 0)
+					continue; /* asynchronous event */
+				return KW_QMP_OK;
+			}
+			if (r == -ENOMEM)
+				return KW_QMP_NOMEM;
+			if (r != -EAGAIN) {
+				snprintf(q->err, sizeof(q->err), "malformed message: %s", q->j.err);
+				return KW_QMP_PROTO;
+			}
+		}
+		if (eof) {
+			if (q->len)
+				snprintf(q->err, sizeof(q->err), "truncated message: the connection closed after %zu bytes "
+					 "of it", q->len);
+			else
+				snprintf(q->err, sizeof(q->err), "the connection closed");
+			return KW_QMP_PROTO;
+		}
+		if (q->len >= KW_QMP_MAX_MSG) {
+			snprintf(q->err, sizeof(q->err), "a message is larger than %u bytes", KW_QMP_MAX_MSG);
+			return KW_QMP_PROTO;
+		}
+		ms = remaining_ms(deadline_ns);
+		if (ms == 0) {
+			snprintf(q->err, sizeof(q->err), "no complete message in time (%zu bytes received)", q->len);
+			return KW_QMP_TIMEOUT;
+		}
+		pfd.fd = q->fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, ms);
+		if (r < 0 && errno != EINTR) {
+			snprintf(q->err, sizeof(q->err), "poll failed: %s", strerror(errno));
+			return KW_QMP_PROTO;
+		}
+		if (r <= 0)
+			continue; /* deadline checked above */
+		if (q->cap - q->len < 4096) {
+			size_t want = q->cap ? q->cap * 2 : 16384;
+			char *nb;
+
+			if (want > KW_QMP_MAX_MSG)
+				want = KW_QMP_MAX_MSG;
+			if (want <= q->len) {
+				snprintf(q->err, sizeof(q->err), "a message is larger than %u bytes", KW_QMP_MAX_MSG);
+				return KW_QMP_PROTO;
+			}
+			if (!(nb = realloc(q->buf, want)))
+				return KW_QMP_NOMEM;
+			q->buf = nb;
+			q->cap = want;
+		}
+		r = recv(q->fd, q->buf + q->len, q->cap - q->len, MSG_DONTWAIT);
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			snprintf(q->err, sizeof(q->err), "failed to read: %s", strerror(errno));
+			return KW_QMP_PROTO;
+		}
+		if (r == 0)
+			eof = 1;
+		q->len += (size_t)r;
+	}
+}
+
+static int send_all(struct kw_qmp *q, const char *s, size_t n)
+{
+	while (n) {
+		ssize_t w = send(q->fd, s, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w < 0) {
+			struct pollfd pfd = { q->fd, POLLOUT, 0 };
+			int ms;
+
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN) {
+				snprintf(q->err, sizeof(q->err), "failed to send: %s", strerror(errno));
+				return KW_QMP_PROTO;
+			}
+			if ((ms = remaining_ms(q->deadline_ns)) == 0) {
+				snprintf(q->err, sizeof(q->err), "could not send in time");
+				return KW_QMP_TIMEOUT;
+			}
+			poll(&pfd, 1, ms);
+			continue;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	return KW_QMP_OK;
+}
+
+int kw_qmp_cmd(struct kw_qmp *q, const char *cmd, const char *args)
+{
+	char msg[512], why[200];
+	int n, r;
+
+	q->ret = -1;
+	q->eclass[0] = '\0';
+	q->id++;
+	if (args)
+		n = snprintf(msg, sizeof(msg), "{\"execute\":\"%s\",\"arguments\":%s,\"id\":%u}\n", cmd, args, q->id);
+	else
+		n = snprintf(msg, sizeof(msg), "{\"execute\":\"%s\",\"id\":%u}\n", cmd, q->id);
+	if (n < 0 || (size_t)n >= sizeof(msg)) {
+		snprintf(q->err, sizeof(q->err), "%s: command too long", cmd);
+		return KW_QMP_PROTO;
+	}
+	if ((r = send_all(q, msg, (size_t)n)))
+		goto fail;
+	for (;;) {
+		int id, ret, er;
+		uint64_t v;
+
+		if ((r = read_msg(q, q->deadline_ns)))
+			goto fail;
+		id = kw_json_get(&q->j, 0, "id");
+		ret = kw_json_get(&q->j, 0, "return");
+		er = kw_json_get_type(&q->j, 0, "error", KW_JSON_OBJECT);
+		/* an error without id: QEMU could not read our command at all */
+		if (id >= 0 && (kw_json_u64(&q->j, id, &v) || v != q->id))
+			continue; /* not the reply to this command */
+		if (id < 0 && er < 0) {
+			snprintf(q->err, sizeof(q->err), "%s: unexpected message without id", cmd);
+			return KW_QMP_PROTO;
+		}
+		if (ret >= 0) {
+			q->ret = ret;
+			return KW_QMP_OK;
+		}
+		if (er >= 0) {
+			int cl = kw_json_get(&q->j, er, "class"), desc = kw_json_get(&q->j, er, "desc");
+			char d[160] = "";
+
+			if (kw_json_strcpy(&q->j, cl, q->eclass, sizeof(q->eclass)) < 0)
+				kw_strlcpy(q->eclass, "?", sizeof(q->eclass));
+			if (kw_json_strcpy(&q->j, desc, d, sizeof(d)) < 0)
+				kw_strlcpy(d, "(no description)", sizeof(d));
+			snprintf(q->err, sizeof(q->err), "%s: %s: %s", cmd, q->eclass, d);
+			return KW_QMP_ERROR;
+		}
+		snprintf(q->err, sizeof(q->err), "%s: reply holds neither return nor error", cmd);
+		return KW_QMP_PROTO;
+	}
+fail:
+	kw_strlcpy(why, q->err, sizeof(why));
+	snprintf(q->err, sizeof(q->err), "%s: %s", cmd, why);
+	return r;
+}
+
+void kw_qmp_close(struct kw_qmp *q)
+{
+	if (q->fd >= 0)
+		close(q->fd);
+	q->fd = -1;
+	free(q->buf);
+	q->buf = NULL;
+	q->len = q->cap = q->msg_len = 0;
+	kw_json_free(&q->j);
+}
+
+int kw_qmp_open(struct kw_qmp *q, const char *procfs, const char *path, pid_t pid, unsigned greeting_ms,
+		unsigned session_ms)
+{
+	uint64_t now = kw_now_mono_ns(), greet;
+	int r;
+
+	memset(q, 0, sizeof(*q));
+	q->fd = -1;
+	q->ret = -1;
+	kw_json_init(&q->j, KW_QMP_MAX_TOKENS, KW_QMP_MAX_DEPTH);
+	q->deadline_ns = now + (uint64_t)session_ms * 1000000;
+	greet = now + (uint64_t)greeting_ms * 1000000;
+	if (greet > q->deadline_ns)
+		greet = q->deadline_ns;
+	if ((r = sock_connect(q, procfs, path, pid)))
+		goto fail;
+	r = read_msg(q, greet);
+	if (r == KW_QMP_TIMEOUT) {
+		snprintf(q->err, sizeof(q->err), "no greeting on %s within %u ms: the monitor is serving another "
+			 "client", path, greeting_ms);
+		r = KW_QMP_BUSY;
+	}
+	if (r)
+		goto fail;
+	if (kw_json_get_type(&q->j, 0, "QMP", KW_JSON_OBJECT) < 0) {
+		snprintf(q->err, sizeof(q->err), "%s: the first message is no QMP greeting", path);
+		r = KW_QMP_PROTO;
+		goto fail;
+	}
+	r = kw_qmp_cmd(q, "qmp_capabilities", NULL);
+	if (r == KW_QMP_ERROR)
+		r = KW_QMP_PROTO;
+	if (r)
+		goto fail;
+	return KW_QMP_OK;
+fail:
+	kw_qmp_close(q);
+	return r;
+}
+
+/* ------------------------------------------------------------ source */
+
+enum qcmd { Q_STATUS, Q_BLOCK, Q_BLOCKSTATS, Q_BALLOON, Q_MEMSIZE, Q_SCHEMAS, Q_CPUS, Q_STATS, Q__N };
+static const char *const qcmd_name[Q__N] = { "query-status", "query-block", "query-blockstats", "query-balloon",
+					     "query-memory-size-summary", "query-stats-schemas", "query-cpus-fast",
+					     "query-stats" };
+
+enum { KS_COUNTER, KS_INSTANT, KS_PEAK };
+
+struct qstat_def {
+	char name[48];
+	uint8_t vcpu;   /* target vcpu (1) or vm (0) */
+	uint8_t kind;   /* KS_* */
+};
+
+struct qmp_vm {
+	char key[64];
+	unsigned unsupported;        /* 1 << enum qcmd: CommandNotFound */
+	int have_schema;
+	struct qstat_def *defs;      /* sorted by (vcpu, name) */
+	size_t ndefs, defcap;
+};
+
+struct qmp_state {
+	struct qmp_vm *vms;
+	size_t n, cap;
+};
+
+struct qcpu {
+	char qom[128];
+	int index;
+};
+
+/* Set a shared row only when another source (libvirt) did not. */
+static int set_absent(struct kw_vm *vm, int metric, const char *inst, uint64_t v)
+{
+	if (kw_ss_get(&vm->stats, metric, inst))
+		return 0;
+	return kw_ss_set_u64(&vm->stats, metric, inst, v);
+}
+
+static int shape_error(struct kw_qmp *q, enum qcmd c, const char *what)
+{
+	snprintf(q->err, sizeof(q->err), "%s: unexpected reply (%s)", qcmd_name[c], what);
+	return KW_QMP_PROTO;
+}
+
+/* Run a command unless this QEMU lacks it. KW_QMP_ERROR: skip the query. */
+static int run(struct kw_qmp *q, struct qmp_vm *v, const struct kw_vm *vm, enum qcmd c, const char *args)
+{
+	int r;
+
+	if (v->unsupported & (1u << c))
+		return KW_QMP_ERROR;
+	r = kw_qmp_cmd(q, qcmd_name[c], args);
+	if (r == KW_QMP_ERROR) {
+		if (!strcmp(q->eclass, "CommandNotFound"))
+			v->unsupported |= 1u << c;
+		kw_debug("qmp: VM %s (pid %d): %s: skipped", vm->name, vm->pid, q->err);
+	}
+	return r;
+}
+
+/* Block device names become instances: QEMU ids are [A-Za-z0-9._-]. */
+static int good_name(const char *s)
+{
+	if (!*s || strlen(s) >= KW_DISK_MAX)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '.' || *s == '_' || *s == '-'))
+			return 0;
+	return 1;
+}
+
+/* The -drive id ("device"), else the -device id from the qdev path
+ * (/machine/peripheral/ID/...), else the block node name.  nodeobj holds
+ * "node-name" (query-block: "inserted", query-blockstats: the entry). */
+static int disk_name(const struct kw_json *j, int e, int nodeobj, char *out, size_t len)
+{
+	char qdev[256];
+
+	if (kw_json_strcpy(j, kw_json_get(j, e, "device"), out, len) > 0 && good_name(out))
+		return 0;
+	if (kw_json_strcpy(j, kw_json_get(j, e, "qdev"), qdev, sizeof(qdev)) > 0 &&
+	    kw_startswith(qdev, "/machine/peripheral/")) {
+		const char *id = qdev + strlen("/machine/peripheral/");
+		size_t n = strcspn(id, "/");
+
+		if (n < len) {
+			memcpy(out, id, n);
+			out[n] = '\0';
+			if (good_name(out))
+				return 0;
+		}
+	}
+	if (kw_json_strcpy(j, kw_json_get(j, nodeobj, "node-name"), out, len) > 0 && good_name(out))
+		return 0;
+	return -1;
+}
+
+struct media {
+	char (*names)[KW_DISK_MAX];
+	size_t n, cap;
+	int known;                   /* query-block answered */
+};
+
+static int media_has(const struct media *m, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		if (!strcmp(m->names[i], name))
+			return 1;
+	return 0;
+}
+
+static int map_block(struct kw_qmp *q, struct kw_vm *vm, struct media *m)
+{
+	const struct kw_json *j = &q->j;
+	int e, k, n;
+
+	if (kw_json_type(j, q->ret) != KW_JSON_ARRAY)
+		return shape_error(q, Q_BLOCK, "return is not an array");
+	m->known = 1;
+	n = (int)j->t[q->ret].size;
+	for (k = 0, e = kw_json_first(j, q->ret); k < n; k++, e = kw_json_next(j, e)) {
+		char name[KW_DISK_MAX];
+		int ins = kw_json_get_type(j, e, "inserted", KW_JSON_OBJECT), img;
+		uint64_t v;
+
+		if (ins < 0 || disk_name(j, e, ins, name, sizeof(name)))
+			continue; /* no medium (an empty CD-ROM drive) */
+		if (kw_grow((void **)&m->names, &m->cap, m->n, sizeof(*m->names)))
+			return KW_QMP_NOMEM;
+		kw_strlcpy(m->names[m->n++], name, KW_DISK_MAX);
+		if (kw_vm_add_disk(vm, name) == -ENOMEM)
+			return KW_QMP_NOMEM;
+		img = kw_json_get_type(j, ins, "image", KW_JSON_OBJECT);
+		if (!kw_json_u64(j, kw_json_get(j, img, "virtual-size"), &v) &&
+		    set_absent(vm, KW_M_DISK_CAPACITY, name, v))
+			return KW_QMP_NOMEM;
+		if (!kw_json_u64(j, kw_json_get(j, img, "actual-size"), &v) &&
+		    set_absent(vm, KW_M_DISK_PHYSICAL, name, v))
+			return KW_QMP_NOMEM;
+	}
+	return KW_QMP_OK;
+}
+
+static const struct {
+	const char *field;
+	int metric;
+} blockstats_map[] = {
+	{ "rd_bytes", KW_M_DISK_RD_BYTES },
+	{ "wr_bytes", KW_M_DISK_WR_BYTES },
+	{ "rd_operations", KW_M_DISK_RD_REQS },
+	{ "wr_operations", KW_M_DISK_WR_REQS },
+	{ "flush_operations", KW_M_DISK_FL_REQS },
+	{ "rd_total_time_ns", KW_M_DISK_RD_TIME },
+	{ "wr_total_time_ns", KW_M_DISK_WR_TIME },
+	{ "flush_total_time_ns", KW_M_DISK_FL_TIME },
+	{ "wr_highest_offset", KW_M_DISK_ALLOC },
+	{ "unmap_operations", KW_M_DISK_UNMAP_REQS },
+	{ "unmap_bytes", KW_M_DISK_UNMAP_BYTES },
+	{ "unmap_total_time_ns", KW_M_DISK_UNMAP_TIME },
+	{ "failed_rd_operations", KW_M_DISK_RD_FAILED },
+	{ "failed_wr_operations", KW_M_DISK_WR_FAILED },
+	{ "failed_flush_operations", KW_M_DISK_FL_FAILED },
+	{ "invalid_rd_operations", KW_M_DISK_RD_INVALID },
+	{ "invalid_wr_operations", KW_M_DISK_WR_INVALID },
+	{ "invalid_flush_operations", KW_M_DISK_FL_INVALID },
+	{ "idle_time_ns", KW_M_DISK_IDLE },
+};
+
+static int map_blockstats(struct kw_qmp *q, struct kw_vm *vm, const struct media *m)
+{
+	const struct kw_json *j = &q->j;
+	int e, k, n;
+	size_t f;
+
+	if (kw_json_type(j, q->ret) != KW_JSON_ARRAY)
+		return shape_error(q, Q_BLOCKSTATS, "return is not an array");
+	n = (int)j->t[q->ret].size;
+	for (k = 0, e = kw_json_first(j, q->ret); k < n; k++, e = kw_json_next(j, e)) {
+		int st = kw_json_get_type(j, e, "stats", KW_JSON_OBJECT);
+		char name[KW_DISK_MAX];
+
+		if (st < 0 || disk_name(j, e, e, name, sizeof(name)))
+			continue;
+		if (m->known && !media_has(m, name))
+			continue; /* no medium */
+		if (kw_vm_add_disk(vm, name) == -ENOMEM)
+			return KW_QMP_NOMEM;
+		for (f = 0; f < KW_ARRAY_SIZE(blockstats_map); f++) {
+			uint64_t v;
+
+			if (!kw_json_u64(j, kw_json_get(j, st, blockstats_map[f].field), &v) &&
+			    set_absent(vm, blockstats_map[f].metric, name, v))
+				return KW_QMP_NOMEM;
+		}
+	}
+	return KW_QMP_OK;
+}
+
+/* ----------------------------------------------------- KVM statistics */
+
+static int def_cmp(const void *pa, const void *pb)
+{
+	const struct qstat_def *a = pa, *b = pb;
+
+	if (a->vcpu != b->vcpu)
+		return a->vcpu < b->vcpu ? -1 : 1;
+	return strcmp(a->name, b->name);
+}
+
+static const struct qstat_def *find_def(const struct qmp_vm *v, int vcpu, const char *name)
+{
+	struct qstat_def key;
+
+	memset(&key, 0, sizeof(key));
+	key.vcpu = (uint8_t)vcpu;
+	kw_strlcpy(key.name, name, sizeof(key.name));
+	return v->ndefs ? bsearch(&key, v->defs, v->ndefs, sizeof(*v->defs), def_cmp) : NULL;
+}
+
+/* query-stats-schemas: which KVM stats are counters, instant values or peaks. */
+static int map_schema(struct kw_qmp *q, struct qmp_vm *v)
+{
+	const struct kw_json *j = &q->j;
+	int e, k, n;
+
+	if (kw_json_type(j, q->ret) != KW_JSON_ARRAY)
+		return shape_error(q, Q_SCHEMAS, "return is not an array");
+	v->ndefs = 0;
+	n = (int)j->t[q->ret].size;
+	for (k = 0, e = kw_json_first(j, q->ret); k < n; k++, e = kw_json_next(j, e)) {
+		int tgt = kw_json_get(j, e, "target"), st = kw_json_get_type(j, e, "stats", KW_JSON_ARRAY), s, i, ns;
+		int vcpu;
+
+		if (!kw_json_streq(j, kw_json_get(j, e, "provider"), "kvm") || st < 0)
+			continue;
+		if (kw_json_streq(j, tgt, "vcpu"))
+			vcpu = 1;
+		else if (kw_json_streq(j, tgt, "vm"))
+			vcpu = 0;
+		else
+			continue;
+		ns = (int)j->t[st].size;
+		for (i = 0, s = kw_json_first(j, st); i < ns; i++, s = kw_json_next(j, s)) {
+			int type = kw_json_get(j, s, "type");
+			struct qstat_def d;
+
+			memset(&d, 0, sizeof(d));
+			if (kw_json_strcpy(j, kw_json_get(j, s, "name"), d.name, sizeof(d.name)) <= 0)
+				continue;
+			if (kw_json_streq(j, type, "cumulative") || kw_json_streq(j, type, "linear-histogram") ||
+			    kw_json_streq(j, type, "log2-histogram"))
+				d.kind = KS_COUNTER; /* histograms: events = sum of the buckets */
+			else if (kw_json_streq(j, type, "instant"))
+				d.kind = KS_INSTANT;
+			else if (kw_json_streq(j, type, "peak"))
+				d.kind = KS_PEAK;
+			else
+				continue;
+			d.vcpu = (uint8_t)vcpu;
+			if (kw_grow((void **)&v->defs, &v->defcap, v->ndefs, sizeof(*v->defs)))
+				return KW_QMP_NOMEM;
+			v->defs[v->ndefs++] = d;
+		}
+	}
+	if (v->ndefs > 1)
+		qsort(v->defs, v->ndefs, sizeof(*v->defs), def_cmp);
+	v->have_schema = 1;
+	return KW_QMP_OK;
+}
+
+/* A stat's value: a number, a boolean, or a histogram (summed). */
+static int stat_value(const struct kw_json *j, int val, uint64_t *out)
+{
+	int b, e, k, n;
+
+	if (!kw_json_u64(j, val, out))
+		return 0;
+	if (!kw_json_bool(j, val, &b)) {
+		*out = (uint64_t)b;
+		return 0;
+	}
+	if (kw_json_type(j, val) != KW_JSON_ARRAY)
+		return -1;
+	*out = 0;
+	n = (int)j->t[val].size;
+	for (k = 0, e = kw_json_first(j, val); k < n; k++, e = kw_json_next(j, e)) {
+		uint64_t x;
+
+		if (kw_json_u64(j, e, &x))
+			return -1;
+		*out += x;
+	}
+	return 0;
+}
+
+/* The rows of metrics_kvmstat.def, as the kvmstat source fills them. */
+static int put_stat(struct kw_vm *vm, int vcpu, const struct qstat_def *d, uint64_t v)
+{
+	const struct kw_sample *s;
+	char inst[KW_INST_MAX];
+
+	if (vcpu < 0)
+		return kw_ss_set_u64(&vm->stats, d->kind == KS_COUNTER ? KW_M_KVM_VM : KW_M_KVM_VM_GAUGE, d->name, v);
+	switch (d->kind) {
+	case KS_INSTANT:
+		return kw_ss_add_u64(&vm->stats, KW_M_KVM_VCPU_GAUGE, d->name, v);
+	case KS_PEAK:
+		s = kw_ss_get(&vm->stats, KW_M_KVM_VCPU_GAUGE, d->name);
+		return s && s->v.u >= v ? 0 : kw_ss_set_u64(&vm->stats, KW_M_KVM_VCPU_GAUGE, d->name, v);
+	default:
+		snprintf(inst, sizeof(inst), "%d.%s", vcpu, d->name);
+		if (kw_ss_set_u64(&vm->stats, KW_M_KVM_VCPU_EACH, inst, v))
+			return -ENOMEM;
+		return kw_ss_add_u64(&vm->stats, KW_M_KVM_VCPU, d->name, v);
+	}
+}
+
+static int map_stats(struct kw_qmp *q, const struct qmp_vm *v, struct kw_vm *vm, const struct qcpu *cpus,
+		     size_t ncpus, int vcpu_target)
+{
+	const struct kw_json *j = &q->j;
+	int e, k, n;
+
+	if (kw_json_type(j, q->ret) != KW_JSON_ARRAY)
+		return shape_error(q, Q_STATS, "return is not an array");
+	n = (int)j->t[q->ret].size;
+	for (k = 0, e = kw_json_first(j, q->ret); k < n; k++, e = kw_json_next(j, e)) {
+		int st = kw_json_get_type(j, e, "stats", KW_JSON_ARRAY), s, i, ns, vcpu = -1;
+		char qom[128];
+
+		if (!kw_json_streq(j, kw_json_get(j, e, "provider"), "kvm") || st < 0)
+			continue;
+		if (vcpu_target) {
+			size_t c;
+
+			if (kw_json_strcpy(j, kw_json_get(j, e, "qom-path"), qom, sizeof(qom)) <= 0)
+				continue;
+			for (c = 0; c < ncpus && vcpu < 0; c++)
+				if (!strcmp(cpus[c].qom, qom))
+					vcpu = cpus[c].index;
+			if (vcpu < 0)
+				continue; /* a vCPU added since query-cpus-fast */
+		}
+		ns = (int)j->t[st].size;
+		for (i = 0, s = kw_json_first(j, st); i < ns; i++, s = kw_json_next(j, s)) {
+			const struct qstat_def *d;
+			char name[48];
+			uint64_t val;
+
+			if (kw_json_strcpy(j, kw_json_get(j, s, "name"), name, sizeof(name)) <= 0 ||
+			    !(d = find_def(v, vcpu_target, name)) || stat_value(j, kw_json_get(j, s, "value"), &val))
+				continue;
+			if (put_stat(vm, vcpu, d, val))
+				return KW_QMP_NOMEM;
+		}
+	}
+	return KW_QMP_OK;
+}
+
+static int has_kvm_rows(const struct kw_vm *vm)
+{
+	size_t i;
+
+	for (i = 0; i < vm->stats.n; i++) {
+		int m = vm->stats.s[i].metric;
+
+		if (m == KW_M_KVM_VCPU || m == KW_M_KVM_VM || m == KW_M_KVM_VCPU_GAUGE || m == KW_M_KVM_VM_GAUGE ||
+		    m == KW_M_KVM_VCPU_EACH)
+			return 1;
+	}
+	return 0;
+}
+
+/* query-stats (QEMU >= 7.1): QEMU holds the KVM stats fds that KVM refuses
+ * to other processes; only when the kvmstat source read nothing. */
+static int kvm_stats(struct kw_qmp *q, struct qmp_vm *v, struct kw_vm *vm)
+{
+	struct qcpu *cpus = NULL;
+	size_t ncpus = 0, cap = 0;
+	int r, e, k, n;
+
+	if (!v->have_schema) {
+		r = run(q, v, vm, Q_SCHEMAS, NULL);
+		if (r == KW_QMP_OK)
+			r = map_schema(q, v);
+		if (r)
+			return r;
+	}
+	if (!v->ndefs)
+		return KW_QMP_OK; /* no KVM provider (TCG) */
+	r = run(q, v, vm, Q_CPUS, NULL);
+	if (r == KW_QMP_OK) {
+		const struct kw_json *j = &q->j;
+
+		if (kw_json_type(j, q->ret) != KW_JSON_ARRAY)
+			return shape_error(q, Q_CPUS, "return is not an array");
+		n = (int)j->t[q->ret].size;
+		for (k = 0, e = kw_json_first(j, q->ret); k < n; k++, e = kw_json_next(j, e)) {
+			int64_t idx;
+
+			if (kw_json_i64(j, kw_json_get(j, e, "cpu-index"), &idx) || idx < 0 || idx > 65535)
+				continue;
+			if (kw_grow((void **)&cpus, &cap, ncpus, sizeof(*cpus))) {
+				free(cpus);
+				return KW_QMP_NOMEM;
+			}
+			if (kw_json_strcpy(j, kw_json_get(j, e, "qom-path"), cpus[ncpus].qom, sizeof(cpus[0].qom)) <= 0)
+				continue;
+			cpus[ncpus++].index = (int)idx;
+		}
+		r = run(q, v, vm, Q_STATS, "{\"target\":\"vcpu\"}");
+		if (r == KW_QMP_OK)
+			r = map_stats(q, v, vm, cpus, ncpus, 1);
+	}
+	free(cpus);
+	if (r != KW_QMP_OK && r != KW_QMP_ERROR)
+		return r;
+	r = run(q, v, vm, Q_STATS, "{\"target\":\"vm\"}");
+	if (r == KW_QMP_OK)
+		r = map_stats(q, v, vm, NULL, 0, 0);
+	return r;
+}
+
+/* One session's queries; returns the first fatal status (or OK). */
+static int session(struct kw_qmp *q, struct qmp_vm *v, struct kw_vm *vm)
+{
+	struct media m = { NULL, 0, 0, 0 };
+	const struct kw_json *j = &q->j;
+	uint64_t a, b;
+	int r;
+
+#define STEP(expr)                                             \
+	do {                                                   \
+		r = (expr);                                    \
+		if (r != KW_QMP_OK && r != KW_QMP_ERROR)      \
+			goto out;                              \
+	} while (0)
+
+	STEP(run(q, v, vm, Q_STATUS, NULL));
+	if (r == KW_QMP_OK &&
+	    kw_json_strcpy(j, kw_json_get(j, q->ret, "status"), vm->state, sizeof(vm->state)) < 0)
+		vm->state[0] = '\0';
+	STEP(run(q, v, vm, Q_BLOCK, NULL));
+	if (r == KW_QMP_OK)
+		STEP(map_block(q, vm, &m));
+	STEP(run(q, v, vm, Q_BLOCKSTATS, NULL));
+	if (r == KW_QMP_OK)
+		STEP(map_blockstats(q, vm, &m));
+	/* no balloon device: DeviceNotActive, skipped */
+	STEP(run(q, v, vm, Q_BALLOON, NULL));
+	if (r == KW_QMP_OK && !kw_json_u64(j, kw_json_get(j, q->ret, "actual"), &a) &&
+	    set_absent(vm, KW_M_DOM_MEM_CUR, NULL, a))
+		STEP(KW_QMP_NOMEM);
+	STEP(run(q, v, vm, Q_MEMSIZE, NULL));
+	if (r == KW_QMP_OK && !kw_json_u64(j, kw_json_get(j, q->ret, "base-memory"), &a)) {
+		if (kw_json_u64(j, kw_json_get(j, q->ret, "plugged-memory"), &b))
+			b = 0;
+		if (set_absent(vm, KW_M_DOM_MEM_MAX, NULL, a + b))
+			STEP(KW_QMP_NOMEM);
+	}
+	if (!has_kvm_rows(vm))
+		STEP(kvm_stats(q, v, vm));
+	r = KW_QMP_OK;
+#undef STEP
+out:
+	free(m.names);
+	return r;
+}
+
+static struct qmp_vm *cache_get(struct qmp_state *st, const struct kw_vm *vm)
+{
+	struct qmp_vm *v;
+	size_t i;
+
+	for (i = 0; i < st->n; i++)
+		if (!strcmp(st->vms[i].key, vm->key))
+			return &st->vms[i];
+	if (kw_grow((void **)&st->vms, &st->cap, st->n, sizeof(*st->vms)))
+		return NULL;
+	v = &st->vms[st->n++];
+	memset(v, 0, sizeof(*v));
+	kw_strlcpy(v->key, vm->key, sizeof(v->key));
+	return v;
+}
+
+static void forget_keys(const char *vmkey)
+{
+	static const char *const kinds[] = { "nosock", "notours", "proto", "libvirt" };
+	char key[128];
+	size_t i;
+
+	for (i = 0; i < KW_ARRAY_SIZE(kinds); i++) {
+		snprintf(key, sizeof(key), "qmp-%s:%s", kinds[i], vmkey);
+		kw_log_forget(key);
+	}
+}
+
+/* A socket of libvirt's: libvirtd holds that monitor for itself. */
+static int libvirt_socket(const char *path)
+{
+	return kw_startswith(path, "/var/lib/libvirt/") || kw_startswith(path, "/run/libvirt/") ||
+	       kw_startswith(path, "/var/run/libvirt/") || strstr(path, "/libvirt/qemu/") != NULL;
+}
+
+static void report(const struct kw_vm *vm, int r, const struct kw_qmp *q)
+{
+	char key[128];
+
+	switch (r) {
+	case KW_QMP_BUSY:
+		kw_debug("qmp: VM %s (pid %d): %s; skipped this cycle", vm->name, vm->pid, q->err);
+		break;
+	case KW_QMP_NOSOCK:
+		snprintf(key, sizeof(key), "qmp-nosock:%s", vm->key);
+		kw_log_once(KW_LOG_INFO, key, "qmp: VM %s (pid %d): %s; no QMP data for it", vm->name, vm->pid,
+			    q->err);
+		break;
+	case KW_QMP_DENIED:
+		kw_log_once(KW_LOG_WARN, "qmp-denied", "qmp: VM %s (pid %d): %s: VMs lack QMP data (per-disk I/O, "
+			    "balloon) without access to their QMP sockets (run as root)", vm->name, vm->pid, q->err);
+		break;
+	case KW_QMP_NOTOURS:
+		snprintf(key, sizeof(key), "qmp-notours:%s", vm->key);
+		kw_log_once(KW_LOG_WARN, key, "qmp: VM %s (pid %d): %s: not used", vm->name, vm->pid, q->err);
+		break;
+	case KW_QMP_TIMEOUT:
+	case KW_QMP_PROTO:
+		snprintf(key, sizeof(key), "qmp-proto:%s", vm->key);
+		kw_log_once(KW_LOG_WARN, key, "qmp: VM %s (pid %d): %s; QMP data of this VM are incomplete while "
+			    "this lasts", vm->name, vm->pid, q->err);
+		kw_debug("qmp: VM %s (pid %d): %s", vm->name, vm->pid, q->err);
+		break;
+	default:
+		break;
+	}
+}
+
+static int qmp_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
+{
+	struct qmp_state *st = state;
+	struct qmp_vm *v;
+	struct kw_qmp q;
+	char key[128];
+	int r;
+
+	if (vm->pid <= 0 || !vm->qmp[0])
+		return 0;
+	if ((vm->found & KW_FOUND_LIBVIRT) || libvirt_socket(vm->qmp)) {
+		snprintf(key, sizeof(key), "qmp-libvirt:%s", vm->key);
+		kw_log_once(KW_LOG_DEBUG, key, "qmp: VM %s (pid %d) is managed by libvirt: its monitor %s is "
+			    "libvirtd's, not asked", vm->name, vm->pid, vm->qmp);
+		return 0;
+	}
+	if (!(v = cache_get(st, vm)))
+		return -ENOMEM;
+	vm->state[0] = '\0';
+	r = kw_qmp_open(&q, KW_PROC(c), vm->qmp, vm->pid, KW_QMP_GREETING_MS, KW_QMP_SESSION_MS);
+	if (r == KW_QMP_OK) {
+		r = session(&q, v, vm);
+		kw_qmp_close(&q);
+	}
+	if (r == KW_QMP_OK)
+		forget_keys(vm->key);
+	report(vm, r, &q);
+	return r == KW_QMP_NOMEM ? -ENOMEM : 0;
+}
+
+/* Drop the caches of VMs that left the table. */
+static int qmp_discover(struct kw_collector *c, void *state)
+{
+	struct qmp_state *st = state;
+	size_t i = 0;
+
+	while (i < st->n) {
+		if (!kw_vmt_find_key(&c->vms, st->vms[i].key)) {
+			forget_keys(st->vms[i].key);
+			free(st->vms[i].defs);
+			st->vms[i] = st->vms[--st->n];
+		} else {
+			i++;
+		}
+	}
+	return 0;
+}
+
+static int qmp_init(struct kw_collector *c, void **state, char *why, size_t whylen)
+{
+	struct qmp_state *st;
+
+	if (strcmp(c->cfg.procfs, "/proc")) {
+		snprintf(why, whylen, "QMP sockets are reached for local processes only (procfs root is %s)",
+			 c->cfg.procfs);
+		return -ECANCELED;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	*state = st;
+	return 0;
+}
+
+static void qmp_fini(struct kw_collector *c, void *state)
+{
+	struct qmp_state *st = state;
+	size_t i;
+
+	if (!st)
+		return;
+	for (i = 0; i < st->n; i++)
+		free(st->vms[i].defs);
+	free(st->vms);
+	free(st);
+}
+
+const struct kw_source_ops kw_source_qmp = {
+	.id = KW_SRC_QMP,
+	.name = "qmp",
+	.init = qmp_init,
+	.discover = qmp_discover,
+	.collect_vm = qmp_collect_vm,
+	.fini = qmp_fini,
+};
