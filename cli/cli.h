@@ -8,7 +8,7 @@
 
 enum kw_out { KW_OUT_TEXT, KW_OUT_JSON };
 enum kw_view { KW_VIEW_SUMMARY, KW_VIEW_VCPU, KW_VIEW_NET, KW_VIEW_HOST, KW_VIEW_LIST, KW_VIEW_METRICS,
-	       KW_VIEW_MEM, KW_VIEW_KVM };
+	       KW_VIEW_MEM, KW_VIEW_KVM, KW_VIEW_DISK };
 
 struct cli_opts {
 	struct kw_config cfg;

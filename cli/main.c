@@ -42,8 +42,10 @@ static const char doc[] =
 	"  kvmwatch -s -e 1          # exit statistics every second, like perf kvm stat live\n"
 	"  kvmwatch -d -s -o json    # dirty page counts, rates and top GFNs as JSON\n"
 	"  kvmwatch --bpf all --view all  # per-VM metrics including the eBPF counters\n"
-	"\vViews: summary (default), vcpu, net, host, list, all (every metric with its rate), mem (libvirt "
-	"state, memory and balloon), kvm (KVM binary stats: exits and faults per second).";
+	"  kvmwatch --view disk 5    # per-VM per-disk IOPS, throughput and latency (libvirt or QMP)\n"
+	"\vViews: summary (default), vcpu, net, host, list, all (every metric with its rate), mem (state, "
+	"memory and balloon: libvirt or QMP), kvm (KVM binary stats: exits and faults per second), disk (per "
+	"VM disk: IOPS, KiB/s, latency, failed requests, capacity).";
 
 static const char args_doc[] = "[INTERVAL [COUNT]]";
 
@@ -61,11 +63,12 @@ enum {
 	OPT_NO_PROCFS,
 	OPT_NO_LIBVIRT,
 	OPT_NO_KVMSTAT,
+	OPT_NO_QMP,
 };
 
 static const struct argp_option options[] = {
 	{ "output", 'o', "FORMAT", 0, "Output format: text (default) or json (one object per interval)", 0 },
-	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list, all, mem or kvm", 0 },
+	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list, all, mem, kvm or disk", 0 },
 	{ "sort", OPT_SORT, "KEY", 0, "Summary order: name (default), pid, or highest first by cpu, guest, steal, other, rss, "
 	  "faults, read, write, iowait, rx, tx", 0 },
 	{ "limit", OPT_LIMIT, "N", 0, "Summary: show at most N VMs (with --sort: the top N)", 0 },
@@ -79,6 +82,7 @@ static const struct argp_option options[] = {
 	  "qemu+ssh://host/system with --procfs at that host's mounted /proc)", 0 },
 	{ "no-libvirt", OPT_NO_LIBVIRT, NULL, 0, "Do not use libvirt", 0 },
 	{ "no-kvmstat", OPT_NO_KVMSTAT, NULL, 0, "Do not read KVM binary statistics (KVM_GET_STATS_FD)", 0 },
+	{ "no-qmp", OPT_NO_QMP, NULL, 0, "Do not ask QEMU's QMP sockets (VMs without libvirt: disks, balloon, KVM stats)", 0 },
 	{ "no-procfs", OPT_NO_PROCFS, NULL, 0, "Do not scan /proc for VMM processes (libvirt domains only)", 0 },
 	{ "demo", OPT_DEMO, NULL, 0, "Start the project's tiny demo guest (a real KVM VM) and watch it", 0 },
 	{ "demo-guest", OPT_DEMO_GUEST, NULL, OPTION_HIDDEN, "Run as the demo guest process", 0 },
@@ -122,14 +126,15 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			argp_error(state, "invalid output format '%s' (text or json)", arg);
 		break;
 	case OPT_VIEW: {
-		static const char *const names[] = { "summary", "vcpu", "net", "host", "list", "all", "mem", "kvm" };
+		static const char *const names[] = { "summary", "vcpu", "net", "host", "list", "all", "mem", "kvm",
+						      "disk" };
 		size_t i;
 
 		for (i = 0; i < KW_ARRAY_SIZE(names); i++)
 			if (!strcmp(arg, names[i]))
 				break;
 		if (i == KW_ARRAY_SIZE(names))
-			argp_error(state, "invalid view '%s' (summary, vcpu, net, host, list, all, mem, kvm)", arg);
+			argp_error(state, "invalid view '%s' (summary, vcpu, net, host, list, all, mem, kvm, disk)", arg);
 		o->view = (int)i;
 		break;
 	}
@@ -183,6 +188,9 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_NO_KVMSTAT:
 		o->cfg.sources &= ~(1u << KW_SRC_KVMSTAT);
+		break;
+	case OPT_NO_QMP:
+		o->cfg.sources &= ~(1u << KW_SRC_QMP);
 		break;
 	case OPT_DEMO:
 		o->demo = 1;

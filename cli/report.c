@@ -1,5 +1,5 @@
 /* report.c - kvmwatch's periodic per-VM reports: aligned text tables (views
- * summary, vcpu, net, host, list, all) and JSON, one object per interval.
+ * summary, vcpu, net, host, list, all, mem, kvm, disk) and JSON, one object per interval.
  * Everything is driven by the metric table; rates come from deltas between
  * two collection cycles. */
 #include "cli.h"
@@ -371,6 +371,51 @@ static void view_kvm(FILE *f, const struct kw_collector *c, const struct kw_snap
 	}
 }
 
+/* Per VM and disk (libvirt or QMP rows): IOPS, throughput, latency (time
+ * spent / requests completed over the interval), failed requests, capacity. */
+static void view_disk(FILE *f, const struct kw_collector *c, const struct kw_snapshot *prev, double dt)
+{
+	static const int failed[] = { KW_M_DISK_RD_FAILED, KW_M_DISK_WR_FAILED, KW_M_DISK_FL_FAILED };
+	size_t i, k;
+	int n;
+
+	fprintf(f, "%-24s %8s %-16s %8s %8s %10s %10s %9s %9s %7s %7s %10s\n", "VM", "PID", "DISK", "R_IOPS",
+		"W_IOPS", "R_KiB/s", "W_KiB/s", "R_LAT_ms", "W_LAT_ms", "FL/s", "FAIL/s", "CAP_MiB");
+	for (i = 0; i < c->vms.n; i++) {
+		const struct kw_vm *vm = &c->vms.vms[i];
+		const struct kw_vm *p = prev_vm(prev, vm);
+		const struct kw_sampleset *ps = p ? &p->stats : NULL, *cs = &vm->stats;
+		char name[64], dev[32], cap[32];
+
+		printable(name, sizeof(name), vm->name, 24);
+		for (n = 0; n < vm->ndisks; n++) {
+			const char *d = vm->disks[n].name;
+			double rd, wr, rb, wb, rt, wt, fl, fail = 0, v;
+
+			if (!kw_ss_get(cs, KW_M_DISK_RD_REQS, d) && !kw_ss_get(cs, KW_M_DISK_CAPACITY, d))
+				continue; /* no data this cycle */
+			kw_rate(ps, cs, KW_M_DISK_RD_REQS, d, dt, &rd);
+			kw_rate(ps, cs, KW_M_DISK_WR_REQS, d, dt, &wr);
+			kw_rate(ps, cs, KW_M_DISK_RD_BYTES, d, dt, &rb);
+			kw_rate(ps, cs, KW_M_DISK_WR_BYTES, d, dt, &wb);
+			kw_rate(ps, cs, KW_M_DISK_RD_TIME, d, dt, &rt);
+			kw_rate(ps, cs, KW_M_DISK_WR_TIME, d, dt, &wt);
+			kw_rate(ps, cs, KW_M_DISK_FL_REQS, d, dt, &fl);
+			for (k = 0; k < KW_ARRAY_SIZE(failed); k++)
+				if (kw_rate(ps, cs, failed[k], d, dt, &v) == 0)
+					fail += v;
+			if (kw_ss_value(cs, KW_M_DISK_CAPACITY, d, &v) == 0)
+				snprintf(cap, sizeof(cap), "%.1f", v / 1048576.0);
+			else
+				kw_strlcpy(cap, "-", sizeof(cap));
+			printable(dev, sizeof(dev), d, 16);
+			fprintf(f, "%-24s %8d %-16s %8.1f %8.1f %10.1f %10.1f %9.2f %9.2f %7.1f %7.1f %10s\n", name,
+				vm->pid, dev, rd, wr, rb / 1024, wb / 1024, rd > 0 ? rt / rd / 1e6 : 0,
+				wr > 0 ? wt / wr / 1e6 : 0, fl, fail, cap);
+		}
+	}
+}
+
 /* Every sample of every VM: name, instance, value, per-second rate. */
 static void view_all(FILE *f, const struct kw_collector *c, const struct kw_snapshot *prev, double dt)
 {
@@ -544,6 +589,7 @@ static void report(FILE *f, const struct cli_opts *o, const struct kw_collector 
 		case KW_VIEW_METRICS: view_all(f, c, prev, dt); break;
 		case KW_VIEW_MEM: view_mem(f, c, prev, dt); break;
 		case KW_VIEW_KVM: view_kvm(f, c, prev, dt); break;
+		case KW_VIEW_DISK: view_disk(f, c, prev, dt); break;
 		default: view_summary(f, o, c, prev, dt); break;
 		}
 	}

@@ -636,6 +636,8 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 		return set_source(k, KW_SRC_KVMSTAT, key, v, nv, err, errlen);
 	if (!strcasecmp(key, "CollectBPF"))
 		return set_source(k, KW_SRC_BPF, key, v, nv, err, errlen);
+	if (!strcasecmp(key, "CollectQMP"))
+		return set_source(k, KW_SRC_QMP, key, v, nv, err, errlen);
 	if (!strcasecmp(key, "BPFFeature")) {
 		if ((r = want(key, v, nv, KWCD_V_STRING, 1, 16, err, errlen)))
 			return r;
@@ -688,8 +690,8 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 		return set_root(k->cfg.sysfs, sizeof(k->cfg.sysfs), key, v, nv, err, errlen);
 	snprintf(err, errlen,
 		 "unknown option \"%s\" (known: Connection, Domain, Interface, BlockDevice, IgnoreSelected, "
-		 "CollectProcfs, CollectLibvirt, CollectKVMStats, CollectBPF, BPFFeature, CollectHostTotals, "
-		 "HostInstance, PluginInstanceFormat, HostnameFormat, ProcFS, SysFS)",
+		 "CollectProcfs, CollectLibvirt, CollectKVMStats, CollectBPF, CollectQMP, BPFFeature, "
+		 "CollectHostTotals, HostInstance, PluginInstanceFormat, HostnameFormat, ProcFS, SysFS)",
 		 key);
 	return -EINVAL;
 }
@@ -719,7 +721,7 @@ int kwcd_start(struct kwcd *k, const char *hostname, kwcd_type_lookup_fn lookup,
 	}
 	if (!(k->cfg.sources & KW_SOURCES_ALL)) {
 		snprintf(err, errlen, "not starting: every source is disabled (CollectProcfs, CollectLibvirt, "
-			 "CollectKVMStats and CollectBPF are all false)");
+			 "CollectKVMStats, CollectBPF and CollectQMP are all false)");
 		return -1;
 	}
 	if (k->npinst == 1 && k->pinst_fmt[0] == KWCD_F_NONE && !fmt_has_vm(k->host_fmt, k->nhost)) {

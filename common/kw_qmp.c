@@ -956,6 +956,10 @@ static int qmp_init(struct kw_collector *c, void **state, char *why, size_t whyl
 			 c->cfg.procfs);
 		return -ECANCELED;
 	}
+	if (!kw_collector_has(c, KW_SRC_PROC)) {
+		snprintf(why, whylen, "the QMP socket comes from the QEMU command line: needs the procfs source");
+		return -ECANCELED;
+	}
 	st = calloc(1, sizeof(*st));
 	if (!st) {
 		snprintf(why, whylen, "out of memory");

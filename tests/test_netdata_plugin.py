@@ -219,7 +219,7 @@ def test_config_filter_sources_and_bad_keys(tmp_path):
         assert msg in err, (msg, err)
     assert "x" not in [l for l in err.splitlines() if ":14:" in l]  # keys of an unknown section: one message
     # every source disabled: nothing can be collected
-    conf.write_text("[sources]\nprocfs = no\nlibvirt = no\nkvmstat = no\nbpf = no\n")
+    conf.write_text("[sources]\nprocfs = no\nlibvirt = no\nkvmstat = no\nbpf = no\nqmp = no\n")
     with StepPlugin(h, config=str(conf)) as p:
         out = p.step()
         _, err = p.close()

@@ -311,6 +311,7 @@ static void test_config(void)
 	kwcd_config_set(k, "CollectLibvirt", v, 1, err, sizeof(err));
 	kwcd_config_set(k, "CollectKVMStats", v, 1, err, sizeof(err));
 	kwcd_config_set(k, "CollectBPF", v, 1, err, sizeof(err));
+	CHECK(kwcd_config_set(k, "CollectQMP", v, 1, err, sizeof(err)) == 0 && !(k->cfg.sources & (1u << KW_SRC_QMP)));
 	CHECK(kwcd_start(k, "h", NULL, NULL, err, sizeof(err)) == -1);
 	CHECK(strstr(err, "every source is disabled"));
 	kwcd_free(k);
