@@ -137,13 +137,13 @@ static int utf8_seq(const unsigned char *q, const unsigned char *e)
 
 static int parse_string(struct pstate *ps)
 {
-	const char *q;
+	const char *q, *start;
 	int idx = new_tok(ps, KW_JSON_STRING);
 
 	if (idx < 0)
 		return idx;
 	ps->j->t[idx].start++; /* the contents, after the quote */
-	q = ++ps->p;
+	q = start = ++ps->p;
 	for (;;) {
 		unsigned char c;
 
@@ -214,7 +214,7 @@ static int parse_string(struct pstate *ps)
 			q += n;
 		}
 	}
-	ps->j->t[idx].len = (uint32_t)(q - ps->p);
+	ps->j->t[idx].len = (uint32_t)(q - start);
 	ps->j->t[idx].end = (uint32_t)ps->j->n;
 	ps->p = q + 1;
 	return 0;

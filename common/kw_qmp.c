@@ -122,10 +122,20 @@ static int sock_connect(struct kw_qmp *q, const char *procfs, const char *path, 
 	return KW_QMP_OK;
 }
 
-/* Is the last non-blank byte a '}' (a message may be complete)? */
+/* Worth parsing now?  A message is an object: complete only when the last
+ * non-blank byte is '}'; QEMU ends each with a newline; and anything not
+ * starting like an object is malformed at once (no waiting for more). */
 static int maybe_complete(const char *b, size_t n)
 {
-	while (n && (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' ' || b[n - 1] == '\t'))
+	size_t i = 0;
+
+	while (i < n && (b[i] == '\n' || b[i] == '\r' || b[i] == ' ' || b[i] == '\t'))
+		i++;
+	if (i < n && b[i] != '{')
+		return 1;
+	if (n && b[n - 1] == '\n')
+		return 1;
+	while (n && (b[n - 1] == '\r' || b[n - 1] == ' ' || b[n - 1] == '\t'))
 		n--;
 	return n && b[n - 1] == '}';
 }
