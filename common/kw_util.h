@@ -49,6 +49,13 @@ int kw_startswith(const char *s, const char *prefix);
  * become \u00XX so the output is always valid JSON). */
 void kw_json_str(FILE *f, const char *s);
 
+/* s as one field of a text table or line: valid UTF-8 kept, control
+ * characters, DEL and bytes that are not UTF-8 become '?'; at most maxcols
+ * characters (never a split sequence), padded with spaces to maxcols when
+ * pad (printf's %-Ns pads bytes, not characters).  out (len bytes, 4 per
+ * column is always enough) is NUL-terminated.  Returns out. */
+char *kw_text_safe(char *out, size_t len, const char *s, size_t maxcols, int pad);
+
 /* Monotonic / realtime clocks in nanoseconds. */
 uint64_t kw_now_mono_ns(void);
 uint64_t kw_now_real_ns(void);

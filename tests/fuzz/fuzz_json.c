@@ -1,7 +1,8 @@
 /* kw_json_str: for any bytes the output is one valid JSON string (RFC 8259:
  * quoted, control characters and quote/backslash escaped, valid UTF-8, no
  * surrogate escapes) that decodes back to the input, with bytes that are not
- * UTF-8 as U+0080..U+00FF. */
+ * UTF-8 as U+0080..U+00FF.  kw_text_safe (text tables): valid UTF-8 without
+ * control characters, at most (and, padded, exactly) maxcols characters. */
 #include "fuzz.h"
 
 /* Length of a valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
@@ -123,6 +124,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		i += l;
 	}
 	FUZZ_CHECK(j == k);
+	{
+		char t[4 * 24 + 1];
+		size_t cols = 0, l;
+		int pad;
+
+		for (pad = 0; pad < 2; pad++) {
+			kw_text_safe(t, sizeof(t), s, 24, pad);
+			for (i = 0, cols = 0; t[i]; i += l, cols++) {
+				l = utf8_seq((const unsigned char *)t + i, strlen(t + i), &cp);
+				FUZZ_CHECK(l > 0 && cp >= 0x20 && cp != 0x7f);
+			}
+			FUZZ_CHECK(pad ? cols == 24 : cols <= 24);
+		}
+		kw_text_safe(t, 8, s, 24, 1); /* short buffer: cut, never overflow */
+		FUZZ_CHECK(strlen(t) < 8);
+	}
 	free(cps);
 	free(out);
 	free(s);
