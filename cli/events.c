@@ -91,7 +91,9 @@ static void print_prefix(struct ev_ctx *x, const struct kw_vm *vm, uint32_t tgid
 			snprintf(v, sizeof(v), "%d", vcpu);
 		else
 			kw_strlcpy(v, "-", sizeof(v));
-		fprintf(f, "%12.6f %-20.20s %7u %4s %-8s ", t, name, tid, v, type);
+		char safe[4 * 20 + 1];
+
+		fprintf(f, "%12.6f %s %7u %4s %-8s ", t, kw_text_safe(safe, sizeof(safe), name, 20, 1), tid, v, type);
 	}
 }
 
@@ -825,7 +827,9 @@ static int summary(struct ev_ctx *x, const struct snap *cur, const struct snap *
 			kw_json_str(f, name);
 			fprintf(f, ",\"pid\":%d,", tg[i]);
 		} else {
-			fprintf(f, "\nVM %s (pid %d)\n", name, tg[i]);
+			char safe[4 * KW_NAME_MAX + 1];
+
+			fprintf(f, "\nVM %s (pid %d)\n", kw_text_safe(safe, sizeof(safe), name, KW_NAME_MAX, 0), tg[i]);
 		}
 		first_vm = 0;
 		for (bit = 0; bit < KW_BPF__N && !r; bit++) {

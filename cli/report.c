@@ -46,14 +46,12 @@ static const struct kw_vm *prev_vm(const struct kw_snapshot *prev, const struct 
 	return NULL;
 }
 
-/* Printable copy of a name for the text table: control bytes become '?'. */
+/* Printable copy of a name for the text table (kw_text_safe): control
+ * characters and invalid UTF-8 become '?', at most maxw characters, padded
+ * to maxw columns so the table stays aligned with multibyte names. */
 static void printable(char *out, size_t len, const char *in, size_t maxw)
 {
-	size_t o = 0;
-
-	for (; *in && o + 1 < len && o < maxw; in++)
-		out[o++] = ((unsigned char)*in < 0x20 || *in == 0x7f) ? '?' : *in;
-	out[o] = '\0';
+	kw_text_safe(out, len, in, maxw, 1);
 }
 
 static void print_time_header(FILE *f, const struct kw_collector *c)
@@ -145,7 +143,7 @@ static void view_summary(FILE *f, const struct cli_opts *o, const struct kw_coll
 		"TX_kbit/s");
 	for (i = 0; i < n; i++) {
 		const double *v = rows[i].v;
-		char name[64];
+		char name[128];
 
 		printable(name, sizeof(name), rows[i].vm->name, 24);
 		fprintf(f, "%-24s %8d %4d %7.1f %7.1f %7.1f %7.1f %9.1f %8.0f %9.1f %9.1f %8.1f %10.1f %10.1f\n", name,
@@ -164,7 +162,7 @@ static void view_vcpu(FILE *f, const struct kw_collector *c, const struct kw_sna
 	for (i = 0; i < c->vms.n; i++) {
 		const struct kw_vm *vm = &c->vms.vms[i];
 		const struct kw_vm *p = prev_vm(prev, vm);
-		char name[64];
+		char name[128];
 
 		printable(name, sizeof(name), vm->name, 24);
 		for (t = 0; t < vm->nthreads; t++) {
@@ -194,7 +192,7 @@ static void view_net(FILE *f, const struct kw_collector *c, const struct kw_snap
 		const struct kw_vm *vm = &c->vms.vms[i];
 		const struct kw_vm *p = prev_vm(prev, vm);
 		const struct kw_sampleset *ps = p ? &p->stats : NULL;
-		char name[64];
+		char name[128];
 
 		printable(name, sizeof(name), vm->name, 24);
 		for (n = 0; n < vm->nnetifs; n++) {
@@ -203,11 +201,13 @@ static void view_net(FILE *f, const struct kw_collector *c, const struct kw_snap
 			static const int m[8] = { KW_M_NET_RX_BYTES, KW_M_NET_TX_BYTES, KW_M_NET_RX_PKTS,
 						  KW_M_NET_TX_PKTS, KW_M_NET_RX_ERRS, KW_M_NET_TX_ERRS,
 						  KW_M_NET_RX_DROP, KW_M_NET_TX_DROP };
+			char ifs[4 * 15 + 1];
 			int k;
 
 			for (k = 0; k < 8; k++)
 				kw_rate(ps, &vm->stats, m[k], ifn, dt, &v[k]);
-			fprintf(f, "%-24s %-15s %10.1f %10.1f %9.1f %9.1f %7.1f %7.1f %7.1f %7.1f\n", name, ifn,
+			fprintf(f, "%-24s %s %10.1f %10.1f %9.1f %9.1f %7.1f %7.1f %7.1f %7.1f\n", name,
+				kw_text_safe(ifs, sizeof(ifs), ifn, 15, 1),
 				v[0] * 8 / 1000, v[1] * 8 / 1000, v[2], v[3], v[4], v[5], v[6], v[7]);
 		}
 	}
@@ -293,7 +293,7 @@ static void view_list(FILE *f, const struct kw_collector *c)
 		"VMM", "FOUND", "NETIFS");
 	for (i = 0; i < c->vms.n; i++) {
 		const struct kw_vm *vm = &c->vms.vms[i];
-		char name[64], found[64], pve[16];
+		char name[128], found[64], pve[16];
 
 		printable(name, sizeof(name), vm->name, 24);
 		found_str(found, sizeof(found), vm->found);
@@ -331,7 +331,7 @@ static void view_mem(FILE *f, const struct kw_collector *c, const struct kw_snap
 		const struct kw_vm *vm = &c->vms.vms[i];
 		const struct kw_vm *p = prev_vm(prev, vm);
 		const struct kw_sampleset *ps = p ? &p->stats : NULL, *cs = &vm->stats;
-		char name[64], b[7][32];
+		char name[128], b[7][32];
 
 		printable(name, sizeof(name), vm->name, 24);
 		fprintf(f, "%-24s %8d %-9s %5d %9s %9s %9s %9s %9s %9s %9s %9.1f %8.1f\n", name, vm->pid,
@@ -354,7 +354,7 @@ static void view_kvm(FILE *f, const struct kw_collector *c, const struct kw_snap
 	for (i = 0; i < c->vms.n; i++) {
 		const struct kw_vm *vm = &c->vms.vms[i];
 		const struct kw_vm *p = prev_vm(prev, vm);
-		char name[64];
+		char name[128];
 
 		printable(name, sizeof(name), vm->name, 24);
 		for (k = 0; k < vm->stats.n; k++) {
@@ -385,7 +385,7 @@ static void view_disk(FILE *f, const struct kw_collector *c, const struct kw_sna
 		const struct kw_vm *vm = &c->vms.vms[i];
 		const struct kw_vm *p = prev_vm(prev, vm);
 		const struct kw_sampleset *ps = p ? &p->stats : NULL, *cs = &vm->stats;
-		char name[64], dev[32], cap[32];
+		char name[128], dev[72], cap[32];
 
 		printable(name, sizeof(name), vm->name, 24);
 		for (n = 0; n < vm->ndisks; n++) {
@@ -425,7 +425,7 @@ static void view_all(FILE *f, const struct kw_collector *c, const struct kw_snap
 	for (i = 0; i < c->vms.n; i++) {
 		const struct kw_vm *vm = &c->vms.vms[i];
 		const struct kw_vm *p = prev_vm(prev, vm);
-		char name[64];
+		char name[128];
 
 		printable(name, sizeof(name), vm->name, 24);
 		for (k = 0; k < vm->stats.n; k++) {
@@ -433,7 +433,10 @@ static void view_all(FILE *f, const struct kw_collector *c, const struct kw_snap
 			const struct kw_metric_def *d = &kw_metrics[s->metric];
 			double r;
 
-			fprintf(f, "%-24s %-28s %-16s ", name, d->name, s->inst[0] ? s->inst : "-");
+			char inst[4 * KW_INST_MAX];
+
+			fprintf(f, "%-24s %-28s %-16s ", name, d->name,
+				s->inst[0] ? kw_text_safe(inst, sizeof(inst), s->inst, KW_INST_MAX, 0) : "-");
 			if (s->is_double)
 				fprintf(f, "%20.2f ", s->v.d);
 			else

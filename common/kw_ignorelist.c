@@ -1,6 +1,7 @@
 /* kw_ignorelist.c - literal and /regex/ name lists (collectd ignorelist semantics). */
 #include "kw_ignorelist.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <regex.h>
 #include <stdio.h>
@@ -53,6 +54,141 @@ size_t kw_ignorelist_count(const struct kw_ignorelist *il)
 	return il ? il->n : 0;
 }
 
+/* glibc's regcomp expands repetitions into copies of their operand: "x+"
+ * is "xx*", "x{2,50}" holds 50 copies, and nested or stacked ones multiply
+ * ("v++++..." or "((x{9}){9}){9}" take gigabytes and minutes).  Estimate
+ * the expanded size of an ERE (atoms times the repetitions around them, a
+ * repetition doubling at least) and refuse patterns above KW_RE_MAX_STATES
+ * or with two repetition operators in a row (undefined in POSIX EREs)
+ * before compiling them. */
+#define KW_RE_MAX_STATES 20000.0
+
+static double re_alt(const char **p, int depth);
+
+static double re_atom(const char **pp, int depth)
+{
+	const char *p = *pp;
+	double n = 1;
+
+	if (*p == '(') {
+		p++;
+		n = re_alt(&p, depth + 1);
+		if (*p == ')')
+			p++;
+	} else if (*p == '[') {
+		p++;
+		if (*p == '^')
+			p++;
+		if (*p == ']')
+			p++;
+		while (*p && *p != ']') {
+			if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+				char t = p[1];
+
+				p += 2;
+				while (*p && !(*p == t && p[1] == ']'))
+					p++;
+				if (*p)
+					p += 2;
+				continue;
+			}
+			p++;
+		}
+		if (*p)
+			p++;
+	} else if (*p == '\\' && p[1]) {
+		p += 2;
+	} else if (*p) {
+		p++;
+	}
+	*pp = p;
+	return n;
+}
+
+/* {m}, {m,}, {m,n}: the number of copies regcomp makes, or 0 if p is not a
+ * counted repetition (a literal '{'). */
+static double re_count(const char **pp)
+{
+	const char *p = *pp + 1;
+	double m = 0, n;
+
+	if (!isdigit((unsigned char)*p))
+		return 0;
+	while (isdigit((unsigned char)*p))
+		m = m * 10 + (*p++ - '0');
+	n = m;
+	if (*p == ',') {
+		p++;
+		if (isdigit((unsigned char)*p)) {
+			n = 0;
+			while (isdigit((unsigned char)*p))
+				n = n * 10 + (*p++ - '0');
+		} else {
+			n = m + 1; /* m copies and a star */
+		}
+	}
+	if (*p != '}')
+		return 0;
+	*pp = p + 1;
+	return n > 1 ? n : 1;
+}
+
+static double re_branch(const char **pp, int depth)
+{
+	const char *p = *pp;
+	double total = 0;
+
+	while (*p && *p != '|' && !(*p == ')' && depth > 0)) {
+		double n = re_atom(&p, depth), c;
+		int ops = 0;
+
+		for (;; ops++) {
+			if (*p == '*' || *p == '?' || *p == '+') {
+				n *= 2;
+				p++;
+			} else if (*p == '{' && (c = re_count(&p)) > 0) {
+				n *= c + 1;
+			} else {
+				break;
+			}
+			/* "x+*", "x??": undefined in POSIX EREs, glibc doubles each */
+			if (ops > 0 || n > KW_RE_MAX_STATES) {
+				n = KW_RE_MAX_STATES + 1;
+				break;
+			}
+		}
+		total += n;
+		if (total > KW_RE_MAX_STATES)
+			break;
+	}
+	*pp = p;
+	return total;
+}
+
+static double re_alt(const char **pp, int depth)
+{
+	double total = re_branch(pp, depth);
+
+	while (**pp == '|' && total <= KW_RE_MAX_STATES) {
+		(*pp)++;
+		total += re_branch(pp, depth);
+	}
+	return total;
+}
+
+/* Estimated size of the compiled ERE (stops counting above the limit). */
+static double re_states(const char *re)
+{
+	double total = 0;
+
+	while (*re && total <= KW_RE_MAX_STATES) {
+		total += re_alt(&re, 0);
+		if (*re == ')') /* unbalanced: regcomp reports it */
+			re++;
+	}
+	return total;
+}
+
 int kw_ignorelist_add(struct kw_ignorelist *il, const char *entry, char *err, size_t errlen)
 {
 	struct kw_il_item *items, *it;
@@ -77,6 +213,12 @@ int kw_ignorelist_add(struct kw_ignorelist *il, const char *entry, char *err, si
 		if (!pat) {
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
+		}
+		if (re_states(pat) > KW_RE_MAX_STATES) {
+			snprintf(err, errlen, "regular expression \"%.200s\" too complex (its repetitions expand to "
+				 "more than %.0f states, or two repetition operators follow each other)", pat, KW_RE_MAX_STATES);
+			free(pat);
+			return -EINVAL;
 		}
 		r = regcomp(&it->re, pat, REG_EXTENDED | REG_NOSUB);
 		if (r) {

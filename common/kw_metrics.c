@@ -63,18 +63,36 @@ void kw_metric_fmt(char *out, size_t len, const char *pattern, const char *inst)
 	snprintf(out, len, "%.*s%s%s", (int)(p - pattern), pattern, inst ? inst : "", p + 2);
 }
 
-void kw_ss_clear(struct kw_sampleset *ss) { ss->n = 0; }
+/* Below this many samples a linear scan is as fast as hashing. */
+#define KW_SS_LINEAR 24
+
+static void idx_reset(struct kw_sampleset *ss)
+{
+	if (ss->idx && ss->idx_n)
+		memset(ss->idx, 0, ss->idx_cap * sizeof(*ss->idx));
+	ss->idx_n = 0;
+}
+
+void kw_ss_clear(struct kw_sampleset *ss)
+{
+	ss->n = 0;
+	idx_reset(ss);
+}
 
 void kw_ss_free(struct kw_sampleset *ss)
 {
 	free(ss->s);
+	free(ss->idx);
 	ss->s = NULL;
+	ss->idx = NULL;
 	ss->n = ss->cap = 0;
+	ss->idx_cap = ss->idx_n = 0;
 }
 
 int kw_ss_copy(struct kw_sampleset *dst, const struct kw_sampleset *src)
 {
 	dst->n = 0;
+	idx_reset(dst);
 	if (src->n == 0)
 		return 0;
 	if (dst->cap < src->n) {
@@ -89,12 +107,79 @@ int kw_ss_copy(struct kw_sampleset *dst, const struct kw_sampleset *src)
 	return 0;
 }
 
-static struct kw_sample *find(const struct kw_sampleset *ss, int metric, const char *inst)
+static uint32_t sample_hash(int metric, const char *inst)
 {
+	uint32_t h = 2166136261u ^ (uint32_t)metric;
+
+	h *= 16777619u;
+	for (; *inst; inst++) {
+		h ^= (unsigned char)*inst;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static void idx_insert(struct kw_sampleset *ss, size_t i)
+{
+	size_t mask = ss->idx_cap - 1, h = sample_hash(ss->s[i].metric, ss->s[i].inst) & mask;
+
+	while (ss->idx[h])
+		h = (h + 1) & mask;
+	ss->idx[h] = (uint32_t)i + 1;
+}
+
+/* Bring the index up to date with s[0..n).  The index is a cache: it is
+ * updated from const lookups too.  Returns -1 when it cannot be used (out of
+ * memory): the caller scans linearly. */
+static int idx_sync(struct kw_sampleset *ss)
+{
+	if (ss->idx_n > ss->n)
+		idx_reset(ss); /* cleared behind our back */
+	if (ss->n * 2 > ss->idx_cap) {
+		size_t cap = ss->idx_cap ? ss->idx_cap : 64;
+		uint32_t *p;
+
+		while (ss->n * 2 > cap)
+			cap *= 2;
+		if (cap > UINT32_MAX)
+			return -1;
+		p = calloc(cap, sizeof(*p));
+		if (!p)
+			return -1;
+		free(ss->idx);
+		ss->idx = p;
+		ss->idx_cap = cap;
+		ss->idx_n = 0;
+	}
+	for (; ss->idx_n < ss->n; ss->idx_n++)
+		idx_insert(ss, ss->idx_n);
+	return 0;
+}
+
+static struct kw_sample *find(const struct kw_sampleset *css, int metric, const char *inst)
+{
+	struct kw_sampleset *ss = (struct kw_sampleset *)css;
+	char cut[KW_INST_MAX];
 	size_t i;
 
 	if (!inst)
 		inst = "";
+	if (strnlen(inst, KW_INST_MAX) >= KW_INST_MAX) {
+		/* stored instances are cut to KW_INST_MAX - 1 bytes: look up the same */
+		kw_strlcpy(cut, inst, sizeof(cut));
+		inst = cut;
+	}
+	if (ss->n >= KW_SS_LINEAR && idx_sync(ss) == 0) {
+		size_t mask = ss->idx_cap - 1, h = sample_hash(metric, inst) & mask;
+
+		for (; ss->idx[h]; h = (h + 1) & mask) {
+			struct kw_sample *s = &ss->s[ss->idx[h] - 1];
+
+			if (s->metric == metric && !strcmp(s->inst, inst))
+				return s;
+		}
+		return NULL;
+	}
 	for (i = 0; i < ss->n; i++)
 		if (ss->s[i].metric == metric && !strcmp(ss->s[i].inst, inst))
 			return &ss->s[i];
@@ -188,6 +273,8 @@ static int sample_cmp(const void *pa, const void *pb)
 
 void kw_ss_sort(struct kw_sampleset *ss)
 {
-	if (ss->n > 1)
+	if (ss->n > 1) {
 		qsort(ss->s, ss->n, sizeof(*ss->s), sample_cmp);
+		idx_reset(ss); /* positions moved */
+	}
 }

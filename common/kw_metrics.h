@@ -95,10 +95,15 @@ struct kw_sample {
 	uint8_t is_double;
 };
 
-/* An unordered set of samples belonging to one object (a VM or the host). */
+/* An unordered set of samples belonging to one object (a VM or the host).
+ * Sets larger than a few dozen samples (a VM with KVM statistics holds
+ * hundreds) are looked up through a hash index built lazily: idx has idx_cap
+ * slots (a power of two) holding sample index + 1, covering s[0..idx_n). */
 struct kw_sampleset {
 	struct kw_sample *s;
 	size_t n, cap;
+	uint32_t *idx;
+	size_t idx_cap, idx_n;
 };
 
 void kw_ss_clear(struct kw_sampleset *ss);

@@ -3,6 +3,7 @@
  * and reads per-VM and host metrics.  Everything is read below the
  * configured procfs/sysfs roots so it runs on fixture trees. */
 #include "kw_collector.h"
+#include "kw_parse.h"
 #include "kw_util.h"
 
 #include <ctype.h>
@@ -53,7 +54,7 @@ static uint64_t ticks_to_ns(const struct procfs_state *st, uint64_t t)
 /* Split the fields of /proc/PID/stat after the comm.  Returns the number of
  * fields stored in f[] (f[0] is field 3, "state"), or -EINVAL. comm receives
  * the process name. */
-static int parse_pid_stat(const char *buf, char *comm, size_t commlen, uint64_t *f, int max)
+int kw_parse_pid_stat(const char *buf, char *comm, size_t commlen, uint64_t *f, int max)
 {
 	const char *l = strchr(buf, '('), *r = strrchr(buf, ')');
 	int n = 0;
@@ -93,10 +94,10 @@ static int parse_pid_stat(const char *buf, char *comm, size_t commlen, uint64_t 
 	return n;
 }
 /* stat field numbers (1-based as in proc(5)) -> index in f[] */
-#define SF(n) ((n) - 3)
+#define SF(n) KW_SF(n)
 
 /* Value of "Key:  123 kB" lines (status, meminfo). Returns 0 or -1. */
-static int kv_field(const char *buf, const char *key, uint64_t *out)
+int kw_parse_kv_field(const char *buf, const char *key, uint64_t *out)
 {
 	size_t kl = strlen(key);
 	const char *p = buf;
@@ -127,7 +128,7 @@ static int kv_field(const char *buf, const char *key, uint64_t *out)
 }
 
 /* "some avg10=1.23 avg60=... total=456" */
-static int psi_line(const char *buf, const char *kind, double *avg10, uint64_t *total)
+int kw_parse_psi_line(const char *buf, const char *kind, double *avg10, uint64_t *total)
 {
 	const char *p = buf;
 	size_t kl = strlen(kind);
@@ -155,6 +156,53 @@ static int psi_line(const char *buf, const char *kind, double *avg10, uint64_t *
 	return -1;
 }
 
+int kw_parse_stat_cpu(const char *buf, unsigned long long v[10])
+{
+	int n;
+
+	if (strncmp(buf, "cpu ", 4))
+		return -EINVAL;
+	n = sscanf(buf + 4, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+	return n < 4 ? -EINVAL : n;
+}
+
+int kw_parse_diskstats_line(const char *line, char *name, size_t namelen, unsigned long long f[11])
+{
+	char fmt[96];
+	unsigned maj, min;
+
+	if (namelen < 2)
+		return -EINVAL;
+	snprintf(fmt, sizeof(fmt), "%%u %%u %%%zus %%llu %%llu %%llu %%llu %%llu %%llu %%llu %%llu %%llu %%llu %%llu",
+		 namelen - 1);
+	return sscanf(line, fmt, &maj, &min, name, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8],
+		      &f[9], &f[10]) == 14 ? 0 : -EINVAL;
+}
+
+int kw_parse_netdev_line(char *line, size_t namelen, char **name, uint64_t v[16])
+{
+	char *colon = strchr(line, ':'), *n = line;
+	unsigned long long t[16];
+	int i;
+
+	if (!colon)
+		return -EINVAL; /* header lines */
+	*colon = '\0';
+	while (*n == ' ')
+		n++;
+	if (!*n || strlen(n) >= namelen)
+		return -EINVAL;
+	if (sscanf(colon + 1, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+		   &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6], &t[7], &t[8], &t[9], &t[10], &t[11], &t[12],
+		   &t[13], &t[14], &t[15]) != 16)
+		return -EINVAL;
+	for (i = 0; i < 16; i++)
+		v[i] = t[i];
+	*name = n;
+	return 0;
+}
+
 /* --------------------------------------------------------- host metrics */
 
 static int read_host_stat(struct kw_collector *c, struct procfs_state *st, struct kw_sampleset *ss)
@@ -174,9 +222,8 @@ static int read_host_stat(struct kw_collector *c, struct procfs_state *st, struc
 		kw_log_once(KW_LOG_WARN, "host-stat-format", "%s/stat: unexpected format, host CPU metrics skipped", KW_PROC(c));
 		return -EINVAL;
 	}
-	n = sscanf(buf + 4, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
-	if (n < 4) {
+	n = kw_parse_stat_cpu(buf, v);
+	if (n < 0) {
 		kw_log_once(KW_LOG_WARN, "host-stat-format", "%s/stat: malformed cpu line, host CPU metrics skipped", KW_PROC(c));
 		return -EINVAL;
 	}
@@ -204,11 +251,11 @@ static int read_host_meminfo(struct kw_collector *c, struct procfs_state *st, st
 	if (r < 0)
 		return (int)r;
 	for (i = 0; i < KW_ARRAY_SIZE(map); i++)
-		if (kv_field(st->buf, map[i].k, &v) == 0)
+		if (kw_parse_kv_field(st->buf, map[i].k, &v) == 0)
 			kw_ss_set_u64(ss, map[i].m, NULL, v);
-	if (kv_field(st->buf, "HugePages_Total", &hp_total) == 0 &&
-	    kv_field(st->buf, "HugePages_Free", &hp_free) == 0 &&
-	    kv_field(st->buf, "Hugepagesize", &hp_size) == 0) {
+	if (kw_parse_kv_field(st->buf, "HugePages_Total", &hp_total) == 0 &&
+	    kw_parse_kv_field(st->buf, "HugePages_Free", &hp_free) == 0 &&
+	    kw_parse_kv_field(st->buf, "Hugepagesize", &hp_size) == 0) {
 		kw_ss_set_u64(ss, KW_M_H_MEM_HUGET, NULL, hp_total * hp_size);
 		kw_ss_set_u64(ss, KW_M_H_MEM_HUGEF, NULL, hp_free * hp_size);
 	}
@@ -238,7 +285,7 @@ static void read_psi(const char *dir, const char *suffix, char *buf, struct kw_s
 			ok = kw_read_filef(buf, STAT_BUF, "%s/%s%s", dir, map[i].res, suffix) > 0;
 			last = map[i].res;
 		}
-		if (!ok || psi_line(buf, map[i].kind, &avg, &total))
+		if (!ok || kw_parse_psi_line(buf, map[i].kind, &avg, &total))
 			continue;
 		if (host) {
 			if (map[i].hm >= 0)
@@ -274,13 +321,11 @@ static int read_host_diskstats(struct kw_collector *c, struct procfs_state *st, 
 	snprintf(path, sizeof(path), "%s/block", KW_SYS(c));
 	have_sysblock = access(path, F_OK) == 0;
 	for (line = strtok_r(st->buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		unsigned maj, min;
 		char name[64];
 		unsigned long long f[11];
-		int n = sscanf(line, "%u %u %63s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
-			       &maj, &min, name, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8],
-			       &f[9], &f[10]);
-		if (n < 14 || strlen(name) >= KW_INST_MAX || !is_whole_disk(c, name, have_sysblock))
+
+		if (kw_parse_diskstats_line(line, name, sizeof(name), f) || strlen(name) >= KW_INST_MAX ||
+		    !is_whole_disk(c, name, have_sysblock))
 			continue;
 		kw_ss_set_u64(ss, KW_M_H_DISK_READS, name, f[0]);
 		kw_ss_set_u64(ss, KW_M_H_DISK_RBYTES, name, f[2] * 512);
@@ -308,25 +353,14 @@ static int read_netdev(struct kw_collector *c, struct procfs_state *st)
 	if (r < 0)
 		return (int)r;
 	for (line = strtok_r(st->buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *colon = strchr(line, ':'), *name = line;
 		struct netdev *d;
-		int n;
+		char *name;
 
-		if (!colon)
-			continue; /* header lines */
-		*colon = '\0';
-		while (*name == ' ')
-			name++;
-		if (!*name || strlen(name) >= KW_IFNAME_MAX)
-			continue;
 		if (kw_grow((void **)&st->nd, &st->ndcap, st->nnd, sizeof(*st->nd)))
 			return -ENOMEM;
 		d = &st->nd[st->nnd];
-		n = sscanf(colon + 1, "%lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu",
-			   &d->v[0], &d->v[1], &d->v[2], &d->v[3], &d->v[4], &d->v[5], &d->v[6], &d->v[7],
-			   &d->v[8], &d->v[9], &d->v[10], &d->v[11], &d->v[12], &d->v[13], &d->v[14], &d->v[15]);
-		if (n != 16)
-			continue;
+		if (kw_parse_netdev_line(line, KW_IFNAME_MAX, &name, d->v))
+			continue; /* header lines, malformed counters */
 		kw_strlcpy(d->name, name, sizeof(d->name));
 		st->nnd++;
 	}
@@ -554,7 +588,7 @@ static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t p
 	r = kw_read_filef(buf, STAT_BUF, "%s/%d/stat", KW_PROC(c), pid);
 	if (r <= 0)
 		return 0; /* gone, or kernel thread noise */
-	n = parse_pid_stat(buf, comm, sizeof(comm), f, 64);
+	n = kw_parse_pid_stat(buf, comm, sizeof(comm), f, 64);
 	if (n < SF(22) + 1) {
 		kw_log_once(KW_LOG_WARN, "malformed-stat", "%s/%d/stat: malformed, process skipped", KW_PROC(c), pid);
 		return 0;
@@ -712,7 +746,7 @@ static void read_pid_io(struct kw_collector *c, struct procfs_state *st, struct 
 	if (r <= 0)
 		return;
 	for (i = 0; i < KW_ARRAY_SIZE(map); i++)
-		if (kv_field(st->buf, map[i].k, &v) == 0)
+		if (kw_parse_kv_field(st->buf, map[i].k, &v) == 0)
 			kw_ss_set_u64(&vm->stats, map[i].m, NULL, v);
 }
 
@@ -752,7 +786,7 @@ static int procfs_collect_vm(struct kw_collector *c, void *state, struct kw_vm *
 		return -ENOENT;
 	if (r < 0)
 		return (int)r;
-	n = parse_pid_stat(st->buf, NULL, 0, f, 64);
+	n = kw_parse_pid_stat(st->buf, NULL, 0, f, 64);
 	if (n < SF(24) + 1) {
 		kw_log_once(KW_LOG_WARN, "malformed-stat", "%s/%d/stat: malformed, process skipped", KW_PROC(c), vm->pid);
 		return -EINVAL;
@@ -773,9 +807,9 @@ static int procfs_collect_vm(struct kw_collector *c, void *state, struct kw_vm *
 	kw_ss_set_u64(&vm->stats, KW_M_VCPUS, NULL, (uint64_t)vm->nvcpus);
 
 	if (kw_read_filef(st->buf, STAT_BUF, "%s/%d/status", KW_PROC(c), vm->pid) > 0) {
-		if (kv_field(st->buf, "VmRSS", &v) == 0)
+		if (kw_parse_kv_field(st->buf, "VmRSS", &v) == 0)
 			kw_ss_set_u64(&vm->stats, KW_M_MEM_RSS, NULL, v);
-		if (kv_field(st->buf, "VmSwap", &v) == 0)
+		if (kw_parse_kv_field(st->buf, "VmSwap", &v) == 0)
 			kw_ss_set_u64(&vm->stats, KW_M_MEM_SWAP, NULL, v);
 	}
 	read_pid_io(c, st, vm);

@@ -278,6 +278,38 @@ void kw_json_str(FILE *f, const char *str)
 	fputc('"', f);
 }
 
+char *kw_text_safe(char *out, size_t len, const char *str, size_t maxcols, int pad)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t o = 0, cols = 0;
+
+	if (len == 0)
+		return out;
+	while (*s && cols < maxcols) {
+		size_t n = (*s < 0x20 || *s == 0x7f) ? 0 : kw_utf8_len(s);
+
+		if (n == 0) {
+			if (o + 1 >= len)
+				break;
+			out[o++] = '?';
+			s++;
+		} else {
+			if (o + n >= len)
+				break;
+			memcpy(out + o, s, n);
+			o += n;
+			s += n;
+		}
+		cols++;
+	}
+	while (pad && cols < maxcols && o + 1 < len) {
+		out[o++] = ' ';
+		cols++;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;

@@ -58,6 +58,13 @@ size_t kw_utf8_len(const unsigned char *s);
  * Returns 0 at the deadline, -1 as soon as *stop is set by a signal handler. */
 int kw_sleep_until(uint64_t deadline_ns, volatile sig_atomic_t *stop);
 
+/* s as one field of a text table or line: valid UTF-8 kept, control
+ * characters, DEL and bytes that are not UTF-8 become '?'; at most maxcols
+ * characters (never a split sequence), padded with spaces to maxcols when
+ * pad (printf's %-Ns pads bytes, not characters).  out (len bytes, 4 per
+ * column is always enough) is NUL-terminated.  Returns out. */
+char *kw_text_safe(char *out, size_t len, const char *s, size_t maxcols, int pad);
+
 /* Monotonic / realtime clocks in nanoseconds. */
 uint64_t kw_now_mono_ns(void);
 uint64_t kw_now_real_ns(void);

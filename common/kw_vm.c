@@ -269,7 +269,7 @@ static const char *opt_elem(const char *opt, char *out, size_t len)
 
 static void parse_name_opt(const char *val, struct kw_vm *vm)
 {
-	char el[KW_NAME_MAX];
+	char el[KW_NAME_MAX + 8]; /* "guest=" + a name of up to KW_NAME_MAX - 1 bytes */
 	int first = 1;
 
 	while (*val) {

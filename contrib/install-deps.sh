@@ -11,6 +11,8 @@ PKGS=(
   netdata-core
   # tests
   python3 python3-pytest iproute2 util-linux procps libcap2-bin
+  # benchmarks (bench/run compares kvmwatch's eBPF programs with bpftrace)
+  bpftrace
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -252,6 +252,15 @@ static void test_config(void)
 	v[0] = S("/[unclosed/");
 	CHECK(kwcd_config_set(k, "Domain", v, 1, err, sizeof(err)) == -EINVAL);
 	CHECK(strstr(err, "option Domain \"/[unclosed/\": bad regular expression"));
+	/* regcomp would take gigabytes on these: refused before compiling */
+	v[0] = S("/^v++++++++++++++++++++++++m/");
+	CHECK(kwcd_config_set(k, "Domain", v, 1, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "too complex"));
+	v[0] = S("/((((x{1,50}){1,50}){1,50}))/");
+	CHECK(kwcd_config_set(k, "Interface", v, 1, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "too complex"));
+	v[0] = S("/^(web|db)-[0-9]{1,3}(-[a-z]+)?$/");
+	CHECK(kwcd_config_set(k, "Domain", v, 1, err, sizeof(err)) == 0);
 	v[0] = S("relative/proc");
 	CHECK(kwcd_config_set(k, "ProcFS", v, 1, err, sizeof(err)) == -EINVAL);
 	CHECK(strstr(err, "option ProcFS: \"relative/proc\" is not an absolute path"));
