@@ -2,6 +2,7 @@
  * as the file) and its sanitisers (chart type/id, quoted text). */
 #include "fuzz.h"
 #include "nd_chart.h"
+#include "kw_bpf.h"
 #include "nd_conf.h"
 
 #include <sys/mman.h>
@@ -32,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(cf.update_every >= 0 && cf.update_every <= 86400);
 	FUZZ_CHECK(memchr(cf.vms, '\0', sizeof(cf.vms)));
 	FUZZ_CHECK(memchr(cf.libvirt_uri, '\0', sizeof(cf.libvirt_uri)));
-	FUZZ_CHECK(cf.sources < (1u << 4) && cf.bpf_features < (1u << ND_BPF_NKEYS));
+	FUZZ_CHECK(cf.sources < (1u << KW_SRC__N) && cf.bpf_features < (1u << KW_BPF__N));
 
 	s = fuzz_str(data, size);
 	nd_sanitize_type(out, sizeof(out), s);
