@@ -26,9 +26,53 @@ struct ev_ctx {
 	uint64_t events;
 	int filtered;             /* -p given: drop events of other processes */
 	int err;
+	struct kw_vmtable gone;   /* VMs that exited during the run: their last
+				   * events may still be in the ring or pending */
 };
 
 /* ------------------------------------------------------- VM attribution */
+
+/* Rescan the VMs; the ones that went away are kept (identity only) in
+ * x->gone so their late events are still attributed to them. */
+static int refresh(struct ev_ctx *x)
+{
+	struct kw_vmtable before = { 0 };
+	size_t i;
+	int r;
+
+	for (i = 0; i < x->c.vms.n; i++) {
+		struct kw_vm *v = kw_vmt_add(&before);
+
+		if (!v || kw_vm_copy(v, &x->c.vms.vms[i])) {
+			if (v)
+				before.n--;
+			kw_vmt_free(&before);
+			return -ENOMEM;
+		}
+		kw_ss_free(&v->stats);
+	}
+	r = kw_collector_collect(&x->c);
+	for (i = 0; r >= 0 && i < before.n; i++) {
+		struct kw_vm *v;
+
+		size_t k;
+
+		if (kw_vmt_find_key(&x->c.vms, before.vms[i].key) || kw_vmt_find_key(&x->gone, before.vms[i].key))
+			continue;
+		for (k = 0; k < x->gone.n;)      /* the newest VM of a pid wins */
+			if (x->gone.vms[k].pid == before.vms[i].pid)
+				kw_vmt_remove_at(&x->gone, k);
+			else
+				k++;
+		if (!(v = kw_vmt_add(&x->gone)) || kw_vm_copy(v, &before.vms[i])) {
+			if (v)
+				x->gone.n--;
+			r = -ENOMEM;
+		}
+	}
+	kw_vmt_free(&before);
+	return r;
+}
 
 static const struct kw_vm *vm_of(struct ev_ctx *x, pid_t tgid)
 {
@@ -37,14 +81,16 @@ static const struct kw_vm *vm_of(struct ev_ctx *x, pid_t tgid)
 
 	if (vm)
 		return vm;
-	/* a VM started after us: rescan, at most every 200 ms */
+	/* a VM started after us: rescan, at most every 200 ms; a VM that
+	 * exited is found among the gone */
 	now = kw_now_mono_ns();
 	if (now - x->last_refresh < 200000000ull)
-		return NULL;
+		return kw_vmt_find_pid(&x->gone, tgid);
 	x->last_refresh = now;
-	if (kw_collector_collect(&x->c) < 0)
+	if (refresh(x) < 0)
 		return NULL;
-	return kw_vmt_find_pid(&x->c.vms, tgid);
+	vm = kw_vmt_find_pid(&x->c.vms, tgid);
+	return vm ? vm : kw_vmt_find_pid(&x->gone, tgid);
 }
 
 static int vcpu_of(const struct kw_vm *vm, pid_t tid)
@@ -911,15 +957,18 @@ int cli_run_events(struct cli_opts *o)
 		bo.targ_tgid = o->cfg.pids[0];
 	else if (o->cfg.nnames && !o->cfg.npids && x.c.vms.n == 1)
 		bo.targ_tgid = x.c.vms.vms[0].pid; /* -p NAME of a running VM */
+	/* t0 before the programs attach: the "attached" line is the cue for
+	 * callers to start their guests, so nothing recorded may predate it */
+	x.t0 = kw_now_mono_ns();
 	x.b = kw_bpf_open(&bo, err, sizeof(err));
 	if (!x.b) {
 		fprintf(stderr, "kvmwatch: error: %s\n", err);
 		kw_collector_fini(&x.c);
+		kw_vmt_free(&x.gone);
 		return 1;
 	}
 	print_attached(&x);
-	x.t0 = kw_now_mono_ns();
-	start = next = x.t0;
+	start = next = kw_now_mono_ns();
 	if (o->duration > 0)
 		end = start + (uint64_t)(o->duration * 1e9);
 	step = (uint64_t)(o->interval * 1e9);
@@ -1004,6 +1053,7 @@ int cli_run_events(struct cli_opts *o)
 	snap_free(&cur);
 	kw_bpf_close(x.b);
 	kw_collector_fini(&x.c);
+	kw_vmt_free(&x.gone);
 	if (r == -EPIPE)
 		return 1;
 	return r < 0 ? 1 : 0;
