@@ -135,7 +135,8 @@ LoadPlugin kvmwatch
                 for line in f:
                     if line[0].isdigit():
                         rows.append([float(x) for x in line.strip().split(",")])
-        return rows
+        # collectd's write threads may append a later value before an earlier one
+        return sorted(rows, key=lambda r: r[0])
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
