@@ -76,6 +76,16 @@ def seeds(target):
     elif target == "fuzz_json":
         add_files("proc/*/cmdline")
         out += [("h%d" % i, h) for i, h in enumerate(HOSTILE)]
+    elif target == "fuzz_qmpjson":
+        out += [("greeting", b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""},'
+                             b' "capabilities": ["oob"]}}\r\n{"return": {}}\r\n'),
+                ("blockstats", b'{"return": [{"device": "drive-virtio0", "stats": {"rd_bytes": 0, "wr_bytes": 512,'
+                               b' "rd_total_time_ns": 10, "idle_time_ns": 123}, "qdev": "/machine/peripheral/v0"}],'
+                               b' "id": 2}\r\n'),
+                ("event", b'{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 2}}\r\n'),
+                ("escapes", b'{"return": "\\u00e9\\ud83d\\ude00\\n\\"", "n": -1.5e3, "b": [true, false, null]}'),
+                ("deep", b"[" * 70 + b"]" * 70),
+                ("truncated", b'{"return": [{"device": "x", "stats": {"rd_b')]
     elif target == "fuzz_pattern":
         out += [("p0", b"!*-test web* db?\nweb1\ndb?\nx-test\n"), ("p1", b"*\n\n"),
                 ("p2", b"! !a **b*\nab\n")]
@@ -128,7 +138,7 @@ def results():
 
 def test_every_parser_has_a_target():
     assert set(TARGETS) >= {"fuzz_cmdline", "fuzz_procfs", "fuzz_vcpu_comm", "fuzz_json", "fuzz_pattern",
-                            "fuzz_ignorelist", "fuzz_collectd", "fuzz_netdata"}
+                            "fuzz_ignorelist", "fuzz_collectd", "fuzz_netdata", "fuzz_qmpjson"}
     for t in TARGETS:
         assert seeds(t), "no seed corpus for %s" % t
 
