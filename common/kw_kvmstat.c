@@ -66,8 +66,7 @@ struct kstat_vm {
 };
 
 struct kvmstat_state {
-	struct kstat_vm *vms;
-	size_t n, cap;
+	struct kw_vmcache vms;        /* struct kstat_vm */
 	struct kw_sampleset tmp;   /* one VM's sums, then set over libvirt's copy */
 };
 
@@ -286,19 +285,13 @@ static int scan_vmm(struct kw_collector *c, struct kstat_vm *v, const struct kw_
 
 static struct kstat_vm *cache_get(struct kvmstat_state *st, const struct kw_vm *vm)
 {
-	struct kstat_vm *v;
-	size_t i;
+	int created;
+	struct kstat_vm *v = kw_vmcache_get(&st->vms, vm->key, &created);
 
-	for (i = 0; i < st->n; i++)
-		if (!strcmp(st->vms[i].key, vm->key))
-			return &st->vms[i];
-	if (kw_grow((void **)&st->vms, &st->cap, st->n, sizeof(*st->vms)))
-		return NULL;
-	v = &st->vms[st->n++];
-	memset(v, 0, sizeof(*v));
-	kw_strlcpy(v->key, vm->key, sizeof(v->key));
-	v->pid = vm->pid;
-	v->pidfd = -1;
+	if (v && created) {
+		v->pid = vm->pid;
+		v->pidfd = -1;
+	}
 	return v;
 }
 
@@ -363,27 +356,27 @@ static int kvmstat_init(struct kw_collector *c, void **state, char *why, size_t 
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
+	st->vms.size = sizeof(struct kstat_vm);
 	*state = st;
 	return 0;
+}
+
+static int pid_changed(const void *item, const struct kw_vm *vm)
+{
+	return ((const struct kstat_vm *)item)->pid != vm->pid;
+}
+
+static void drop_vm(void *item)
+{
+	kvm_close(item);
 }
 
 /* Close the fds of VMs that left the table (they pin the VM in the kernel). */
 static int kvmstat_discover(struct kw_collector *c, void *state)
 {
 	struct kvmstat_state *st = state;
-	size_t i = 0;
 
-	while (i < st->n) {
-		struct kstat_vm *v = &st->vms[i];
-		struct kw_vm *vm = kw_vmt_find_key(&c->vms, v->key);
-
-		if (!vm || vm->pid != v->pid) {
-			kvm_close(v);
-			st->vms[i] = st->vms[--st->n];
-		} else {
-			i++;
-		}
-	}
+	kw_vmcache_prune(&st->vms, &c->vms, pid_changed, drop_vm);
 	return 0;
 }
 
@@ -473,13 +466,10 @@ static int kvmstat_collect_vm(struct kw_collector *c, void *state, struct kw_vm 
 static void kvmstat_fini(struct kw_collector *c, void *state)
 {
 	struct kvmstat_state *st = state;
-	size_t i;
 
 	if (!st)
 		return;
-	for (i = 0; i < st->n; i++)
-		kvm_close(&st->vms[i]);
-	free(st->vms);
+	kw_vmcache_free(&st->vms, drop_vm);
 	kw_ss_free(&st->tmp);
 	free(st);
 }

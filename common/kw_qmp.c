@@ -390,8 +390,7 @@ struct qmp_vm {
 };
 
 struct qmp_state {
-	struct qmp_vm *vms;
-	size_t n, cap;
+	struct kw_vmcache vms;        /* struct qmp_vm */
 };
 
 struct qcpu {
@@ -843,18 +842,9 @@ out:
 
 static struct qmp_vm *cache_get(struct qmp_state *st, const struct kw_vm *vm)
 {
-	struct qmp_vm *v;
-	size_t i;
+	int created;
 
-	for (i = 0; i < st->n; i++)
-		if (!strcmp(st->vms[i].key, vm->key))
-			return &st->vms[i];
-	if (kw_grow((void **)&st->vms, &st->cap, st->n, sizeof(*st->vms)))
-		return NULL;
-	v = &st->vms[st->n++];
-	memset(v, 0, sizeof(*v));
-	kw_strlcpy(v->key, vm->key, sizeof(v->key));
-	return v;
+	return kw_vmcache_get(&st->vms, vm->key, &created);
 }
 
 static void forget_keys(const char *vmkey)
@@ -939,21 +929,20 @@ static int qmp_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
 	return r == KW_QMP_NOMEM ? -ENOMEM : 0;
 }
 
+static void drop_vm(void *item)
+{
+	struct qmp_vm *v = item;
+
+	forget_keys(v->key);
+	free(v->defs);
+}
+
 /* Drop the caches of VMs that left the table. */
 static int qmp_discover(struct kw_collector *c, void *state)
 {
 	struct qmp_state *st = state;
-	size_t i = 0;
 
-	while (i < st->n) {
-		if (!kw_vmt_find_key(&c->vms, st->vms[i].key)) {
-			forget_keys(st->vms[i].key);
-			free(st->vms[i].defs);
-			st->vms[i] = st->vms[--st->n];
-		} else {
-			i++;
-		}
-	}
+	kw_vmcache_prune(&st->vms, &c->vms, NULL, drop_vm);
 	return 0;
 }
 
@@ -975,6 +964,7 @@ static int qmp_init(struct kw_collector *c, void **state, char *why, size_t whyl
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
+	st->vms.size = sizeof(struct qmp_vm);
 	*state = st;
 	return 0;
 }
@@ -982,13 +972,10 @@ static int qmp_init(struct kw_collector *c, void **state, char *why, size_t whyl
 static void qmp_fini(struct kw_collector *c, void *state)
 {
 	struct qmp_state *st = state;
-	size_t i;
 
 	if (!st)
 		return;
-	for (i = 0; i < st->n; i++)
-		free(st->vms[i].defs);
-	free(st->vms);
+	kw_vmcache_free(&st->vms, drop_vm);
 	free(st);
 }
 

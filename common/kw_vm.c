@@ -205,6 +205,57 @@ void kw_vmt_sort(struct kw_vmtable *t)
 		qsort(t->vms, t->n, sizeof(*t->vms), vm_cmp);
 }
 
+/* ------------------------------------------------------- per-VM caches */
+
+void *kw_vmcache_get(struct kw_vmcache *c, const char *key, int *created)
+{
+	char *item;
+	size_t i;
+
+	*created = 0;
+	for (i = 0; i < c->n; i++)
+		if (!strcmp(kw_vmcache_at(c, i), key))
+			return kw_vmcache_at(c, i);
+	if (kw_grow(&c->items, &c->cap, c->n, c->size))
+		return NULL;
+	item = kw_vmcache_at(c, c->n++);
+	memset(item, 0, c->size);
+	kw_strlcpy(item, key, 64);
+	*created = 1;
+	return item;
+}
+
+void kw_vmcache_prune(struct kw_vmcache *c, struct kw_vmtable *t,
+		      int (*stale)(const void *item, const struct kw_vm *vm), void (*drop)(void *item))
+{
+	size_t i = 0;
+
+	while (i < c->n) {
+		void *item = kw_vmcache_at(c, i);
+		const struct kw_vm *vm = kw_vmt_find_key(t, item);
+
+		if (vm && !(stale && stale(item, vm))) {
+			i++;
+			continue;
+		}
+		if (drop)
+			drop(item);
+		if (i != --c->n)
+			memcpy(item, kw_vmcache_at(c, c->n), c->size);
+	}
+}
+
+void kw_vmcache_free(struct kw_vmcache *c, void (*drop)(void *item))
+{
+	size_t i;
+
+	for (i = 0; drop && i < c->n; i++)
+		drop(kw_vmcache_at(c, i));
+	free(c->items);
+	c->items = NULL;
+	c->n = c->cap = 0;
+}
+
 /* ------------------------------------------------------- command lines */
 
 int kw_is_qemu_name(const char *name)

@@ -88,6 +88,23 @@ void kw_vmt_free(struct kw_vmtable *t);
 /* Sort by name then pid, for stable output. */
 void kw_vmt_sort(struct kw_vmtable *t);
 
+/* Per-VM state a source keeps across cycles (open fds, schemas): items of
+ * `size` bytes, each starting with `char key[64]`, the VM's key. */
+struct kw_vmcache {
+	void *items;
+	size_t n, cap, size;
+};
+#define KW_VMCACHE_INIT(type) { NULL, 0, 0, sizeof(type) }
+#define kw_vmcache_at(c, i) ((void *)((char *)(c)->items + (i) * (c)->size))
+/* The item of a VM, added zeroed (key set, *created = 1) when missing. NULL on ENOMEM. */
+void *kw_vmcache_get(struct kw_vmcache *c, const char *key, int *created);
+/* Drop (after drop(item)) the items of VMs no longer in t, or for which
+ * stale(item, vm) says so (stale may be NULL). */
+void kw_vmcache_prune(struct kw_vmcache *c, struct kw_vmtable *t,
+		      int (*stale)(const void *item, const struct kw_vm *vm), void (*drop)(void *item));
+/* Drop every item and free the cache. */
+void kw_vmcache_free(struct kw_vmcache *c, void (*drop)(void *item));
+
 /* Parse a VMM command line (NUL-separated argv as in /proc/PID/cmdline, len
  * bytes) for identity: -name guest=NAME,... or -name NAME, -uuid, Proxmox
  * -id N, tap interfaces named in -netdev tap,ifname=X, and the QMP server
