@@ -33,6 +33,9 @@ struct cli_opts {
 int cli_sort_key(const char *name);
 
 extern volatile sig_atomic_t kw_exiting;
+/* Set when a stop request found the output blocked on a reader that stopped
+ * reading: the rest went to /dev/null, and that is not an error. */
+extern volatile sig_atomic_t kw_output_abandoned;
 
 /* Periodic per-VM metric reports (summary/vcpu/net/host/list views). */
 int cli_run_metrics(struct cli_opts *o);

@@ -1054,7 +1054,7 @@ int cli_run_events(struct cli_opts *o)
 	kw_bpf_close(x.b);
 	kw_collector_fini(&x.c);
 	kw_vmt_free(&x.gone);
-	if (r == -EPIPE)
-		return 1;
+	if (r == -EPIPE && kw_output_abandoned)
+		return 0; /* stopped while the reader was not reading (see main.c) */
 	return r < 0 ? 1 : 0;
 }

@@ -2,6 +2,7 @@
  * argp option parsing and mode dispatch; the modes live in their own files. */
 #include <argp.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #endif
 
 volatile sig_atomic_t kw_exiting;
+volatile sig_atomic_t kw_output_abandoned;
 
 const char *argp_program_version = "kvmwatch " KW_VERSION;
 const char *argp_program_bug_address = "the kvmwatch issue tracker";
@@ -235,10 +237,31 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
+/* Output blocked on a reader that stopped reading must not outlive a stop
+ * request: writes restart after SIGINT/SIGTERM (a live reader gets whole
+ * lines), and a SIGALRM two seconds later interrupts one still blocked
+ * and abandons the output. */
+#define STOP_GRACE_S 2
+
 static void on_signal(int sig)
 {
 	(void)sig;
 	kw_exiting = 1;
+	alarm(STOP_GRACE_S);
+}
+
+static void on_alarm(int sig)
+{
+	/* The reader is gone for good: interrupt the blocked write and send
+	 * the rest of the output nowhere, so the stop completes. */
+	int fd = open("/dev/null", O_WRONLY);
+
+	(void)sig;
+	if (fd >= 0) {
+		dup2(fd, STDOUT_FILENO);
+		close(fd);
+	}
+	kw_output_abandoned = 1;
 }
 
 int main(int argc, char **argv)
@@ -268,6 +291,9 @@ int main(int argc, char **argv)
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_alarm;
+	sa.sa_flags = 0; /* no SA_RESTART: the blocked write fails with EINTR */
+	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN); /* a closed pipe shows up as EPIPE on write */
 
 	if ((o.events || o.stats) && o.view != KW_VIEW_SUMMARY) {

@@ -647,6 +647,10 @@ int cli_run_metrics(struct cli_opts *o)
 		dt = (double)(c.ts_mono_ns - prev.ts_mono_ns) / 1e9;
 		report(stdout, o, &c, &prev, dt);
 		if (ferror(stdout)) {
+			if (kw_output_abandoned) {
+				r = 0; /* stopped while the reader was not reading */
+				break;
+			}
 			/* A closed pipe (the reader is done) ends quietly. */
 			if (errno != EPIPE)
 				fprintf(stderr, "kvmwatch: failed to write report: %s\n", strerror(errno));

@@ -139,6 +139,31 @@ def test_closed_pipe_ends_quietly():
     assert p.stderr.read() == b""
 
 
+def test_sigint_while_the_reader_stopped_reading():
+    """SIGINT while kvmwatch is blocked writing to a full pipe nobody reads:
+    it still stops (the write is interrupted after a grace period), rc 0."""
+    p = subprocess.Popen([KVMWATCH] + FIXARGS + ["-o", "json", "0.01"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.readline()
+    import array, fcntl, termios
+
+    def unread():
+        n = array.array("i", [0])
+        fcntl.ioctl(p.stdout.fileno(), termios.FIONREAD, n)
+        return n[0]
+    # the pipe is full (what is unread stops growing): kvmwatch is blocked in write()
+    last = [-1]
+
+    def full():
+        n, last[0] = unread(), unread()
+        time.sleep(0.3)
+        return n > 16384 and unread() == n
+    wait_for(full, timeout=30, what="a full pipe")
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=30) == 0
+    assert p.stderr.read() == b""
+
+
 def test_sigint_and_time_limit():
     p = subprocess.Popen([KVMWATCH] + FIXARGS + ["0.05"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
