@@ -305,28 +305,15 @@ static uint32_t fnv1a(const char *s)
 	return h;
 }
 
-/* Length of a well-formed UTF-8 sequence at p for a code point >= U+00A0, else 0. */
+/* Length of a well-formed UTF-8 sequence at p for a code point >= U+00A0
+ * (no C1 controls), else 0. */
 static size_t utf8_ok(const unsigned char *p)
 {
-	unsigned c = p[0];
+	size_t n = kw_utf8_len(p);
 
-	if (c >= 0xC2 && c <= 0xDF)
-		return (p[1] & 0xC0) == 0x80 && (c > 0xC2 || p[1] >= 0xA0) ? 2 : 0;
-	if (c >= 0xE0 && c <= 0xEF) {
-		if ((p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
-			return 0;
-		if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))
-			return 0; /* overlong, surrogate */
-		return 3;
-	}
-	if (c >= 0xF0 && c <= 0xF4) {
-		if ((p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-			return 0;
-		if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
-			return 0;
-		return 4;
-	}
-	return 0;
+	if (n < 2 || (p[0] == 0xC2 && p[1] < 0xA0))
+		return 0;
+	return n;
 }
 
 /* joined: `in` is parts already sanitised and joined with ':' (keep ':' and
