@@ -223,18 +223,6 @@ const char *kw_guest_exit_name(unsigned reason)
 	return reason < KW_GUEST_NR_EXIT_REASONS ? exit_names[reason] : NULL;
 }
 
-int kw_guest_stat(const struct kw_guest_stats *st, const char *name, uint64_t *value)
-{
-	for (unsigned i = 0; i < st->n; i++) {
-		if (strcmp(st->s[i].name, name) == 0) {
-			if (value)
-				*value = st->s[i].value;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 /* ------------------------------------------------------------------ */
 /* Binary stats (KVM_GET_STATS_FD)                                     */
 /* ------------------------------------------------------------------ */
@@ -954,13 +942,6 @@ static int set_slot(struct kw_guest *g, uint32_t slot, uint32_t flags, uint64_t 
 	return 0;
 }
 
-pid_t kw_guest_vcpu_tid(const struct kw_guest *g, unsigned idx)
-{
-	if (!g || idx >= g->nvcpus)
-		return -1;
-	return atomic_load(&g->vcpus[idx].tid);
-}
-
 static void kick_all(struct kw_guest *g)
 {
 	pthread_mutex_lock(&g->lock);
@@ -1556,15 +1537,3 @@ int kw_guest_wait(struct kw_guest *g, struct kw_guest_result *res, char *err, si
 	return 0;
 }
 
-int kw_guest_run(const struct kw_guest_opts *o, struct kw_guest_result *r, char *err, size_t errlen)
-{
-	struct kw_guest *g = kw_guest_create(o, err, errlen);
-	int rc = -1;
-
-	if (!g)
-		return -1;
-	if (kw_guest_start(g, err, errlen) == 0)
-		rc = kw_guest_wait(g, r, err, errlen);
-	kw_guest_destroy(g);
-	return rc;
-}

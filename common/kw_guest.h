@@ -6,12 +6,9 @@
  * ("CPU <n>/KVM"); the calling thread only sets up, injects interrupts and
  * collects the result.
  *
- * Two ways to use it:
- *   kw_guest_run()                       one call: create, run, collect, destroy
- *   kw_guest_create() / kw_guest_start() / kw_guest_wait() / kw_guest_destroy()
- *                                        split, so a caller can let a monitor
- *                                        attach between create and start, and
- *                                        keep the fds open after the program.
+ * Use: kw_guest_create() / kw_guest_start() / kw_guest_wait() /
+ * kw_guest_destroy(), split so a caller can let a monitor attach between
+ * create and start, and keep the fds open after the program.
  *
  * Errors are reported as "failed to <verb> <object>: <strerror>" in err and
  * a -1 (or NULL) return.
@@ -117,7 +114,6 @@ const char *kw_guest_exit_name(unsigned reason);
 
 /* Create the VM, memory, vCPUs and their threads (parked until start). */
 struct kw_guest *kw_guest_create(const struct kw_guest_opts *o, char *err, size_t errlen);
-pid_t kw_guest_vcpu_tid(const struct kw_guest *g, unsigned idx);
 /* Release the vCPU threads. */
 int kw_guest_start(struct kw_guest *g, char *err, size_t errlen);
 /* Drive the program (interrupt injection), wait for it, fill *r.  The VM
@@ -125,10 +121,5 @@ int kw_guest_start(struct kw_guest *g, char *err, size_t errlen);
 int kw_guest_wait(struct kw_guest *g, struct kw_guest_result *r, char *err, size_t errlen);
 /* Stop the threads and free everything; safe on NULL and at any stage. */
 void kw_guest_destroy(struct kw_guest *g);
-
-int kw_guest_run(const struct kw_guest_opts *o, struct kw_guest_result *r, char *err, size_t errlen);
-
-/* Look up a stat by name; 0 if found, -1 if not. */
-int kw_guest_stat(const struct kw_guest_stats *st, const char *name, uint64_t *value);
 
 #endif

@@ -25,22 +25,6 @@ const struct kw_metric_def kw_metrics[KW_METRIC__N] = {
 #undef KW_METRIC
 };
 
-int kw_metric_by_name(const char *name)
-{
-	int i;
-
-	for (i = 0; i < KW_METRIC__N; i++)
-		if (!strcmp(kw_metrics[i].name, name))
-			return i;
-	return -1;
-}
-
-const char *kw_scope_name(int scope)
-{
-	static const char *const n[] = { "host", "host_disk", "host_net", "vm", "vcpu", "netif", "disk", "key" };
-	return scope >= 0 && scope < (int)KW_ARRAY_SIZE(n) ? n[scope] : "?";
-}
-
 const char *kw_source_name(int source)
 {
 	static const char *const n[] = { "procfs", "libvirt", "kvmstat", "bpf", "qmp" };

@@ -74,9 +74,6 @@ struct kw_metric_def {
 extern const struct kw_chart_def kw_charts[KW_CHART__N];
 extern const struct kw_metric_def kw_metrics[KW_METRIC__N];
 
-/* Look a metric up by name; -1 if unknown. */
-int kw_metric_by_name(const char *name);
-const char *kw_scope_name(int scope);
 const char *kw_source_name(int source);
 int kw_scope_has_instance(int scope);
 /* Format a dimension / type instance pattern with the instance. */

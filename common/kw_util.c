@@ -133,25 +133,6 @@ ssize_t kw_read_filef(char *buf, size_t len, const char *fmt, ...)
 	return kw_read_file(path, buf, len);
 }
 
-int kw_read_u64f(uint64_t *out, const char *fmt, ...)
-{
-	char path[PATH_MAX], buf[64];
-	va_list ap;
-	ssize_t r;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(path, sizeof(path), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return -ENAMETOOLONG;
-	r = kw_read_file(path, buf, sizeof(buf));
-	if (r < 0)
-		return (int)r;
-	buf[strcspn(buf, "\n")] = '\0';
-	return kw_parse_u64(buf, out);
-}
-
 int kw_parse_u64(const char *s, uint64_t *out)
 {
 	unsigned long long v;

@@ -33,8 +33,6 @@ void kw_log_forget(const char *key);
 ssize_t kw_read_file(const char *path, char *buf, size_t len);
 /* Same, path built with printf formatting. */
 ssize_t kw_read_filef(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Read a file holding one unsigned integer. Returns 0 or -errno (-EINVAL when malformed). */
-int kw_read_u64f(uint64_t *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Strict number parsing: whole string must be a number. Return 0 or -EINVAL/-ERANGE. */
 int kw_parse_u64(const char *s, uint64_t *out);
