@@ -4,8 +4,9 @@
  * In-kernel exits: kvm:kvm_exit records (reason, isa) per thread, the next
  * kvm:kvm_entry on that thread gives the handling latency.
  * Exits to user space: kvm:kvm_userspace_exit records the KVM_EXIT_* reason;
- * the thread's next ioctl(KVM_RUN) (syscalls:sys_enter_ioctl, or
- * raw_syscalls:sys_enter) gives the time user space took to handle it.
+ * the thread's next ioctl(KVM_RUN) gives the time user space took to handle
+ * it: fentry/kprobe on kvm_vcpu_ioctl (fires for vCPU ioctls only), else
+ * syscalls:sys_enter_ioctl, else the raw sys_enter hook (every syscall).
  * The loader picks one program of each alternative pair at run time. */
 #include "kw_helpers.bpf.h"
 
@@ -119,10 +120,54 @@ int BPF_PROG(btf_kvm_userspace_exit, __u32 reason, int err)
 	return 0;
 }
 
+SEC("raw_tp/kvm_userspace_exit")
+int BPF_PROG(raw_kvm_userspace_exit, __u32 reason, int err)
+{
+	uexit_begin(reason, err);
+	return 0;
+}
+
 SEC("tracepoint/kvm/kvm_userspace_exit")
 int tp_kvm_userspace_exit(struct trace_event_raw_kvm_userspace_exit *ctx)
 {
 	uexit_begin(BPF_CORE_READ(ctx, reason), BPF_CORE_READ(ctx, errno));
+	return 0;
+}
+
+/* ---- the next KVM_RUN ends a user-space exit */
+SEC("fentry/kvm_vcpu_ioctl")
+int BPF_PROG(fentry_kvm_vcpu_ioctl, struct file *filp, unsigned int ioctl)
+{
+	if (ioctl == KVM_RUN_CMD)
+		exit_end(&uexit);
+	return 0;
+}
+
+SEC("kprobe/kvm_vcpu_ioctl")
+int BPF_KPROBE(kprobe_kvm_vcpu_ioctl, struct file *filp, unsigned int ioctl)
+{
+	if (ioctl == KVM_RUN_CMD)
+		exit_end(&uexit);
+	return 0;
+}
+
+static __always_inline void sys_enter(struct pt_regs *regs, long id)
+{
+	if (id == NR_IOCTL_X86_64 && (__u32)BPF_CORE_READ(regs, si) == KVM_RUN_CMD)
+		exit_end(&uexit);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(btf_sys_enter, struct pt_regs *regs, long id)
+{
+	sys_enter(regs, id);
+	return 0;
+}
+
+SEC("raw_tp/sys_enter")
+int BPF_PROG(raw_sys_enter, struct pt_regs *regs, long id)
+{
+	sys_enter(regs, id);
 	return 0;
 }
 

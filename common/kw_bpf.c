@@ -180,7 +180,8 @@ struct alt {
 struct hook {
 	const char *what;
 	int counts;           /* the feature is available if one counting hook attaches */
-	struct alt alt[4];
+	struct alt alt[6];
+	const char *loses;    /* what is missing when no alternative attaches */
 };
 
 struct feat_def {
@@ -211,17 +212,25 @@ SKEL_OPS(wakeup)
 SKEL_OPS(irq)
 
 /* tp_btf first (typed arguments, cheapest), raw_tp where BTF is missing. */
-#define BTF_RAW(name) { { "btf_" #name, ALT_TP_BTF, "kvm:" #name }, { "raw_" #name, ALT_RAW_TP, "kvm:" #name } }
-#define BTF_RAW_MMU(name) { { "btf_" #name, ALT_TP_BTF, "kvmmmu:" #name }, { "raw_" #name, ALT_RAW_TP, "kvmmmu:" #name } }
+#define BTF_RAW_ALTS(cat, name) { { "btf_" #name, ALT_TP_BTF, #cat ":" #name }, { "raw_" #name, ALT_RAW_TP, #cat ":" #name } }
+#define BTF_RAW(name) BTF_RAW_ALTS(kvm, name), NULL
+#define BTF_RAW_MMU(name) BTF_RAW_ALTS(kvmmmu, name), NULL
 
 static const struct feat_def feats[KW_BPF__N] = {
 	[KW_BPF_BIT_EXITS] = { SKEL(exits), {
-		{ "kvm_exit", 1, { { "tp_kvm_exit", ALT_TP, "kvm:kvm_exit" } } },
-		{ "kvm_entry", 0, BTF_RAW(kvm_entry) },
+		{ "kvm_exit", 1, { { "tp_kvm_exit", ALT_TP, "kvm:kvm_exit" } }, "in-kernel exits are not counted" },
+		{ "kvm_entry", 0, BTF_RAW_ALTS(kvm, kvm_entry), "in-kernel exits are not timed" },
 		{ "kvm_userspace_exit", 1, { { "btf_kvm_userspace_exit", ALT_TP_BTF, "kvm:kvm_userspace_exit" },
-					     { "tp_kvm_userspace_exit", ALT_TP, "kvm:kvm_userspace_exit" } } },
-		{ "ioctl(KVM_RUN)", 0, { { "tp_sys_enter_ioctl", ALT_TP, "syscalls:sys_enter_ioctl" },
-					 { "tp_raw_sys_enter", ALT_TP, "raw_syscalls:sys_enter" } } },
+					     { "raw_kvm_userspace_exit", ALT_RAW_TP, "kvm:kvm_userspace_exit" },
+					     { "tp_kvm_userspace_exit", ALT_TP, "kvm:kvm_userspace_exit" } },
+		  "exits to user space are not counted" },
+		{ "ioctl(KVM_RUN)", 0, { { "fentry_kvm_vcpu_ioctl", ALT_FENTRY, "kvm_vcpu_ioctl" },
+					 { "kprobe_kvm_vcpu_ioctl", ALT_KPROBE, "kvm_vcpu_ioctl" },
+					 { "tp_sys_enter_ioctl", ALT_TP, "syscalls:sys_enter_ioctl" },
+					 { "btf_sys_enter", ALT_TP_BTF, "raw_syscalls:sys_enter" },
+					 { "raw_sys_enter", ALT_RAW_TP, "raw_syscalls:sys_enter" },
+					 { "tp_raw_sys_enter", ALT_TP, "raw_syscalls:sys_enter" } },
+		  "exits to user space are not timed" },
 	} },
 	[KW_BPF_BIT_FAULTS] = { SKEL(faults), {
 		{ "kvm_page_fault", 1, BTF_RAW(kvm_page_fault) },
@@ -236,7 +245,7 @@ static const struct feat_def feats[KW_BPF__N] = {
 		{ "dirty pages", 1, { { "fentry_mark_page_dirty_in_slot", ALT_FENTRY, "mark_page_dirty_in_slot" },
 				      { "kprobe_mark_page_dirty_in_slot", ALT_KPROBE, "mark_page_dirty_in_slot" },
 				      { "btf_kvm_dirty_ring_push", ALT_TP_BTF, "kvm:kvm_dirty_ring_push" },
-				      { "raw_kvm_dirty_ring_push", ALT_RAW_TP, "kvm:kvm_dirty_ring_push" } } },
+				      { "raw_kvm_dirty_ring_push", ALT_RAW_TP, "kvm:kvm_dirty_ring_push" } }, NULL },
 	} },
 	[KW_BPF_BIT_HALTPOLL] = { SKEL(haltpoll), { { "kvm_halt_poll_ns", 1, BTF_RAW(kvm_halt_poll_ns) } } },
 	[KW_BPF_BIT_WAKEUP] = { SKEL(wakeup), { { "kvm_vcpu_wakeup", 1, BTF_RAW(kvm_vcpu_wakeup) } } },
@@ -267,6 +276,13 @@ static int tracefs_path(char *out, size_t len, const char *rel)
 	return -ENOENT;
 }
 
+static int tracefs_mounted(void)
+{
+	char path[512];
+
+	return tracefs_path(path, sizeof(path), "events") == 0;
+}
+
 /* "kvm:kvm_exit" exists in tracefs? */
 static int tracepoint_exists(const char *target)
 {
@@ -279,11 +295,33 @@ static int tracepoint_exists(const char *target)
 	return tracefs_path(path, sizeof(path), rel) == 0;
 }
 
+/* vmlinux BTF, loaded once per kw_bpf_open (freed at its end). */
+static struct btf *vmlinux_btf;
+static int vmlinux_btf_err;
+
+static struct btf *get_vmlinux_btf(void)
+{
+	if (!vmlinux_btf && !vmlinux_btf_err) {
+		vmlinux_btf = btf__load_vmlinux_btf();
+		if (!vmlinux_btf)
+			vmlinux_btf_err = errno ? errno : ENOENT;
+	}
+	errno = vmlinux_btf_err;
+	return vmlinux_btf;
+}
+
+static void put_vmlinux_btf(void)
+{
+	btf__free(vmlinux_btf);
+	vmlinux_btf = NULL;
+	vmlinux_btf_err = 0;
+}
+
 /* Find a kernel BTF type (vmlinux, else the KVM modules' BTF); returns its
  * id and the module BTF object fd (0 for vmlinux, caller closes). */
 static int find_kernel_btf_id(const char *name, int kind, int *obj_fd)
 {
-	struct btf *vmlinux = btf__load_vmlinux_btf(), *mod;
+	struct btf *vmlinux = get_vmlinux_btf(), *mod;
 	__u32 id = 0;
 	int tid = -ENOENT, fd;
 
@@ -318,7 +356,6 @@ static int find_kernel_btf_id(const char *name, int kind, int *obj_fd)
 		else
 			close(fd);
 	}
-	btf__free(vmlinux);
 	return tid;
 }
 
@@ -409,9 +446,33 @@ static int probe_alt(const struct alt *a, char *why, size_t len)
 			snprintf(why, len, "tp_btf:%s: cannot attach (%s)", tp ? tp + 1 : a->target, strerror(-r));
 		return r ? -1 : 0;
 	case ALT_RAW_TP:
+		/* raw_tp attaches by name, without tracefs: the tracepoint
+		 * exists if BTF has its btf_trace_ typedef (or tracefs lists
+		 * it); with neither to ask, the attach itself decides. */
+		snprintf(name, sizeof(name), "btf_trace_%s", tp ? tp + 1 : a->target);
+		if (get_vmlinux_btf()) {
+			int obj_fd;
+
+			r = find_kernel_btf_id(name, BTF_KIND_TYPEDEF, &obj_fd);
+			if (obj_fd > 0)
+				close(obj_fd);
+			if (r >= 0 || tracepoint_exists(a->target))
+				return 0;
+			snprintf(why, len, "raw_tp:%s: tracepoint not found", a->target);
+			return -1;
+		}
+		if (tracefs_mounted() && !tracepoint_exists(a->target)) {
+			snprintf(why, len, "raw_tp:%s: tracepoint not found", a->target);
+			return -1;
+		}
+		return 0;
 	case ALT_TP:
+		if (!tracefs_mounted()) {
+			snprintf(why, len, "tracepoint:%s: tracefs is not mounted", a->target);
+			return -1;
+		}
 		if (!tracepoint_exists(a->target)) {
-			snprintf(why, len, "%s:%s: tracepoint not found", alt_names[a->kind], a->target);
+			snprintf(why, len, "tracepoint:%s: tracepoint not found", a->target);
 			return -1;
 		}
 		return 0;
@@ -430,6 +491,7 @@ struct feat_state {
 	char why[512];        /* unavailable: why */
 	char hooks[256];      /* chosen hooks */
 	char notes[768];      /* fallbacks taken */
+	char lost[384];       /* hooks lost only because tracefs is not mounted */
 	struct bpf_link *links[KW_MAX_LINKS];
 	int nlinks;
 };
@@ -562,8 +624,12 @@ static int feat_open(struct kw_bpf *b, int bit)
 		if (tried[0])
 			appendf(s->notes, sizeof(s->notes), "%s%s: %s%s", s->notes[0] ? "; " : "", hk->what, tried,
 				chosen[h] ? "" : " (hook unavailable)");
-		if (!chosen[h])
+		if (!chosen[h]) {
+			if (strstr(tried, "tracefs is not mounted"))
+				appendf(s->lost, sizeof(s->lost), "%s%s", s->lost[0] ? ", " : "",
+					hk->loses ? hk->loses : hk->what);
 			continue;
+		}
 		prog = bpf_object__find_program_by_name(s->obj, chosen[h]->prog);
 		if (!prog) {
 			snprintf(s->why, sizeof(s->why), "BPF object has no program %s", chosen[h]->prog);
@@ -672,10 +738,16 @@ struct kw_bpf *kw_bpf_open(const struct kw_bpf_opts *o, char *err, size_t errlen
 		if (feat_open(b, bit)) {
 			feat_cleanup(&feats[bit], &b->f[bit]);
 			kw_debug("eBPF %s: %s", feature_names[bit], b->f[bit].why);
-		} else if (b->f[bit].notes[0]) {
-			kw_debug("eBPF %s: using %s (%s)", feature_names[bit], b->f[bit].hooks, b->f[bit].notes);
+		} else {
+			if (b->f[bit].notes[0])
+				kw_debug("eBPF %s: using %s (%s)", feature_names[bit], b->f[bit].hooks,
+					 b->f[bit].notes);
+			if (b->f[bit].lost[0])
+				kw_warn("eBPF %s: tracefs is not mounted, so %s "
+					"(mount -t tracefs nodev /sys/kernel/tracing)", feature_names[bit], b->f[bit].lost);
 		}
 	}
+	put_vmlinux_btf();
 	if (!kw_bpf_active(b)) {
 		size_t n = 0;
 

@@ -5,6 +5,7 @@ those are missing; on the project's CI machines everything is present.
 """
 import os
 import shutil
+import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,3 +37,37 @@ needs_btf = pytest.mark.skipif(not os.path.exists("/sys/kernel/btf/vmlinux"),
 
 def needs_binary(name):
     return pytest.mark.skipif(shutil.which(name) is None, reason=f"needs {name} installed")
+
+
+# A failing test leaves no process behind: every process a test body starts
+# with subprocess (directly or through a helper) and that still runs when the
+# test ends -- passed or failed -- is killed.  Fixtures' daemons are theirs
+# to stop: only processes started during the call phase are reaped here,
+# and a fixture's daemon that a test restarts is marked `outlives_test`.
+_popen_init = subprocess.Popen.__init__
+_started = []
+
+
+def _tracking_init(self, *args, **kwargs):
+    _popen_init(self, *args, **kwargs)
+    _started.append(self)
+
+
+subprocess.Popen.__init__ = _tracking_init
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    first = len(_started)
+    try:
+        yield
+    finally:
+        left = [p for p in _started[first:] if p.poll() is None and not getattr(p, "outlives_test", False)]
+        del _started[first:]
+        for p in left:
+            p.kill()
+        for p in left:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass

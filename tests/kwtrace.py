@@ -20,10 +20,28 @@ _seq = itertools.count()
 _LINE = re.compile(r"-(\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\]\s.*?\s[\d.]+: (\w+):")
 
 
+_mounts = 0       # Tracers open on a tracefs this module mounted
+
+
 def ensure_tracefs():
+    """Mount tracefs if it is not (a fresh machine has none); returns True if
+    this call mounted it, so that release_tracefs() puts the machine back."""
+    global _mounts
+    if _mounts:
+        _mounts += 1
+        return True
     if not os.path.exists(os.path.join(TRACEFS, "instances")):
         subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
-    return TRACEFS
+        _mounts = 1
+        return True
+    return False
+
+
+def release_tracefs():
+    global _mounts
+    _mounts -= 1
+    if _mounts == 0:
+        subprocess.run(["umount", TRACEFS], check=True)
 
 
 def tasks_of(pid):
@@ -38,11 +56,15 @@ def _write(path, text):
 
 class Tracer:
     def __init__(self, events, filters=None, buffer_kb=8192):
-        ensure_tracefs()
+        self.mounted = ensure_tracefs()
         self.events = list(events)
         self.filters = dict(filters or {})
         self.dir = os.path.join(TRACEFS, "instances", f"kwtest-{os.getpid()}-{next(_seq)}")
-        os.mkdir(self.dir)
+        try:
+            os.mkdir(self.dir)
+        except BaseException:
+            self._release()
+            raise
         self.enabled = False
         try:
             _write(self._p("buffer_size_kb"), str(buffer_kb))
@@ -96,12 +118,20 @@ class Tracer:
                 c[m.group(2)] += 1
         return c
 
+    def _release(self):
+        if self.mounted:
+            self.mounted = False
+            release_tracefs()
+
     def close(self):
         try:
             self.disable()
         finally:
-            if os.path.isdir(self.dir):
-                os.rmdir(self.dir)
+            try:
+                if os.path.isdir(self.dir):
+                    os.rmdir(self.dir)
+            finally:
+                self._release()
 
     def __enter__(self):
         return self

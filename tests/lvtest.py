@@ -64,6 +64,7 @@ class Libvirtd:
         self.libvirtd = self._ns(["libvirtd", "--pid-file", os.path.join(self.tmp, "libvirtd.pid")],
                                  stdout=subprocess.DEVNULL,
                                  stderr=open(os.path.join(self.tmp, "libvirtd.err"), "a"))
+        self.libvirtd.outlives_test = True   # the fixture stops it (conftest reaper)
         end = time.monotonic() + 30
         while time.monotonic() < end:
             if self.virsh("version", check=False).returncode == 0:

@@ -16,11 +16,25 @@ pytestmark = [needs_kvm, needs_root, needs_btf]
 MMIO_GPA = 0x10000
 
 
-def run_traced(guest, *flags, env=None, linger=0.0):
+# Run a command in a private mount namespace with tracefs mounted, or with
+# it unmounted, whatever the host has: the machine itself is never changed.
+TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+WITH_TRACEFS = ["unshare", "-m", "--propagation", "private", "--", "sh", "-c",
+                "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing || exit 99; "
+                'exec "$0" "$@"']
+WITHOUT_TRACEFS = ["unshare", "-m", "--propagation", "private", "--", "sh", "-c",
+                   "for d in %s; do while mountpoint -q $d; do umount -l $d || exit 99; done; done; "
+                   'exec "$0" "$@"' % " ".join(TRACEFS_DIRS)]
+
+
+def run_traced(guest, *flags, env=None, linger=0.0, tracefs=None):
     """Start kvmwatch -o json -p GUEST FLAGS, wait until it says it is
-    attached, let the guest run, stop kvmwatch with SIGINT.  Returns
-    (json lines, stderr, guest result)."""
+    attached, let the guest run, stop kvmwatch with SIGINT.  tracefs=True
+    runs it with tracefs mounted, False without (private mount namespace),
+    None as the host is.  Returns (json lines, stderr, guest result)."""
     args = [KVMWATCH, "-o", "json", "-p", str(guest.pid)] + [str(f) for f in flags]
+    if tracefs is not None:
+        args = (WITH_TRACEFS if tracefs else WITHOUT_TRACEFS) + args
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     err = []
     try:
@@ -79,7 +93,7 @@ def test_exits_stream_pio():
 def test_exits_stats_mmio():
     n = 5
     with Guest("mmio", count=n) as g:
-        lines, err, res = run_traced(g, "-e", "-s")
+        lines, err, res = run_traced(g, "-e", "-s", tracefs=True)
     vm = final_vm(lines, g)
     assert exits_by_reason(vm) == {"MMIO": n, "HLT": 1}
     mmio = [e for e in vm["exits"] if e["reason"] == "MMIO"][0]
@@ -88,6 +102,30 @@ def test_exits_stats_mmio():
     assert abs(mmio["samples_pct"] - 100.0 * n / (n + 1)) < 0.01
     # kvm_exit/kvm_entry are attached where they exist (they never fire under PVM)
     assert "tracepoint:kvm:kvm_exit" in err
+
+
+@pytest.mark.parametrize("disable,hook", [
+    ("", "fentry:kvm_vcpu_ioctl"),
+    ("fentry", "kprobe:kvm_vcpu_ioctl"),
+    ("fentry,kprobe", "tp_btf:raw_syscalls:sys_enter"),
+    ("fentry,kprobe,tp_btf", "raw_tp:raw_syscalls:sys_enter"),
+])
+def test_exits_timed_without_tracefs(disable, hook):
+    """A fresh host has no tracefs: exits to user space are still counted
+    and every one timed, and the one thing lost is said in one line."""
+    n = 6
+    env = dict(os.environ, KVMWATCH_BPF_DISABLE=disable)
+    with Guest("pio", count=n) as g:
+        lines, err, res = run_traced(g, "-e", "-s", "-v", env=env, tracefs=False)
+    vm = final_vm(lines, g)
+    assert exits_by_reason(vm) == {"IO": n, "HLT": 1}
+    io = [e for e in vm["exits"] if e["reason"] == "IO"][0]
+    assert io["timed"] == n and sum(io["hist_log2_ns"].values()) == n
+    assert 0 < io["min_ns"] <= io["avg_ns"] <= io["max_ns"]
+    assert hook in err, err
+    lost = [l for l in err.splitlines() if "tracefs is not mounted, so" in l]
+    assert lost == ["kvmwatch: warning: eBPF exits: tracefs is not mounted, so in-kernel exits are not counted "
+                    "(mount -t tracefs nodev /sys/kernel/tracing)"], err
 
 
 def test_exits_stats_per_vcpu_interval():
@@ -287,8 +325,8 @@ def test_fallback_raw_tp_when_tp_btf_disabled():
     n = 5
     env = dict(os.environ, KVMWATCH_BPF_DISABLE="tp_btf")
     with Guest("pio", count=n) as g:
-        lines, err, res = run_traced(g, "-e", "-s", env=env)
-    assert "raw_tp:kvm:kvm_entry" in err and "tracepoint:kvm:kvm_userspace_exit" in err
+        lines, err, res = run_traced(g, "-e", "-s", env=env, tracefs=True)
+    assert "raw_tp:kvm:kvm_entry" in err and "raw_tp:kvm:kvm_userspace_exit" in err
     assert "tp_btf:kvm:kvm_userspace_exit: disabled by KVMWATCH_BPF_DISABLE" in err
     assert exits_by_reason(final_vm(lines, g)) == {"IO": n, "HLT": 1}
 
@@ -306,8 +344,10 @@ def test_feature_unavailable_others_keep_running():
     n = 3
     env = dict(os.environ, KVMWATCH_BPF_DISABLE="fentry,kprobe,tp_btf,raw_tp")
     with Guest("pio", count=n) as g:
-        lines, err, res = run_traced(g, "-e", "-d", "-s", env=env)
+        lines, err, res = run_traced(g, "-e", "-d", "-s", "-v", env=env, tracefs=True)
     assert "eBPF dirty unavailable: no hook can attach on this kernel" in err
+    # only tracepoints are left, through tracefs
+    assert "tracepoint:kvm:kvm_userspace_exit" in err and "tracepoint:syscalls:sys_enter_ioctl" in err
     assert exits_by_reason(final_vm(lines, g)) == {"IO": n, "HLT": 1}
 
 
@@ -339,8 +379,11 @@ def test_closed_pipe():
     with Guest("pio", count=2000) as g:
         p = subprocess.Popen([KVMWATCH, "-p", str(g.pid), "-e"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-        while "attached" not in p.stderr.readline():
-            pass
+        err = ""
+        while "attached" not in err:
+            line = p.stderr.readline()
+            assert line, "kvmwatch exited before attaching: " + err
+            err += line
         p.stdout.close()
         g.go()
         g.finish()
