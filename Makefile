@@ -28,7 +28,7 @@ LIBVIRT_LIBS   := $(shell $(PKG_CONFIG) --libs libvirt 2>/dev/null)
 BPF_LIBS       := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 
 # Libraries every front end links besides libkwcommon.a.
-COMMON_LIBS = $(BPF_LIBS) $(LIBVIRT_LIBS) -lpthread -lm
+COMMON_LIBS = $(BPF_LIBS) $(LIBVIRT_LIBS) -lcap -lpthread -lm
 
 ALL_TARGETS :=
 TEST_DEPS   :=

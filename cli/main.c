@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "kw_bpf.h"
+#include "kw_priv.h"
 #include "kw_util.h"
 
 #ifndef KW_VERSION
@@ -66,6 +67,7 @@ enum {
 	OPT_NO_LIBVIRT,
 	OPT_NO_KVMSTAT,
 	OPT_NO_QMP,
+	OPT_PRIVILEGES,
 };
 
 static const struct argp_option options[] = {
@@ -87,6 +89,8 @@ static const struct argp_option options[] = {
 	{ "no-qmp", OPT_NO_QMP, NULL, 0, "Do not ask QEMU's QMP sockets (VMs without libvirt: disks, balloon, KVM stats)", 0 },
 	{ "no-procfs", OPT_NO_PROCFS, NULL, 0, "Do not scan /proc for VMM processes (libvirt domains only)", 0 },
 	{ "demo", OPT_DEMO, NULL, 0, "Start the project's tiny demo guest (a real KVM VM) and watch it", 0 },
+	{ "privileges", OPT_PRIVILEGES, NULL, 0, "Print which capability each source needs and why, and which of "
+	  "them this process has; then exit", 0 },
 	{ "demo-guest", OPT_DEMO_GUEST, NULL, OPTION_HIDDEN, "Run as the demo guest process", 0 },
 	{ "verbose", 'v', NULL, 0, "Verbose messages (and libbpf's own log)", 0 },
 	{ NULL, 0, NULL, 0, "eBPF event tracing (root; flags combine; events stream unless -s):", 1 },
@@ -110,6 +114,28 @@ static int parse_seconds(const char *arg, double min, double max, double *out)
 	if (kw_parse_double(arg, &v) || v < min || v > max)
 		return -1;
 	*out = v;
+	return 0;
+}
+
+/* The privilege table (kw_priv.c), as SECURITY.md explains it. */
+static int print_privileges(void)
+{
+	size_t i;
+	int k;
+
+	for (i = 0; i < kw_priv_nneeds; i++) {
+		const struct kw_priv_need *n = &kw_priv_needs[i];
+		char caps[128] = "-";
+		size_t o = 0;
+
+		for (k = 0; k < 2 && n->caps[k] >= 0; k++)
+			o += (size_t)snprintf(caps + o, sizeof(caps) - o, "%s%s%s", k ? "+" : "", kw_cap_name(n->caps[k]),
+					      kw_priv_has(n->caps[k]) ? "" : "(missing)");
+		if (n->alt >= 0)
+			snprintf(caps + o, sizeof(caps) - o, " or %s%s", kw_cap_name(n->alt),
+				 kw_priv_has(n->alt) ? "" : "(missing)");
+		printf("%-8s %-48s %s\n", n->what, caps, n->why);
+	}
 	return 0;
 }
 
@@ -197,6 +223,8 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_DEMO:
 		o->demo = 1;
 		break;
+	case OPT_PRIVILEGES:
+		exit(print_privileges());
 	case OPT_DEMO_GUEST:
 		o->demo = 2;
 		break;

@@ -4,6 +4,7 @@
 #include "kw_bpf.h"
 #include "kw_collector.h"
 #include "kw_guest.h"
+#include "kw_priv.h"
 #include "kw_util.h"
 
 #include <asm/kvm.h> /* exception vectors used by SVM_EXIT_REASONS */
@@ -660,7 +661,7 @@ static int feat_open(struct kw_bpf *b, int bit)
 	err = d->load(s->skel);
 	if (err) {
 		snprintf(s->why, sizeof(s->why), "failed to load BPF programs: %s%s", strerror(-err),
-			 err == -EPERM || err == -EACCES ? " (needs root: CAP_BPF and CAP_PERFMON)" : "");
+			 err == -EPERM || err == -EACCES ? " (needs CAP_BPF and CAP_PERFMON)" : "");
 		return -1;
 	}
 	counting = 0;
@@ -716,10 +717,13 @@ struct kw_bpf *kw_bpf_open(const struct kw_bpf_opts *o, char *err, size_t errlen
 		snprintf(err, errlen, "no eBPF features requested");
 		return NULL;
 	}
+	if (kw_priv_check("bpf", err, errlen))
+		return NULL; /* by name, before the kernel says EPERM */
 	r = probe_bpf_allowed();
 	if (r) {
 		snprintf(err, errlen, "failed to load BPF programs: %s%s", strerror(-r),
-			 r == -EPERM || r == -EACCES ? " (eBPF tracing needs root: CAP_BPF and CAP_PERFMON)" : "");
+			 r == -EPERM || r == -EACCES ? " (eBPF tracing needs CAP_BPF and CAP_PERFMON; "
+						       "unprivileged BPF may be disabled)" : "");
 		return NULL;
 	}
 	b = calloc(1, sizeof(*b));
@@ -730,7 +734,7 @@ struct kw_bpf *kw_bpf_open(const struct kw_bpf_opts *o, char *err, size_t errlen
 	b->o = *o;
 	b->o.disable = NULL;
 	b->requested = o->features & KW_BPF_ALL;
-	b->disabled_kinds = parse_disabled(o->disable ? o->disable : getenv("KVMWATCH_BPF_DISABLE"));
+	b->disabled_kinds = parse_disabled(o->disable ? o->disable : kw_getenv("KVMWATCH_BPF_DISABLE"));
 	b->events_fd = b->lost_fd = -1;
 	for (bit = 0; bit < KW_BPF__N; bit++) {
 		if (!(b->requested & (1u << bit)))

@@ -12,6 +12,7 @@
  * the VM goes away.  Only /proc and the binary stats interface are used: no
  * eBPF, no libvirt. */
 #include "kw_collector.h"
+#include "kw_priv.h"
 #include "kw_util.h"
 
 #include <dirent.h>
@@ -23,7 +24,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/kvm.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #ifndef SYS_pidfd_open
@@ -34,6 +37,17 @@
 #endif
 
 #define RESCAN_CYCLES 5 /* re-look for missing vCPU stats fds this often */
+
+/* Bounds on what one stats fd may describe (KVM itself has ~60 stats per
+ * vCPU, 32-bucket histograms, a few KiB of data) and on one VM. */
+#define KSTAT_MAX_DESC    1024
+#define KSTAT_MAX_BUCKETS 256
+#define KSTAT_MAX_DATA    (64u << 10)
+#define KSTAT_MAX_OFFSET  (1u << 20)
+#define KSTAT_MAX_VCPUS   1024
+#ifndef KVM_STATS_NAME_SIZE
+#define KVM_STATS_NAME_SIZE 48
+#endif
 
 struct kstat_desc {
 	char name[48];    /* KVM_STATS_NAME_SIZE; longer names are skipped */
@@ -66,6 +80,8 @@ struct kstat_vm {
 };
 
 struct kvmstat_state {
+	dev_t anon_dev;               /* the kernel's shared anon inode (eventfd's, KVM's) */
+	ino_t anon_ino;
 	struct kw_vmcache vms;        /* struct kstat_vm */
 	struct kw_sampleset tmp;   /* one VM's sums, then set over libvirt's copy */
 };
@@ -85,7 +101,47 @@ static void kfd_close(struct kstat_fd *k)
 	k->fd = -1;
 }
 
-/* Read the header and descriptors of a stats fd.  Returns 0 or -errno. */
+/* Is fd, as this process holds it, the KVM anon inode named want
+ * ("kvm-vm-stats", "kvm-vcpu-stats:3", "kvm-vm", ...)?  The check is made
+ * on the duplicated descriptor itself: what the VMM's /proc link said
+ * before pidfd_getfd may have changed since (it owns its fd table). */
+static int is_kvm_fd(const struct kvmstat_state *st, int fd, const char *want)
+{
+	char path[64], link[96], exp[96];
+	struct stat sb;
+	ssize_t n;
+
+	if (fstat(fd, &sb) || sb.st_dev != st->anon_dev || sb.st_ino != st->anon_ino)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return 0;
+	link[n] = '\0';
+	snprintf(exp, sizeof(exp), "anon_inode:%s", want);
+	return !strcmp(link, exp);
+}
+
+static void want_name(char *out, size_t len, const char *base, int vcpu)
+{
+	if (vcpu < 0)
+		snprintf(out, len, "%s", base);
+	else
+		snprintf(out, len, "%s:%d", base, vcpu);
+}
+
+/* KVM's stat names: lower-case identifiers. */
+static int stat_name_ok(const char *n)
+{
+	for (; *n; n++)
+		if (!((*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '_'))
+			return 0;
+	return 1;
+}
+
+/* Read the header and descriptors of a stats fd.  Every field is bounded:
+ * a descriptor that does not fit is skipped, a header that does not is an
+ * error.  Returns 0 or -errno. */
 static int kfd_load(struct kstat_fd *k)
 {
 	struct kvm_stats_header h;
@@ -96,7 +152,8 @@ static int kfd_load(struct kstat_fd *k)
 	r = pread(k->fd, &h, sizeof(h), 0);
 	if (r != (ssize_t)sizeof(h))
 		return r < 0 ? -errno : -EIO;
-	if (h.num_desc == 0 || h.num_desc > 4096 || h.name_size == 0 || h.name_size > 4096)
+	if (h.num_desc == 0 || h.num_desc > KSTAT_MAX_DESC || h.name_size != KVM_STATS_NAME_SIZE ||
+	    h.desc_offset > KSTAT_MAX_OFFSET || h.data_offset > KSTAT_MAX_OFFSET)
 		return -EINVAL;
 	dsz = sizeof(struct kvm_stats_desc) + h.name_size;
 	raw = malloc(dsz * h.num_desc);
@@ -116,10 +173,13 @@ static int kfd_load(struct kstat_fd *k)
 		struct kstat_desc *d = &k->d[k->nd];
 		size_t nl = strnlen(sd->name, h.name_size);
 
-		if (!sd->size || nl == 0 || nl >= sizeof(d->name))
+		if (!sd->size || sd->size > KSTAT_MAX_BUCKETS || sd->offset % 8 ||
+		    (size_t)sd->offset + (size_t)sd->size * 8 > KSTAT_MAX_DATA || nl == 0 || nl >= sizeof(d->name))
 			continue;
 		memcpy(d->name, sd->name, nl);
 		d->name[nl] = '\0';
+		if (!stat_name_ok(d->name))
+			continue;
 		d->type = sd->flags & KVM_STATS_TYPE_MASK;
 		d->offset = sd->offset;
 		d->size = sd->size;
@@ -165,12 +225,21 @@ static int has_vcpu(const struct kstat_vm *v, int idx)
 	return 0;
 }
 
-/* Take ownership of a stats fd: load its descriptors and add it. */
-static int add_stats_fd(struct kstat_vm *v, int fd, int vcpu)
+/* Take ownership of a stats fd: check what it is, load its descriptors and
+ * add it.  A descriptor that is not the KVM stats fd it should be is
+ * closed and never read. */
+static int add_stats_fd(const struct kvmstat_state *st, struct kstat_vm *v, int fd, int vcpu)
 {
 	struct kstat_fd *p, k = { .fd = fd, .vcpu = vcpu };
-	int r = kfd_load(&k);
+	char want[48];
+	int r;
 
+	want_name(want, sizeof(want), vcpu < 0 ? "kvm-vm-stats" : "kvm-vcpu-stats", vcpu);
+	if (!is_kvm_fd(st, fd, want) || v->nvcpu >= KSTAT_MAX_VCPUS) {
+		close(fd);
+		return -EBADF;
+	}
+	r = kfd_load(&k);
 	if (r < 0) {
 		kfd_close(&k);
 		return r;
@@ -205,13 +274,15 @@ struct fdref {
 
 /* Look through the VMM's fds for stats fds (dup them) and VM/vCPU fds (dup
  * them and ask KVM for a stats fd).  Returns 0 or -errno. */
-static int scan_vmm(struct kw_collector *c, struct kstat_vm *v, const struct kw_vm *vm)
+static int scan_vmm(struct kw_collector *c, const struct kvmstat_state *st, struct kstat_vm *v,
+		    const struct kw_vm *vm)
 {
 	char path[PATH_MAX], link[128];
 	struct fdref *plain = NULL;
 	size_t nplain = 0, cap = 0, i;
 	struct dirent *de;
-	int eio = 0, r = 0;
+	int eio = 0, r = 0, forged = 0;
+	char want[48];
 	DIR *d;
 
 	snprintf(path, sizeof(path), "%s/%d/fd", KW_PROC(c), v->pid);
@@ -249,8 +320,10 @@ static int scan_vmm(struct kw_collector *c, struct kstat_vm *v, const struct kw_
 		fd = sys_pidfd_getfd(v->pidfd, (int)fdnum);
 		if (fd < 0)
 			continue; /* closed meanwhile */
-		if ((r = add_stats_fd(v, fd, idx)) == -ENOMEM)
+		if ((r = add_stats_fd(st, v, fd, idx)) == -ENOMEM)
 			break;
+		if (r == -EBADF)
+			forged = 1;
 		r = 0;
 	}
 	closedir(d);
@@ -263,14 +336,28 @@ static int scan_vmm(struct kw_collector *c, struct kstat_vm *v, const struct kw_
 		fd = sys_pidfd_getfd(v->pidfd, plain[i].fd);
 		if (fd < 0)
 			continue;
+		want_name(want, sizeof(want), plain[i].vcpu < 0 ? "kvm-vm" : "kvm-vcpu", plain[i].vcpu);
+		if (!is_kvm_fd(st, fd, want)) {
+			close(fd); /* swapped since the link was read: no ioctl on it */
+			forged = 1;
+			continue;
+		}
 		sfd = ioctl(fd, KVM_GET_STATS_FD, NULL);
 		if (sfd < 0 && errno == EIO)
 			eio = 1;
 		close(fd);
-		if (sfd >= 0 && add_stats_fd(v, sfd, plain[i].vcpu) == -ENOMEM)
+		if (sfd >= 0 && add_stats_fd(st, v, sfd, plain[i].vcpu) == -ENOMEM)
 			r = -ENOMEM;
 	}
 	free(plain);
+	if (forged) {
+		char key[96];
+
+		snprintf(key, sizeof(key), "kvmstat-forged:%s", v->key);
+		kw_log_once(KW_LOG_WARN, key,
+			    "kvmstat: VM %s (pid %d): a descriptor named as a KVM fd in /proc was something else when "
+			    "taken: ignored", vm->name, v->pid);
+	}
 	if (!v->nfds && nplain) {
 		char key[96];
 
@@ -323,6 +410,7 @@ static int same_process(struct kw_collector *c, const struct kw_vm *vm)
 static int kvmstat_init(struct kw_collector *c, void **state, char *why, size_t whylen)
 {
 	struct kvmstat_state *st;
+	struct stat sb;
 	int pidfd, fd;
 
 	if (strcmp(c->cfg.procfs, "/proc")) {
@@ -330,10 +418,8 @@ static int kvmstat_init(struct kw_collector *c, void **state, char *why, size_t 
 			 c->cfg.procfs);
 		return -ECANCELED; /* expected with a fixture or remote /proc */
 	}
-	if (geteuid() != 0) {
-		snprintf(why, whylen, "needs root: reaching a VMM's KVM fds takes pidfd_getfd (ptrace access)");
+	if (kw_priv_check("kvmstat", why, whylen))
 		return -EPERM;
-	}
 	pidfd = sys_pidfd_open(getpid());
 	if (pidfd < 0) {
 		int e = errno;
@@ -356,6 +442,19 @@ static int kvmstat_init(struct kw_collector *c, void **state, char *why, size_t 
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
+	/* KVM's fds live on the kernel's one shared anon inode, as eventfd's do */
+	fd = eventfd(0, EFD_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb)) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		free(st);
+		snprintf(why, whylen, "failed to create an eventfd: %s", strerror(e));
+		return -e;
+	}
+	close(fd);
+	st->anon_dev = sb.st_dev;
+	st->anon_ino = sb.st_ino;
 	st->vms.size = sizeof(struct kstat_vm);
 	*state = st;
 	return 0;
@@ -444,7 +543,7 @@ static int kvmstat_collect_vm(struct kw_collector *c, void *state, struct kw_vm 
 	}
 	if (!v->last_scan || (v->nvcpu < vm->nvcpus && c->cycle - v->last_scan >= RESCAN_CYCLES)) {
 		v->last_scan = c->cycle;
-		if (scan_vmm(c, v, vm) == -ENOMEM)
+		if (scan_vmm(c, st, v, vm) == -ENOMEM)
 			return -ENOMEM;
 	}
 	kw_ss_clear(&st->tmp);

@@ -23,9 +23,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 
 /* ------------------------------------------------------------ client */
 
@@ -54,11 +62,192 @@ static int errno_status(int e)
 	}
 }
 
+/* A socket of libvirt's: libvirtd holds that monitor for itself.  path is
+ * normalised (kw_qmp_normalize) or canonical (the link of a held fd). */
+static int libvirt_socket(const char *path)
+{
+	return kw_startswith(path, "/var/lib/libvirt/") || kw_startswith(path, "/run/libvirt/") ||
+	       kw_startswith(path, "/var/run/libvirt/") || strstr(path, "/libvirt/qemu/") != NULL;
+}
+
+int kw_qmp_normalize(char *out, size_t len, const char *path)
+{
+	size_t o = 0;
+	const char *p = path;
+
+	if (!len)
+		return -ENAMETOOLONG;
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		if (n == 0 || (n == 1 && p[0] == '.')) {
+			/* "//" and "/./": nothing */
+		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
+			return -EINVAL; /* where ".." leads depends on symlinks: not guessed */
+		} else {
+			if (o + (o || path[0] == '/') + n >= len)
+				return -ENAMETOOLONG;
+			if (o || path[0] == '/')
+				out[o++] = '/';
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	if (o == 0) {
+		if (len < 2)
+			return -ENAMETOOLONG;
+		out[o++] = path[0] == '/' ? '/' : '.';
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* Socket inode (sockfs) of the listening Unix socket bound to the file with
+ * vfs (dev, ino), looked up by inode through sock_diag.  1: sock_ino is that
+ * listener; 0: it is not; -errno: sock_diag cannot say. */
+static int unix_listener_is(int nl, uint32_t sock_ino, dev_t dev, ino_t ino)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct unix_diag_req r;
+	} req;
+	union {
+		struct nlmsghdr nlh;
+		char buf[1024];
+	} rsp;
+	const struct unix_diag_msg *m;
+	const struct rtattr *a;
+	ssize_t n;
+	int len;
+
+	memset(&req, 0, sizeof(req));
+	req.nlh.nlmsg_len = sizeof(req);
+	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.nlh.nlmsg_flags = NLM_F_REQUEST;
+	req.r.sdiag_family = AF_UNIX;
+	req.r.udiag_states = ~0u;
+	req.r.udiag_ino = sock_ino;
+	req.r.udiag_show = UDIAG_SHOW_VFS;
+	req.r.udiag_cookie[0] = req.r.udiag_cookie[1] = ~0u;
+	if (send(nl, &req, sizeof(req), 0) != (ssize_t)sizeof(req))
+		return -errno;
+	n = recv(nl, &rsp, sizeof(rsp), 0);
+	if (n < (ssize_t)sizeof(struct nlmsghdr) || !NLMSG_OK(&rsp.nlh, (size_t)n))
+		return -EIO;
+	if (rsp.nlh.nlmsg_type == NLMSG_ERROR) {
+		const struct nlmsgerr *e = NLMSG_DATA(&rsp.nlh);
+		/* ENOENT: not a Unix socket of this network namespace */
+		return e->error == -ENOENT ? 0 : (e->error ? e->error : -EIO);
+	}
+	if (rsp.nlh.nlmsg_type != SOCK_DIAG_BY_FAMILY || rsp.nlh.nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
+		return -EIO;
+	m = NLMSG_DATA(&rsp.nlh);
+	if (m->udiag_ino != sock_ino || m->udiag_state != 10 /* TCP_LISTEN */)
+		return 0;
+	len = (int)(rsp.nlh.nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
+	for (a = (const struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		const struct unix_diag_vfs *v = RTA_DATA(a);
+
+		if (a->rta_type == UNIX_DIAG_VFS && RTA_PAYLOAD(a) >= sizeof(*v))
+			/* the kernel's internal dev_t: major << 20 | minor */
+			return v->udiag_vfs_ino == (uint32_t)ino && v->udiag_vfs_dev >> 20 == major(dev) &&
+			       (v->udiag_vfs_dev & 0xfffff) == minor(dev);
+	}
+	return 0;
+}
+
+/* Does the VM process itself hold, and listen on, the socket bound to the
+ * file st describes?  Its fds are walked for socket:[N] links and each is
+ * asked about by inode.  0 yes, KW_QMP_NOTOURS no (q->err says why), or
+ * another status. */
+static int vm_listens_on(struct kw_qmp *q, const char *procfs, pid_t pid, const char *path, const struct stat *st)
+{
+	char dpath[PATH_MAX], lpath[PATH_MAX + 256], link[64];
+	struct dirent *de;
+	int nl, r = 0, e = 0;
+	DIR *d;
+
+	snprintf(dpath, sizeof(dpath), "%s/%d/fd", procfs, pid);
+	d = opendir(dpath);
+	if (!d) {
+		e = errno;
+		snprintf(q->err, sizeof(q->err), "cannot list the fds of pid %d to check %s: %s", pid, path,
+			 strerror(e));
+		return e == ENOENT ? KW_QMP_NOSOCK : errno_status(e);
+	}
+	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0) {
+		e = errno;
+		closedir(d);
+		snprintf(q->err, sizeof(q->err), "cannot check who listens on %s: sock_diag: %s", path, strerror(e));
+		return KW_QMP_NOTOURS;
+	}
+	while (r == 0 && (de = readdir(d))) {
+		unsigned long sino;
+		char *end;
+		ssize_t n;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(lpath, sizeof(lpath), "%s/%s", dpath, de->d_name);
+		n = readlink(lpath, link, sizeof(link) - 1);
+		if (n <= 9)
+			continue;
+		link[n] = '\0';
+		if (strncmp(link, "socket:[", 8))
+			continue;
+		errno = 0;
+		sino = strtoul(link + 8, &end, 10);
+		if (errno || *end != ']' || sino > UINT32_MAX)
+			continue;
+		r = unix_listener_is(nl, (uint32_t)sino, st->st_dev, st->st_ino);
+		if (r < 0) {
+			e = -r;
+			r = 0;
+		}
+	}
+	closedir(d);
+	close(nl);
+	if (r > 0)
+		return 0;
+	if (e && e != ENOENT)
+		snprintf(q->err, sizeof(q->err), "cannot check who listens on %s: sock_diag: %s%s", path, strerror(e),
+			 e == EOPNOTSUPP || e == EINVAL ? " (kernel without CONFIG_UNIX_DIAG)" : "");
+	else
+		snprintf(q->err, sizeof(q->err), "%s is not a socket the VM's process (pid %d) listens on", path, pid);
+	return KW_QMP_NOTOURS;
+}
+
+/* Owner of the process (its /proc directory's uid). */
+static int proc_uid(const char *procfs, pid_t pid, uid_t *uid)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%d", procfs, pid);
+	if (stat(path, &sb))
+		return -errno;
+	*uid = sb.st_uid;
+	return 0;
+}
+
+/* Connect to the VM's monitor.  With a pid, everything is checked before
+ * any connection is made, on the file kvmwatch holds: the path must be a
+ * Unix socket owned by the VM's user or root, bound to a socket the VM
+ * process itself holds and listens on; the connection goes through that
+ * same file (/proc/self/fd/N), so a rename between check and connect
+ * changes nothing; and the peer is checked again (SO_PEERCRED). */
 static int sock_connect(struct kw_qmp *q, const char *procfs, const char *path, pid_t pid)
 {
 	struct sockaddr_un sa;
 	char full[PATH_MAX + 64];
-	int dirfd = -1, r, e;
+	struct stat sb;
+	uid_t vm_uid = 0;
+	int pfd, r, e;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
@@ -71,38 +260,59 @@ static int sock_connect(struct kw_qmp *q, const char *procfs, const char *path, 
 		snprintf(q->err, sizeof(q->err), "relative socket path %s without a process", path);
 		return KW_QMP_NOSOCK;
 	}
-	if (strlen(full) < sizeof(sa.sun_path)) {
-		kw_strlcpy(sa.sun_path, full, sizeof(sa.sun_path));
-	} else {
-		/* longer than sun_path: reach it through its directory's fd */
-		char *slash = strrchr(full, '/');
+	pfd = open(full, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0) {
+		e = errno;
+		snprintf(q->err, sizeof(q->err), "cannot open %s: %s", path, strerror(e));
+		return errno_status(e == ELOOP ? ENOTSOCK : e);
+	}
+	if (fstat(pfd, &sb) || !S_ISSOCK(sb.st_mode)) {
+		close(pfd);
+		snprintf(q->err, sizeof(q->err), "%s is not a socket", path);
+		return KW_QMP_NOTOURS;
+	}
+	if (pid > 0) {
+		char self[64], canon[PATH_MAX];
+		ssize_t n;
 
-		*slash = '\0';
-		dirfd = open(full[0] ? full : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (dirfd < 0) {
-			e = errno;
-			snprintf(q->err, sizeof(q->err), "cannot open the directory of %s: %s", path, strerror(e));
-			return errno_status(e);
+		/* where the path really led (symlinks, "//", cwd): libvirt's? */
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+		n = readlink(self, canon, sizeof(canon) - 1);
+		if (n > 0) {
+			canon[n] = '\0';
+			if (libvirt_socket(canon)) {
+				close(pfd);
+				snprintf(q->err, sizeof(q->err), "%s leads to libvirt's monitor socket %.160s", path, canon);
+				return KW_QMP_LIBVIRT;
+			}
 		}
-		if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dirfd, slash + 1) >=
-		    sizeof(sa.sun_path)) {
-			close(dirfd);
-			snprintf(q->err, sizeof(q->err), "socket name of %s too long", path);
+		if ((r = proc_uid(procfs, pid, &vm_uid))) {
+			close(pfd);
+			snprintf(q->err, sizeof(q->err), "pid %d is gone", pid);
 			return KW_QMP_NOSOCK;
 		}
+		if (sb.st_uid != vm_uid && sb.st_uid != 0) {
+			close(pfd);
+			snprintf(q->err, sizeof(q->err), "%s belongs to uid %u, not to the VM's user (uid %u) or root",
+				 path, (unsigned)sb.st_uid, (unsigned)vm_uid);
+			return KW_QMP_NOTOURS;
+		}
+		if ((r = vm_listens_on(q, procfs, pid, path, &sb))) {
+			close(pfd);
+			return r;
+		}
 	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", pfd);
 	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (q->fd < 0) {
 		e = errno;
-		if (dirfd >= 0)
-			close(dirfd);
+		close(pfd);
 		snprintf(q->err, sizeof(q->err), "failed to create a socket: %s", strerror(e));
 		return e == ENOMEM || e == ENOBUFS ? KW_QMP_NOMEM : KW_QMP_PROTO;
 	}
 	r = connect(q->fd, (struct sockaddr *)&sa, sizeof(sa));
 	e = errno;
-	if (dirfd >= 0)
-		close(dirfd);
+	close(pfd);
 	if (r < 0) {
 		snprintf(q->err, sizeof(q->err), "cannot connect to %s: %s%s", path, strerror(e),
 			 e == EAGAIN ? " (backlog full: the monitor is serving another client)" : "");
@@ -428,6 +638,37 @@ static int run(struct kw_qmp *q, struct qmp_vm *v, const struct kw_vm *vm, enum 
 	return r;
 }
 
+/* What one monitor may return: QEMU's own limits are far above what a VM
+ * has (a disk per PCI slot, ~60 KVM stats per target, KVM's vCPU limit). */
+#define QMP_MAX_DISKS 64
+#define QMP_MAX_DEFS  512   /* KVM stat definitions (vm + vcpu) */
+#define QMP_MAX_CPUS  1024
+#define QMP_MAX_ROWS  32768 /* KVM stat rows set from one session */
+
+static const char *const cap_what[] = { "disks", "KVM stat definitions", "vCPUs", "KVM stat values" };
+
+/* Said once per VM and kind (what: one of cap_what): the monitor returned
+ * more than we take. */
+static void capped(const struct kw_vm *vm, const char *what, unsigned limit)
+{
+	char key[160];
+
+	snprintf(key, sizeof(key), "qmp-cap:%s:%s", what, vm->key);
+	kw_log_once(KW_LOG_WARN, key, "qmp: VM %s (pid %d): the monitor returned more than %u %s: the rest are "
+		    "ignored", vm->name, vm->pid, limit, what);
+}
+
+/* KVM's stat names: lower-case identifiers. */
+static int stat_name_ok(const char *n)
+{
+	if (!*n)
+		return 0;
+	for (; *n; n++)
+		if (!((*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '_'))
+			return 0;
+	return 1;
+}
+
 /* Block device names become instances: QEMU ids are [A-Za-z0-9._-]. */
 static int good_name(const char *s)
 {
@@ -498,6 +739,12 @@ static int map_block(struct kw_qmp *q, struct kw_vm *vm, struct media *m)
 
 		if (ins < 0 || disk_name(j, e, ins, name, sizeof(name)))
 			continue; /* no medium (an empty CD-ROM drive) */
+		if (media_has(m, name))
+			continue;
+		if (m->n >= QMP_MAX_DISKS) {
+			capped(vm, "disks", QMP_MAX_DISKS);
+			break;
+		}
 		if (kw_grow((void **)&m->names, &m->cap, m->n, sizeof(*m->names)))
 			return KW_QMP_NOMEM;
 		kw_strlcpy(m->names[m->n++], name, KW_DISK_MAX);
@@ -542,7 +789,7 @@ static const struct {
 static int map_blockstats(struct kw_qmp *q, struct kw_vm *vm, const struct media *m)
 {
 	const struct kw_json *j = &q->j;
-	int e, k, n;
+	int e, k, n, ndisks = 0;
 	size_t f;
 
 	if (kw_json_type(j, q->ret) != KW_JSON_ARRAY)
@@ -556,6 +803,10 @@ static int map_blockstats(struct kw_qmp *q, struct kw_vm *vm, const struct media
 			continue;
 		if (m->known && !media_has(m, name))
 			continue; /* no medium */
+		if (++ndisks > QMP_MAX_DISKS) {
+			capped(vm, "disks", QMP_MAX_DISKS);
+			break;
+		}
 		if (kw_vm_add_disk(vm, name) == -ENOMEM)
 			return KW_QMP_NOMEM;
 		for (f = 0; f < KW_ARRAY_SIZE(blockstats_map); f++) {
@@ -591,7 +842,7 @@ static const struct qstat_def *find_def(const struct qmp_vm *v, int vcpu, const 
 }
 
 /* query-stats-schemas: which KVM stats are counters, instant values or peaks. */
-static int map_schema(struct kw_qmp *q, struct qmp_vm *v)
+static int map_schema(struct kw_qmp *q, struct qmp_vm *v, const struct kw_vm *vm)
 {
 	const struct kw_json *j = &q->j;
 	int e, k, n;
@@ -618,7 +869,8 @@ static int map_schema(struct kw_qmp *q, struct qmp_vm *v)
 			struct qstat_def d;
 
 			memset(&d, 0, sizeof(d));
-			if (kw_json_strcpy(j, kw_json_get(j, s, "name"), d.name, sizeof(d.name)) <= 0)
+			if (kw_json_strcpy(j, kw_json_get(j, s, "name"), d.name, sizeof(d.name)) <= 0 ||
+			    !stat_name_ok(d.name))
 				continue;
 			if (kw_json_streq(j, type, "cumulative") || kw_json_streq(j, type, "linear-histogram") ||
 			    kw_json_streq(j, type, "log2-histogram"))
@@ -630,11 +882,16 @@ static int map_schema(struct kw_qmp *q, struct qmp_vm *v)
 			else
 				continue;
 			d.vcpu = (uint8_t)vcpu;
+			if (v->ndefs >= QMP_MAX_DEFS) {
+				capped(vm, "KVM stat definitions", QMP_MAX_DEFS);
+				goto done;
+			}
 			if (kw_grow((void **)&v->defs, &v->defcap, v->ndefs, sizeof(*v->defs)))
 				return KW_QMP_NOMEM;
 			v->defs[v->ndefs++] = d;
 		}
 	}
+done:
 	if (v->ndefs > 1)
 		qsort(v->defs, v->ndefs, sizeof(*v->defs), def_cmp);
 	v->have_schema = 1;
@@ -689,7 +946,7 @@ static int put_stat(struct kw_vm *vm, int vcpu, const struct qstat_def *d, uint6
 }
 
 static int map_stats(struct kw_qmp *q, const struct qmp_vm *v, struct kw_vm *vm, const struct qcpu *cpus,
-		     size_t ncpus, int vcpu_target)
+		     size_t ncpus, int vcpu_target, unsigned *rows)
 {
 	const struct kw_json *j = &q->j;
 	int e, k, n;
@@ -723,6 +980,10 @@ static int map_stats(struct kw_qmp *q, const struct qmp_vm *v, struct kw_vm *vm,
 			if (kw_json_strcpy(j, kw_json_get(j, s, "name"), name, sizeof(name)) <= 0 ||
 			    !(d = find_def(v, vcpu_target, name)) || stat_value(j, kw_json_get(j, s, "value"), &val))
 				continue;
+			if (++*rows > QMP_MAX_ROWS) {
+				capped(vm, "KVM stat values", QMP_MAX_ROWS);
+				return KW_QMP_OK;
+			}
 			if (put_stat(vm, vcpu, d, val))
 				return KW_QMP_NOMEM;
 		}
@@ -750,12 +1011,13 @@ static int kvm_stats(struct kw_qmp *q, struct qmp_vm *v, struct kw_vm *vm)
 {
 	struct qcpu *cpus = NULL;
 	size_t ncpus = 0, cap = 0;
+	unsigned rows = 0;
 	int r, e, k, n;
 
 	if (!v->have_schema) {
 		r = run(q, v, vm, Q_SCHEMAS, NULL);
 		if (r == KW_QMP_OK)
-			r = map_schema(q, v);
+			r = map_schema(q, v, vm);
 		if (r)
 			return r;
 	}
@@ -773,6 +1035,10 @@ static int kvm_stats(struct kw_qmp *q, struct qmp_vm *v, struct kw_vm *vm)
 
 			if (kw_json_i64(j, kw_json_get(j, e, "cpu-index"), &idx) || idx < 0 || idx > 65535)
 				continue;
+			if (ncpus >= QMP_MAX_CPUS) {
+				capped(vm, "vCPUs", QMP_MAX_CPUS);
+				break;
+			}
 			if (kw_grow((void **)&cpus, &cap, ncpus, sizeof(*cpus))) {
 				free(cpus);
 				return KW_QMP_NOMEM;
@@ -783,14 +1049,14 @@ static int kvm_stats(struct kw_qmp *q, struct qmp_vm *v, struct kw_vm *vm)
 		}
 		r = run(q, v, vm, Q_STATS, "{\"target\":\"vcpu\"}");
 		if (r == KW_QMP_OK)
-			r = map_stats(q, v, vm, cpus, ncpus, 1);
+			r = map_stats(q, v, vm, cpus, ncpus, 1, &rows);
 	}
 	free(cpus);
 	if (r != KW_QMP_OK && r != KW_QMP_ERROR)
 		return r;
 	r = run(q, v, vm, Q_STATS, "{\"target\":\"vm\"}");
 	if (r == KW_QMP_OK)
-		r = map_stats(q, v, vm, NULL, 0, 0);
+		r = map_stats(q, v, vm, NULL, 0, 0, &rows);
 	return r;
 }
 
@@ -859,12 +1125,6 @@ static void forget_keys(const char *vmkey)
 	}
 }
 
-/* A socket of libvirt's: libvirtd holds that monitor for itself. */
-static int libvirt_socket(const char *path)
-{
-	return kw_startswith(path, "/var/lib/libvirt/") || kw_startswith(path, "/run/libvirt/") ||
-	       kw_startswith(path, "/var/run/libvirt/") || strstr(path, "/libvirt/qemu/") != NULL;
-}
 
 static void report(const struct kw_vm *vm, int r, const struct kw_qmp *q)
 {
@@ -882,6 +1142,11 @@ static void report(const struct kw_vm *vm, int r, const struct kw_qmp *q)
 	case KW_QMP_DENIED:
 		kw_log_once(KW_LOG_WARN, "qmp-denied", "qmp: VM %s (pid %d): %s: VMs lack QMP data (per-disk I/O, "
 			    "balloon) without access to their QMP sockets (run as root)", vm->name, vm->pid, q->err);
+		break;
+	case KW_QMP_LIBVIRT:
+		snprintf(key, sizeof(key), "qmp-libvirt:%s", vm->key);
+		kw_log_once(KW_LOG_DEBUG, key, "qmp: VM %s (pid %d): %s: managed by libvirt, not asked", vm->name,
+			    vm->pid, q->err);
 		break;
 	case KW_QMP_NOTOURS:
 		snprintf(key, sizeof(key), "qmp-notours:%s", vm->key);
@@ -904,12 +1169,18 @@ static int qmp_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
 	struct qmp_state *st = state;
 	struct qmp_vm *v;
 	struct kw_qmp q;
-	char key[128];
+	char key[128], norm[sizeof(vm->qmp)];
 	int r;
 
 	if (vm->pid <= 0 || !vm->qmp[0])
 		return 0;
-	if ((vm->found & KW_FOUND_LIBVIRT) || libvirt_socket(vm->qmp)) {
+	if (kw_qmp_normalize(norm, sizeof(norm), vm->qmp)) {
+		snprintf(key, sizeof(key), "qmp-notours:%s", vm->key);
+		kw_log_once(KW_LOG_WARN, key, "qmp: VM %s (pid %d): socket path %s has '..' components or is too "
+			    "long: not used", vm->name, vm->pid, vm->qmp);
+		return 0;
+	}
+	if ((vm->found & KW_FOUND_LIBVIRT) || libvirt_socket(norm)) {
 		snprintf(key, sizeof(key), "qmp-libvirt:%s", vm->key);
 		kw_log_once(KW_LOG_DEBUG, key, "qmp: VM %s (pid %d) is managed by libvirt: its monitor %s is "
 			    "libvirtd's, not asked", vm->name, vm->pid, vm->qmp);
@@ -918,7 +1189,7 @@ static int qmp_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
 	if (!(v = cache_get(st, vm)))
 		return -ENOMEM;
 	vm->state[0] = '\0';
-	r = kw_qmp_open(&q, KW_PROC(c), vm->qmp, vm->pid, KW_QMP_GREETING_MS, KW_QMP_SESSION_MS);
+	r = kw_qmp_open(&q, KW_PROC(c), norm, vm->pid, KW_QMP_GREETING_MS, KW_QMP_SESSION_MS);
 	if (r == KW_QMP_OK) {
 		r = session(&q, v, vm);
 		kw_qmp_close(&q);
@@ -933,7 +1204,14 @@ static void drop_vm(void *item)
 {
 	struct qmp_vm *v = item;
 
+	char key[160];
+	size_t i;
+
 	forget_keys(v->key);
+	for (i = 0; i < KW_ARRAY_SIZE(cap_what); i++) {
+		snprintf(key, sizeof(key), "qmp-cap:%s:%s", cap_what[i], v->key);
+		kw_log_forget(key);
+	}
 	free(v->defs);
 }
 

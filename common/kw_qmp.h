@@ -29,7 +29,8 @@ enum kw_qmp_status {
 	KW_QMP_BUSY,        /* connect backlog full, or no greeting in time: another client holds it */
 	KW_QMP_NOSOCK,      /* no socket there, or nobody listening (ENOENT, ECONNREFUSED, ...) */
 	KW_QMP_DENIED,      /* EACCES/EPERM: not allowed to connect */
-	KW_QMP_NOTOURS,     /* the listener is another process than the VM's */
+	KW_QMP_NOTOURS,     /* not a socket the VM's own process listens on */
+	KW_QMP_LIBVIRT,     /* the path leads to a libvirt monitor: libvirtd's, not asked */
 	KW_QMP_TIMEOUT,     /* no (complete) reply in time */
 	KW_QMP_PROTO,       /* malformed, truncated, oversized or unexpected message; closed early */
 	KW_QMP_ERROR,       /* the command answered {"error": ...}: skip that query */
@@ -53,6 +54,10 @@ struct kw_qmp {
  * directory), check that pid listens on it (SO_PEERCRED; pid <= 0: no check),
  * read the greeting and negotiate capabilities.  Returns enum kw_qmp_status;
  * on failure q is closed.  procfs is the /proc root for relative paths. */
+/* path without "//" and "/./"; -EINVAL if it has ".." (where that leads
+ * depends on symlinks), -ENAMETOOLONG.  Filters match normalised paths. */
+int kw_qmp_normalize(char *out, size_t len, const char *path);
+
 int kw_qmp_open(struct kw_qmp *q, const char *procfs, const char *path, pid_t pid, unsigned greeting_ms,
 		unsigned session_ms);
 /* Run one command (args: a JSON object text or NULL).  KW_QMP_OK: q->ret is

@@ -28,13 +28,61 @@ void kw_log_set_sink(kw_log_fn fn, void *arg)
 void kw_log_set_level(int level) { log_level = level; }
 int kw_log_get_level(void) { return log_level; }
 
+char *kw_log_escape(char *out, size_t len, const char *str)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)str;
+	size_t o = 0;
+
+	if (len == 0)
+		return out;
+	while (*s) {
+		size_t n = kw_utf8_len(s);
+		char e[5];
+		size_t en = 0;
+
+		/* C0 controls, DEL, C1 controls (U+0080..U+009F: 0xc2 0x80..0x9f)
+		 * and bytes that are not UTF-8 are written as escapes. */
+		if (*s < 0x20 || *s == 0x7f || n == 0 || (n == 2 && s[0] == 0xc2 && s[1] < 0xa0)) {
+			unsigned char b = *s;
+
+			e[en++] = '\\';
+			if (b == '\n') {
+				e[en++] = 'n';
+			} else if (b == '\r') {
+				e[en++] = 'r';
+			} else if (b == '\t') {
+				e[en++] = 't';
+			} else {
+				e[en++] = 'x';
+				e[en++] = hex[b >> 4];
+				e[en++] = hex[b & 15];
+			}
+			n = 1;
+		} else {
+			memcpy(e, s, n);
+			en = n;
+		}
+		if (o + en >= len)
+			break;
+		memcpy(out + o, e, en);
+		o += en;
+		s += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 static void vlog(int level, const char *fmt, va_list ap)
 {
-	char msg[1024];
+	char raw[1024], msg[4 * sizeof(raw)];
 
 	if (level > log_level)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	/* One message is one line whatever it quotes (VM names, monitor
+	 * replies): nothing reaches a log or a terminal unescaped. */
+	kw_log_escape(msg, sizeof(msg), raw);
 	if (log_fn) {
 		log_fn(level, msg, log_arg);
 		return;

@@ -28,6 +28,13 @@ void kw_log_forget(const char *key);
 #define kw_info(...)  kw_log(KW_LOG_INFO, __VA_ARGS__)
 #define kw_debug(...) kw_log(KW_LOG_DEBUG, __VA_ARGS__)
 
+/* str for a log line: newline, CR and tab as \n \r \t, other control
+ * characters (C0, DEL, C1) and bytes that are not UTF-8 as \xHH, so a
+ * message quoting hostile text stays one line and sends no terminal escape.
+ * kw_log does this to every message.  out (len bytes; 4 per input byte is
+ * always enough) is NUL-terminated.  Returns out. */
+char *kw_log_escape(char *out, size_t len, const char *str);
+
 /* Read a whole (small) file into buf, NUL-terminated.  Returns the number of
  * bytes read, or -errno.  A file longer than len-1 is truncated (not an error). */
 ssize_t kw_read_file(const char *path, char *buf, size_t len);

@@ -2,6 +2,7 @@
 #include "nd_conf.h"
 #include "kw_bpf.h"
 #include "kw_metrics.h"
+#include "kw_priv.h"
 #include "kw_util.h"
 
 #include <ctype.h>
@@ -146,7 +147,10 @@ int nd_conf_load(struct nd_conf *cf, const char *path)
 	static const char *const sections[] = { "global", "sources", "bpf", "filter" };
 	char buf[8192];
 	int line = 0, sec = SEC_NONE;
-	FILE *f = fopen(path, "re");
+	/* The path is the caller's choice (--config, NETDATA_*_CONFIG_DIR): it
+	 * is opened with the caller's own rights, never with the plugin's
+	 * capabilities, and no error quotes what the file holds. */
+	FILE *f = kw_priv_fopen_as_caller(path, "r");
 
 	if (!f) {
 		int e = errno;
@@ -174,7 +178,8 @@ int nd_conf_load(struct nd_conf *cf, const char *path)
 			char *e = strchr(l, ']');
 
 			if (!e || e[1]) {
-				CONF_ERR(cf, path, line, "malformed section header '%s': following keys ignored", l);
+				CONF_ERR(cf, path, line, "malformed section header (expected '[name]'): following keys "
+					 "ignored");
 				sec = SEC_UNKNOWN;
 				continue;
 			}
@@ -190,7 +195,7 @@ int nd_conf_load(struct nd_conf *cf, const char *path)
 		}
 		eq = strchr(l, '=');
 		if (!eq) {
-			CONF_ERR(cf, path, line, "expected 'key = value', got '%s': ignored", l);
+			CONF_ERR(cf, path, line, "expected 'key = value': line ignored");
 			continue;
 		}
 		*eq = '\0';

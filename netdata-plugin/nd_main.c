@@ -16,6 +16,7 @@
 
 #include "kw_collector.h"
 #include "kw_pattern.h"
+#include "kw_priv.h"
 #include "kw_util.h"
 #include "nd_chart.h"
 #include "nd_conf.h"
@@ -83,6 +84,43 @@ static void disable(const char *why)
 	kw_err("%s: disabling the plugin", why);
 	fputs("DISABLE\n", stdout);
 	fflush(stdout);
+}
+
+/* With capabilities, the plugin reads /proc and /sys through whatever root
+ * it was told (NETDATA_HOST_PREFIX, --procfs, --sysfs: its caller's choice).
+ * A root that is not a real procfs/sysfs only root controls would let the
+ * caller point privileged reads at files of its choosing (symlinks to
+ * /etc/shadow as a "cmdline"): then the plugin gives up every capability
+ * and sees what its user could see anyway. */
+static void untrusted_roots_lose_privilege(struct kw_config *cfg)
+{
+	static const struct {
+		const char *name;
+		long magic;
+		const char *dflt;
+	} fs[2] = { { "procfs", 0x9fa0 /* PROC_SUPER_MAGIC */, "/proc" },
+		    { "sysfs", 0x62656572 /* SYSFS_MAGIC */, "/sys" } };
+	char *roots[2] = { cfg->procfs, cfg->sysfs };
+	char canon[PATH_MAX], why[PATH_MAX + 128];
+	int i, r;
+
+	for (i = 0; i < 2; i++) {
+		if (!strcmp(roots[i], fs[i].dflt))
+			continue;
+		if (kw_priv_trusted_root(roots[i], fs[i].magic, fs[i].name, canon, sizeof(canon), why, sizeof(why)) == 0 &&
+		    strlen(canon) < sizeof(cfg->procfs)) {
+			kw_strlcpy(roots[i], canon, sizeof(cfg->procfs));
+			continue;
+		}
+		r = kw_priv_drop_all();
+		kw_warn("%s root %s: %s: running without capabilities%s%s", fs[i].name, roots[i], why,
+			r ? " (dropping them failed: " : "", r ? strerror(-r) : "");
+		if (r) {
+			kw_err("refusing to run with capabilities on an untrusted %s root", fs[i].name);
+			exit(1);
+		}
+		return;
+	}
 }
 
 static int path_prefixed(char *out, size_t len, const char *prefix, const char *path)
@@ -174,6 +212,8 @@ int main(int argc, char **argv)
 		disable("procfs/sysfs path too long");
 		return 1;
 	}
+	if (kw_priv_elevated())
+		untrusted_roots_lose_privilege(&cfg);
 	cfg.sources = cf.sources;
 	cfg.no_host = !cf.host_charts;
 	cfg.bpf_features = cf.bpf_features;

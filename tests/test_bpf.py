@@ -363,7 +363,7 @@ def test_non_root_clear_error(flag):
     r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", KVMWATCH, flag,
                         "-t", "1"], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
-    assert "needs root" in r.stderr, r.stderr
+    assert "bpf needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN (root has them)" in r.stderr, r.stderr
 
 
 def test_bad_flags():
@@ -429,7 +429,7 @@ def test_collector_source_non_root_degrades():
     rep = json.loads(r.stdout.splitlines()[0])
     assert rep["sources"]["procfs"]["available"] is True
     assert rep["sources"]["bpf"]["available"] is False
-    assert "needs root" in rep["sources"]["bpf"]["reason"]
+    assert "bpf needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN (root has them)" in rep["sources"]["bpf"]["reason"]
     assert "bpf source unavailable" in r.stderr
 
 

@@ -161,7 +161,7 @@ def test_plugin_in_real_netdata():
         nd = Netdata(base, "[filter]\n\tvms = %s\n" % guest.name).start()
 
         charts = wait_for(lambda: (lambda c: c if typ + ".vcpu" in c and "kvm_host.vms" in c else None)(nd.charts()),
-                          timeout=60, interval=0.5, what="the guest's charts in netdata")
+                          timeout=60, interval=0.5, what="the guest's charts in netdata: " + nd.error_log()[-3000:])
         vcpu = charts[typ + ".vcpu"]
         assert sorted(vcpu["dimensions"]) == ["vcpu0", "vcpu1"]
         assert vcpu["context"] == "kvm.vm_vcpu" and vcpu["family"] == "cpu"

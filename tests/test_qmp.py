@@ -179,7 +179,8 @@ class FakeQemu:
         self.name = "kwtest-qmp-%s-%d" % (name, os.getpid())
         self.sock = sock or str(tmp / (name + ".qmp"))
         self.log = str(tmp / (name + ".log"))
-        args = ["qemu-system-x86_64", FAKE, "--mode", mode, "--log", self.log,
+        self.accepts_log = str(tmp / (name + ".accepts"))
+        args = ["qemu-system-x86_64", FAKE, "--mode", mode, "--log", self.log, "--accepts", self.accepts_log,
                 "-name", "guest=%s,debug-threads=on" % self.name]
         if form == "chardev":
             args += ["-chardev", "socket,id=qmp,path=%s,server=on,wait=off" % self.sock,
@@ -200,6 +201,14 @@ class FakeQemu:
                 return [json.loads(l)["execute"] for l in f]
         except FileNotFoundError:
             return []
+
+    def accepts(self):
+        """Connections the fake monitor accepted."""
+        try:
+            with open(self.accepts_log) as f:
+                return len(f.readlines())
+        except FileNotFoundError:
+            return 0
 
     def stop(self):
         if self.proc.poll() is None:
@@ -350,8 +359,9 @@ def test_fake_qmp_socket_trouble(tmp_path, fakes):
     lines = [l for l in r.stderr.splitlines() if missing.name in l]
     assert len(lines) == 1 and "No such file or directory; no QMP data for it" in lines[0], r.stderr
     lines = [l for l in r.stderr.splitlines() if thief.name in l]
-    assert len(lines) == 1 and "is served by pid %d, not by the VM's process: not used" % real.pid in lines[0]
-    assert real.commands() == []  # connected and left without a word
+    assert len(lines) == 1 and "is not a socket the VM's process (pid %d) listens on: not used" % thief.pid \
+        in lines[0], r.stderr
+    assert real.accepts() == 0  # checked before connecting: never connected
     lines = [l for l in r.stderr.splitlines() if lv.name in l]
     assert len(lines) == 1 and "managed by libvirt" in lines[0]
     # --no-qmp: the source is off

@@ -18,9 +18,12 @@ QMP in one of these --mode s:
   slow       greets, then never answers
   badid      answers with the wrong id
   nul        query-status' status holds U+0000
+  flood      300 disks, 10,000 KVM stats, error text with a newline and
+             terminal escapes (a hostile monitor: kvmwatch must cap it)
 
 --serve none: listen nowhere (the socket path is someone else's or missing).
---log FILE: append each command received.  Prints "ready" once listening.
+--log FILE: append each command received.  --accepts FILE: append a line
+per connection accepted.  Prints "ready" once listening.
 """
 import json
 import os
@@ -114,6 +117,29 @@ def socket_path():
     raise SystemExit("no socket path on the command line")
 
 
+FLOOD_DISKS, FLOOD_STATS = 300, 10000
+FLOOD_ERROR = "no\nkvmwatch: error: FORGED line \x1b[2J\x1b]0;title\x07 \u0085end"
+
+
+def flood_reply(name, cmd):
+    if name == "query-block":
+        return {"return": [{"device": "fd%d" % i, "qdev": "fd%d" % i, "locked": False, "removable": False,
+                            "type": "unknown", "inserted": {"image": {"virtual-size": 1 << 20, "actual-size": 4096},
+                                                            "node-name": "n%d" % i}}
+                           for i in range(FLOOD_DISKS)]}
+    if name == "query-blockstats":
+        return {"return": [{"device": "fd%d" % i, "node-name": "n%d" % i, "stats": dict(ZERO_STATS, rd_bytes=i)}
+                           for i in range(FLOOD_DISKS)]}
+    if name == "query-stats-schemas":
+        return {"return": [{"provider": "kvm", "target": "vm",
+                            "stats": [{"name": "flood_%d" % i, "type": "cumulative", "unit": "none", "base": 10,
+                                       "exponent": 0} for i in range(FLOOD_STATS)]}]}
+    if name == "query-stats" and cmd.get("arguments", {}).get("target") == "vm":
+        return {"return": [{"provider": "kvm", "stats": [{"name": "flood_%d" % i, "value": i}
+                                                         for i in range(FLOOD_STATS)]}]}
+    return {"error": {"class": "GenericError", "desc": FLOOD_ERROR}}
+
+
 def enc(obj):
     return (json.dumps(obj) + "\r\n").encode()
 
@@ -155,6 +181,11 @@ def serve_one(conn, mode, log):
         if mode == "nul" and name == "query-status":
             conn.sendall(b'{"return": {"status": "run\\u0000ning"}, "id": %d}\r\n' % cid)
             continue
+        if mode == "flood":
+            reply = flood_reply(name, cmd)
+            reply["id"] = cid
+            conn.sendall(enc(reply))
+            continue
         if name == "query-stats":
             target = cmd.get("arguments", {}).get("target")
             reply = {"return": STATS_VCPU if target == "vcpu" else STATS_VM, "id": cid}
@@ -181,6 +212,7 @@ def serve_one(conn, mode, log):
 def main():
     mode = arg("--mode", "good")
     log = arg("--log")
+    accepts = arg("--accepts")
     if arg("--serve") == "none":
         print("ready", flush=True)
         sys.stdin.read()
@@ -195,6 +227,9 @@ def main():
     print("ready", flush=True)
     while True:
         conn, _ = srv.accept()
+        if accepts:
+            with open(accepts, "a") as af:
+                af.write("accepted\n")
         try:
             serve_one(conn, mode, log)
         except (BrokenPipeError, ConnectionResetError, ValueError):

@@ -239,8 +239,15 @@ int main(int argc, char **argv)
 		return cmd_num(argv[2]);
 	if (argc >= 3 && !strcmp(argv[1], "cmdline"))
 		return cmd_cmdline(argc - 2, argv + 2);
+	if (argc == 3 && !strcmp(argv[1], "normalize")) {
+		char out[4096];
+		int r = kw_qmp_normalize(out, sizeof(out), argv[2]);
+
+		printf("%s\n", r ? strerror(-r) : out);
+		return r ? 1 : 0;
+	}
 	if (argc >= 2 && !strcmp(argv[1], "query"))
 		return cmd_query(argc - 2, argv + 2);
-	fprintf(stderr, "usage: kwqmptest json|num|cmdline|query ...\n");
+	fprintf(stderr, "usage: kwqmptest json|num|cmdline|normalize|query ...\n");
 	return 2;
 }
