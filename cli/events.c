@@ -23,12 +23,49 @@ struct ev_ctx {
 	struct kw_bpf *b;
 	uint64_t t0;              /* monotonic ns at attach */
 	uint64_t last_refresh;
+	uint64_t last_gone_check;
+	int had_vms;              /* a VM selected by -p was seen */
 	uint64_t events;
+	uint64_t lost_total;      /* events the kernel could not queue, as of the last ring read */
+	uint64_t lost_reported;   /* lost_total at the previous summary */
 	int filtered;             /* -p given: drop events of other processes */
 	int err;
 	struct kw_vmtable gone;   /* VMs that exited during the run: their last
 				   * events may still be in the ring or pending */
+	struct tidvcpu {
+		pid_t tid;
+		int vcpu;
+	} *tids;                  /* every vCPU thread seen: a vCPU that ended
+				   * before its VM still has its index */
+	size_t ntids, tidcap;
 };
+
+static struct ev_ctx *ev_self; /* for vcpu_of's memory */
+
+static void remember_vcpus(struct ev_ctx *x)
+{
+	size_t i, k;
+	int t;
+
+	for (i = 0; i < x->c.vms.n; i++) {
+		const struct kw_vm *vm = &x->c.vms.vms[i];
+
+		for (t = 0; t < vm->nthreads; t++) {
+			if (vm->threads[t].vcpu < 0)
+				continue;
+			for (k = 0; k < x->ntids && x->tids[k].tid != vm->threads[t].tid; k++)
+				;
+			if (k < x->ntids) {
+				x->tids[k].vcpu = vm->threads[t].vcpu;
+				continue;
+			}
+			if (kw_grow((void **)&x->tids, &x->tidcap, x->ntids, sizeof(*x->tids)))
+				return;
+			x->tids[x->ntids].tid = vm->threads[t].tid;
+			x->tids[x->ntids++].vcpu = vm->threads[t].vcpu;
+		}
+	}
+}
 
 /* ------------------------------------------------------- VM attribution */
 
@@ -52,6 +89,7 @@ static int refresh(struct ev_ctx *x)
 		kw_ss_free(&v->stats);
 	}
 	r = kw_collector_collect(&x->c);
+	remember_vcpus(x);
 	for (i = 0; r >= 0 && i < before.n; i++) {
 		struct kw_vm *v;
 
@@ -93,13 +131,60 @@ static const struct kw_vm *vm_of(struct ev_ctx *x, pid_t tgid)
 	return vm ? vm : kw_vmt_find_pid(&x->gone, tgid);
 }
 
+/* -p given and every VM it selected has exited (like perf stat -p): the
+ * run ends with its final report.  Checked at most every 250 ms. */
+static int all_gone(struct ev_ctx *x)
+{
+	uint64_t now = kw_now_mono_ns();
+
+	if (!x->filtered)
+		return 0;
+	if (x->c.vms.n)
+		x->had_vms = 1;
+	if (!x->had_vms || now - x->last_gone_check < 250000000ull)
+		return 0;
+	x->last_gone_check = now;
+	if (now - x->last_refresh >= 200000000ull) {
+		x->last_refresh = now;
+		if (refresh(x) < 0)
+			return 0;
+	}
+	if (x->c.vms.n)
+		return 0;
+	kw_info("every VM selected with -p has exited");
+	return 1;
+}
+
+/* Sleep until t (monotonic ns), waking to check all_gone.  1 when the run
+ * should end (a signal, or the VMs are gone). */
+static int sleep_until(struct ev_ctx *x, uint64_t t)
+{
+	for (;;) {
+		uint64_t now = kw_now_mono_ns(), step = now + 250000000ull;
+
+		if (kw_exiting)
+			return 1;
+		if (t != ~0ull && now >= t)
+			return 0;
+		if (kw_sleep_until(t != ~0ull && t < step ? t : step, &kw_exiting))
+			return 1;
+		if (all_gone(x))
+			return 1;
+	}
+}
+
 static int vcpu_of(const struct kw_vm *vm, pid_t tid)
 {
 	int i;
 
+	size_t k;
+
 	for (i = 0; vm && i < vm->nthreads; i++)
 		if (vm->threads[i].tid == tid)
 			return vm->threads[i].vcpu;
+	for (k = 0; vm && ev_self && k < ev_self->ntids; k++)
+		if (ev_self->tids[k].tid == tid)
+			return ev_self->tids[k].vcpu;
 	return -1;
 }
 
@@ -123,7 +208,8 @@ static void print_prefix(struct ev_ctx *x, const struct kw_vm *vm, uint32_t tgid
 
 	vm_label(name, sizeof(name), vm, (pid_t)tgid);
 	if (x->o->output == KW_OUT_JSON) {
-		fprintf(f, "{\"time\":%.6f,\"type\":\"%s\",\"vm\":", t, type);
+		fprintf(f, "{\"time\":%.6f,\"type\":\"%s\",\"lost_total\":%llu,\"vm\":", t, type,
+			(unsigned long long)x->lost_total);
 		kw_json_str(f, name);
 		fprintf(f, ",\"pid\":%u,\"tid\":%u,\"vcpu\":", tgid, tid);
 		if (vcpu >= 0)
@@ -257,7 +343,11 @@ static void print_irq(const struct kw_event *e, int json)
 			e->irq.pin, (unsigned)a, delivery_mode((unsigned)((b & 0xffff) >> 8)), (b >> 16) ? "level" : "edge");
 		break;
 	case KW_IRQ_EOI:
-		fprintf(f, json ? ",\"vector\":%u" : "vector=%u", e->irq.pin);
+		/* the kernel passes -1 when no interrupt was in service */
+		if (e->irq.pin == UINT32_MAX)
+			fputs(json ? ",\"vector\":null" : "vector=none", f);
+		else
+			fprintf(f, json ? ",\"vector\":%u" : "vector=%u", e->irq.pin);
 		break;
 	case KW_IRQ_ACK:
 		fprintf(f, json ? ",\"irqchip\":%u,\"pin\":%u" : "irqchip=%u pin=%u", (unsigned)a, e->irq.pin);
@@ -308,7 +398,7 @@ static int on_event(const struct kw_event *e, void *arg)
 		break;
 	case KW_EV_WAKEUP:
 		if (json)
-			fprintf(f, ",\"how\":\"%s\",\"halt_ns\":%llu,\"poll_valid\":%s}\n",
+			fprintf(f, ",\"how\":\"%s\",\"halt_ns\":%llu,\"valid\":%s}\n",
 				e->wake.waited ? "waited" : "polled", (unsigned long long)e->wake.ns,
 				e->wake.valid ? "true" : "false");
 		else
@@ -714,7 +804,7 @@ static int vm_section(struct ev_ctx *x, const struct snap *cur, const struct sna
 			fputc('[', f);
 		else
 			fprintf(f, "  %-5s %-8s %10s %10s %10s %10s %10s\n", "VCPU", bit == KW_BPF_BIT_WAKEUP ? "HOW" : "",
-				"SAMPLES", bit == KW_BPF_BIT_WAKEUP ? "POLL_OK" : "TIMED", "MIN_us", "AVG_us", "MAX_us");
+				"SAMPLES", bit == KW_BPF_BIT_WAKEUP ? "VALID" : "TIMED", "MIN_us", "AVG_us", "MAX_us");
 		for (i = 0; i < r.n; i++) {
 			const struct agg_row *w = &r.r[i];
 			const char *how = bit == KW_BPF_BIT_WAKEUP ? (w->k.kind ? "waited" : "polled") : "";
@@ -726,7 +816,7 @@ static int vm_section(struct ev_ctx *x, const struct snap *cur, const struct sna
 			if (json) {
 				fprintf(f, "%s{", i ? "," : "");
 				if (bit == KW_BPF_BIT_WAKEUP)
-					fprintf(f, "\"how\":\"%s\",\"poll_valid\":%llu,", how, (unsigned long long)w->v.aux);
+					fprintf(f, "\"how\":\"%s\",\"valid\":%llu,", how, (unsigned long long)w->v.aux);
 				fprintf(f, "\"vcpu\":\"%s\"", vc);
 				json_lat(f, &w->v);
 				json_hist(f, &w->v);
@@ -853,13 +943,16 @@ static int summary(struct ev_ctx *x, const struct snap *cur, const struct snap *
 			tg[j] = tg[j - 1];
 			tg[j - 1] = t;
 		}
+	x->lost_total = kw_bpf_lost(x->b);
 	if (json)
-		fprintf(f, "{\"time\":%.3f,\"interval\":%.3f,\"final\":%s,\"lost\":%llu,\"vms\":[",
-			(double)kw_now_real_ns() / 1e9, dt, final ? "true" : "false",
-			(unsigned long long)kw_bpf_lost(x->b));
+		fprintf(f, "{\"time\":%.3f,\"interval\":%.3f,\"final\":%s,\"lost\":%llu,\"lost_total\":%llu,"
+			"\"vms\":[", (double)kw_now_real_ns() / 1e9, dt, final ? "true" : "false",
+			(unsigned long long)(final ? x->lost_total : x->lost_total - x->lost_reported),
+			(unsigned long long)x->lost_total);
 	else
 		fprintf(f, "\n%s (%.3f s)%s\n", final ? "=== totals" : "--- interval", dt,
 			final ? "" : "  [min/max since start]");
+	x->lost_reported = x->lost_total;
 	for (i = 0; i < ntg; i++) {
 		const struct kw_vm *vm = vm_of(x, tg[i]);
 		char name[KW_NAME_MAX + 16];
@@ -945,8 +1038,10 @@ int cli_run_events(struct cli_opts *o)
 		return 1;
 	}
 	x.filtered = o->cfg.npids || o->cfg.nnames;
+	ev_self = &x;
 	if (kw_collector_collect(&x.c) < 0 && !x.filtered)
 		kw_debug("no VMs found yet");
+	remember_vcpus(&x);
 	x.last_refresh = kw_now_mono_ns();
 
 	bo.features = o->events;
@@ -981,13 +1076,8 @@ int cli_run_events(struct cli_opts *o)
 			next = o->interval_given ? next + step : (end ? end : ~0ull);
 			if (end && next > end)
 				next = end;
-			if (next != ~0ull && kw_sleep_until(next, &kw_exiting))
+			if (sleep_until(&x, next) || next == ~0ull)
 				break;
-			if (next == ~0ull) {
-				while (!kw_exiting)
-					pause();
-				break;
-			}
 			now = kw_now_mono_ns();
 			if (o->interval_given && (!end || now < end)) {
 				snap_take(&x, &cur);
@@ -1022,6 +1112,7 @@ int cli_run_events(struct cli_opts *o)
 					timeout = (int)((end - now) / 1000000ull) + 1;
 			}
 			r = kw_bpf_poll(x.b, timeout, on_event, &x);
+			x.lost_total = kw_bpf_lost(x.b);
 			if (r < 0) {
 				if (r != -EPIPE)
 					fprintf(stderr, "kvmwatch: failed to read events: %s\n", strerror(-r));
@@ -1033,6 +1124,8 @@ int cli_run_events(struct cli_opts *o)
 				r = -EPIPE;
 				break;
 			}
+			if (all_gone(&x))
+				break;
 		}
 		if (!r) {
 			/* what is left in the ring, then exits/faults never completed */
@@ -1047,13 +1140,22 @@ int cli_run_events(struct cli_opts *o)
 			if (ferror(stdout))
 				r = -EPIPE;
 		}
-		kw_info("%llu events, %llu lost", (unsigned long long)x.events, (unsigned long long)kw_bpf_lost(x.b));
+		x.lost_total = kw_bpf_lost(x.b);
+		if (!r && o->output == KW_OUT_JSON) {
+			/* the stream's last record: its totals */
+			printf("{\"type\":\"end\",\"events\":%llu,\"lost_total\":%llu}\n", (unsigned long long)x.events,
+			       (unsigned long long)x.lost_total);
+			fflush(stdout);
+		}
+		kw_info("%llu events, %llu lost", (unsigned long long)x.events, (unsigned long long)x.lost_total);
 	}
 	snap_free(&prev);
 	snap_free(&cur);
 	kw_bpf_close(x.b);
 	kw_collector_fini(&x.c);
 	kw_vmt_free(&x.gone);
+	free(x.tids);
+	ev_self = NULL;
 	if (r == -EPIPE && kw_output_abandoned)
 		return 0; /* stopped while the reader was not reading (see main.c) */
 	return r < 0 ? 1 : 0;

@@ -77,7 +77,8 @@ static const struct argp_option options[] = {
 	  "faults, read, write, iowait, rx, tx", 0 },
 	{ "limit", OPT_LIMIT, "N", 0, "Summary: show at most N VMs (with --sort: the top N)", 0 },
 	{ "list", 'l', NULL, 0, "List the VMs found and exit (same as --view list, once)", 0 },
-	{ "pid", 'p', "PID|NAME", 0, "Only this VM: VMM pid, VM name or uuid (repeatable)", 0 },
+	{ "pid", 'p', "PID|NAME", 0, "Only this VM: VMM pid, VM name, uuid or vmid:N (Proxmox VMID); "
+	  "repeatable: any of them", 0 },
 	{ "time", 't', "SECONDS", 0, "Stop after SECONDS", 0 },
 	{ "procfs", OPT_PROCFS, "DIR", 0, "Read the proc filesystem at DIR (default /proc)", 0 },
 	{ "sysfs", OPT_SYSFS, "DIR", 0, "Read the sys filesystem at DIR (default /sys)", 0 },

@@ -350,7 +350,7 @@ static void view_kvm(FILE *f, const struct kw_collector *c, const struct kw_snap
 {
 	size_t i, k;
 
-	fprintf(f, "%-24s %8s %-28s %14s %20s\n", "VM", "PID", "KVM_STAT", "RATE/s", "TOTAL");
+	fprintf(f, "%-24s %8s %-28s %14s %20s %s\n", "VM", "PID", "KVM_STAT", "RATE/s", "TOTAL", "UNIT");
 	for (i = 0; i < c->vms.n; i++) {
 		const struct kw_vm *vm = &c->vms.vms[i];
 		const struct kw_vm *p = prev_vm(prev, vm);
@@ -365,8 +365,8 @@ static void view_kvm(FILE *f, const struct kw_collector *c, const struct kw_snap
 				continue;
 			if (kw_rate(p ? &p->stats : NULL, &vm->stats, s->metric, s->inst, dt, &r) || r <= 0)
 				continue;
-			fprintf(f, "%-24s %8d %-28s %14.1f %20llu\n", name, vm->pid, s->inst, r,
-				(unsigned long long)s->v.u);
+			fprintf(f, "%-24s %8d %-28s %14.1f %20llu %s\n", name, vm->pid, s->inst, r,
+				(unsigned long long)s->v.u, kw_metric_unit(s->metric, s->inst));
 		}
 	}
 }
@@ -445,7 +445,7 @@ static void view_all(FILE *f, const struct kw_collector *c, const struct kw_snap
 				fprintf(f, "%14.1f", r);
 			else
 				fprintf(f, "%14s", "-");
-			fprintf(f, " %s\n", d->unit);
+			fprintf(f, " %s\n", kw_metric_unit(s->metric, s->inst));
 		}
 	}
 }

@@ -142,24 +142,33 @@ int kw_collector_has(const struct kw_collector *c, int source)
 	return source >= 0 && source < KW_SRC__N && c->src[source].available;
 }
 
+/* "vmid:100" (or "pve:100") selects a Proxmox VMID. */
+static int pve_selector(const char *s, long *id)
+{
+	const char *v = kw_startswith(s, "vmid:") ? s + 5 : kw_startswith(s, "pve:") ? s + 4 : NULL;
+
+	return v && kw_parse_int(v, 0, 0x7fffffff, id) == 0;
+}
+
 int kw_collector_wants(const struct kw_collector *c, const struct kw_vm *vm)
 {
 	size_t i;
+	long id;
 
 	if (c->cfg.want_vm && !c->cfg.want_vm(vm, c->cfg.want_vm_arg))
 		return 0;
-	if (c->cfg.npids) {
-		for (i = 0; i < c->cfg.npids; i++)
-			if (vm->pid == c->cfg.pids[i])
-				goto names;
-		return 0;
-	}
-names:
-	if (!c->cfg.nnames)
+	if (!c->cfg.npids && !c->cfg.nnames)
 		return 1;
-	for (i = 0; i < c->cfg.nnames; i++)
-		if (!strcmp(vm->name, c->cfg.names[i]) || !strcasecmp(vm->uuid, c->cfg.names[i]))
+	/* -p is repeatable and means "any of these" */
+	for (i = 0; i < c->cfg.npids; i++)
+		if (vm->pid == c->cfg.pids[i])
 			return 1;
+	for (i = 0; i < c->cfg.nnames; i++) {
+		const char *n = c->cfg.names[i];
+
+		if (pve_selector(n, &id) ? vm->pve_id == id : !strcmp(vm->name, n) || !strcasecmp(vm->uuid, n))
+			return 1;
+	}
 	return 0;
 }
 
@@ -186,8 +195,13 @@ int kw_collector_collect(struct kw_collector *c)
 		if (r < 0 && k == KW_SRC_PROC)
 			kw_log_once(KW_LOG_WARN, "procfs-discover", "failed to scan %s: %s", c->cfg.procfs, strerror(-r));
 	}
-	/* 2. drop VMs no source saw, and filtered ones */
+	/* 2. drop VMs no source saw, and filtered ones (host.vms counts all) */
+	c->host_vms = c->host_vcpus = 0;
 	for (i = 0; i < c->vms.n;) {
+		if (c->vms.vms[i].seen) {
+			c->host_vms++;
+			c->host_vcpus += (uint64_t)c->vms.vms[i].nvcpus;
+		}
 		if (!c->vms.vms[i].seen || !kw_collector_wants(c, &c->vms.vms[i]))
 			kw_vmt_remove_at(&c->vms, i);
 		else
@@ -236,12 +250,8 @@ int kw_collector_collect(struct kw_collector *c)
 		i++;
 	}
 	if (c->src[KW_SRC_PROC].available && !c->cfg.no_host) {
-		uint64_t vcpus = 0;
-
-		for (i = 0; i < c->vms.n; i++)
-			vcpus += (uint64_t)c->vms.vms[i].nvcpus;
-		kw_ss_set_u64(&c->host, KW_M_H_VMS, NULL, c->vms.n);
-		kw_ss_set_u64(&c->host, KW_M_H_VCPUS, NULL, vcpus);
+		kw_ss_set_u64(&c->host, KW_M_H_VMS, NULL, c->host_vms);
+		kw_ss_set_u64(&c->host, KW_M_H_VCPUS, NULL, c->host_vcpus);
 	}
 	kw_ss_sort(&c->host);
 	kw_vmt_sort(&c->vms);

@@ -41,7 +41,7 @@ struct kw_config {
 	                               * (long-running front ends); else unavailable */
 	pid_t *pids;                  /* only these VMs (by VMM pid), if npids */
 	size_t npids;
-	char **names;                 /* only these VMs (by name or uuid), if nnames */
+	char **names;                 /* only these VMs (name, uuid, "vmid:N"), if nnames; any of pids/names */
 	size_t nnames;
 	int no_host;                  /* skip host totals */
 	unsigned bpf_features;        /* eBPF feature bitmask (bpf source) */
@@ -67,6 +67,8 @@ struct kw_collector {
 	struct kw_sampleset host;     /* host samples of the last cycle */
 	uint64_t ts_mono_ns, ts_real_ns;
 	uint64_t cycle;
+	size_t host_vms;              /* VMs found on the host this cycle, filtered or not */
+	uint64_t host_vcpus;
 	struct kw_source_state src[KW_SRC__N];
 	void *priv;                   /* procfs discovery caches */
 };

@@ -262,3 +262,25 @@ void kw_ss_sort(struct kw_sampleset *ss)
 		idx_reset(ss); /* positions moved */
 	}
 }
+
+const char *kw_metric_unit(int metric, const char *inst)
+{
+	size_t n;
+
+	if (metric < 0 || metric >= KW_METRIC__N)
+		return "";
+	switch (metric) {
+	case KW_M_KVM_VCPU:
+	case KW_M_KVM_VCPU_EACH:
+	case KW_M_KVM_VCPU_GAUGE:
+	case KW_M_KVM_VM:
+	case KW_M_KVM_VM_GAUGE:
+		n = inst ? strlen(inst) : 0;
+		if (n > 3 && !strcmp(inst + n - 3, "_ns"))
+			return "ns";
+		break;
+	default:
+		break;
+	}
+	return kw_metrics[metric].unit;
+}

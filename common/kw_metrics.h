@@ -75,6 +75,12 @@ extern const struct kw_chart_def kw_charts[KW_CHART__N];
 extern const struct kw_metric_def kw_metrics[KW_METRIC__N];
 
 const char *kw_source_name(int source);
+
+/* The unit of one sample: the row's, except where the instance decides --
+ * KVM binary stats are one row per kind, and KVM declares a stat named
+ * *_ns in nanoseconds (STATS_DESC_TIME_NSEC; *_hist histograms are
+ * published as their event count). */
+const char *kw_metric_unit(int metric, const char *inst);
 int kw_scope_has_instance(int scope);
 /* Format a dimension / type instance pattern with the instance. */
 void kw_metric_fmt(char *out, size_t len, const char *pattern, const char *inst);

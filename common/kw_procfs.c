@@ -638,6 +638,10 @@ static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t p
 			snprintf(vm->name, sizeof(vm->name), "%s-%d", comm, pid);
 	}
 	vm->seen = 1;
+	if (!kw_collector_wants(c, vm)) {
+		/* not selected (-p, filters): counted in host.vms/vcpus only */
+		return scan_threads(c, vm, buf) == -ENOMEM ? -ENOMEM : 0;
+	}
 	/* Taps: fds (root), the command line (already parsed), Proxmox naming. */
 	r = scan_fds(c, pid, vm, buf);
 	if (r == -EACCES || r == -EPERM)
@@ -665,9 +669,10 @@ static int procfs_discover(struct kw_collector *c, void *state)
 	read_netdev(c, st);
 	if (kw_read_filef(buf, sizeof(buf), "%s/uptime", KW_PROC(c)) > 0)
 		st->uptime_ticks = (uint64_t)(strtod(buf, NULL) * (double)st->clk_tck);
-	if (c->cfg.npids) {
+	if (c->cfg.npids && !c->cfg.nnames && c->cfg.no_host) {
 		size_t i;
-		/* Only the requested pids: no full /proc walk. */
+		/* Only the requested pids: no full /proc walk (with host totals
+		 * the walk is needed anyway: host.vms counts every VM). */
 		for (i = 0; i < c->cfg.npids && r == 0; i++)
 			r = consider_pid(c, st, c->cfg.pids[i]);
 		return r;

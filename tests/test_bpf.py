@@ -46,10 +46,11 @@ def run_traced(guest, *flags, env=None, linger=0.0, tracefs=None):
             if "tracing" in line and "attached" in line:
                 break
         guest.go()
-        res = guest.finish()
         if linger:
-            time.sleep(linger)      # let interval summaries happen
-        p.send_signal(signal.SIGINT)
+            time.sleep(linger)      # let interval summaries happen (the guest holds)
+        res = guest.finish()
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
         out, rest = p.communicate(timeout=30)
     finally:
         if p.poll() is None:
@@ -105,10 +106,10 @@ def test_exits_stats_mmio():
 
 
 @pytest.mark.parametrize("disable,hook", [
-    ("", "fentry:kvm_vcpu_ioctl"),
-    ("fentry", "kprobe:kvm_vcpu_ioctl"),
-    ("fentry,kprobe", "tp_btf:raw_syscalls:sys_enter"),
-    ("fentry,kprobe,tp_btf", "raw_tp:raw_syscalls:sys_enter"),
+    # the cheapest that attaches here (LAB.md: no fentry, no kprobes on PVM)
+    ("", ("fentry:kvm_vcpu_ioctl", "kprobe:kvm_vcpu_ioctl", "tp_btf:raw_syscalls:sys_enter")),
+    ("fentry,kprobe", ("tp_btf:raw_syscalls:sys_enter",)),
+    ("fentry,kprobe,tp_btf", ("raw_tp:raw_syscalls:sys_enter",)),
 ])
 def test_exits_timed_without_tracefs(disable, hook):
     """A fresh host has no tracefs: exits to user space are still counted
@@ -122,7 +123,10 @@ def test_exits_timed_without_tracefs(disable, hook):
     io = [e for e in vm["exits"] if e["reason"] == "IO"][0]
     assert io["timed"] == n and sum(io["hist_log2_ns"].values()) == n
     assert 0 < io["min_ns"] <= io["avg_ns"] <= io["max_ns"]
-    assert hook in err, err
+    attached = [l for l in err.splitlines() if l.startswith("kvmwatch: tracing exits [")]
+    assert len(attached) == 1, err
+    chosen = attached[0].split("[")[1].split("]")[0].split(",")
+    assert len([h for h in chosen if h in hook]) == 1, attached
     lost = [l for l in err.splitlines() if "tracefs is not mounted, so" in l]
     assert lost == ["kvmwatch: warning: eBPF exits: tracefs is not mounted, so in-kernel exits are not counted "
                     "(mount -t tracefs nodev /sys/kernel/tracing)"], err
@@ -130,7 +134,7 @@ def test_exits_timed_without_tracefs(disable, hook):
 
 def test_exits_stats_per_vcpu_interval():
     n = 4
-    with Guest("pio", count=n, vcpus=2) as g:
+    with Guest("pio", count=n, vcpus=2, hold=60) as g:
         lines, err, res = run_traced(g, "-e", "-s", "--per-vcpu", "0.2", linger=0.5)
     assert any(not l["final"] for l in lines)          # interval summaries
     vm = final_vm(lines, g)
@@ -441,3 +445,81 @@ def test_build_without_btf_is_a_clear_error(tmp_path):
     assert r.returncode != 0
     assert "kernel BTF /nonexistent/vmlinux not readable" in r.stderr
     assert not (out / "bpf" / "vmlinux.h").exists()
+
+
+# ------------------------------------------- -p selection, lost, end of run
+
+def test_p_repeated_means_any_of_them():
+    """-p PID -p NAME selects both VMs (field test: 0 VMs), in event mode."""
+    with Guest("pio", count=3, name="kwtest-any-a-%d" % os.getpid()) as a, \
+            Guest("pio", count=5, name="kwtest-any-b-%d" % os.getpid()) as b:
+        p = subprocess.Popen([KVMWATCH, "-o", "json", "-s", "-p", str(a.pid), "-p", b.name],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        err = ""
+        while "attached" not in err:
+            line = p.stderr.readline()
+            assert line, err
+            err += line
+        a.go()
+        b.go()
+        a.finish()
+        b.finish()
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=30)
+    lines = [json.loads(l) for l in out.splitlines()]
+    assert exits_by_reason(final_vm(lines, a)) == {"IO": 3, "HLT": 1}
+    assert exits_by_reason(final_vm(lines, b)) == {"IO": 5, "HLT": 1}
+
+
+def test_stream_json_carries_lost_and_ends_with_totals():
+    n = 4
+    with Guest("pio", count=n) as g:
+        lines, err, res = run_traced(g, "-e")
+    exits = [l for l in lines if l["type"] == "exit"]
+    assert len(exits) == n + 1 and all(l["lost_total"] == 0 for l in exits)
+    assert lines[-1] == {"type": "end", "events": n + 1, "lost_total": 0}
+
+
+def test_summary_json_lost_per_interval_and_total():
+    with Guest("pio", count=3, hold=60) as g:
+        lines, err, res = run_traced(g, "-s", "0.2", linger=0.5)
+    assert any(not l["final"] for l in lines)
+    assert all(l["lost"] == 0 and l["lost_total"] == 0 for l in lines)
+
+
+@pytest.mark.parametrize("flags", [["-e"], ["-s"], ["-s", "0.2"]])
+def test_run_ends_when_every_selected_vm_is_gone(flags):
+    """like perf stat -p: the VM exits, kvmwatch prints its final report and exits 0"""
+    with Guest("pio", count=2) as g:
+        p = subprocess.Popen([KVMWATCH, "-o", "json", "-p", str(g.pid)] + flags, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        err = ""
+        while "attached" not in err:
+            line = p.stderr.readline()
+            assert line, err
+            err += line
+        g.go()
+        g.finish()                   # the guest process exits
+        out, rest = p.communicate(timeout=10)
+    assert p.returncode == 0, err + rest
+    assert "every VM selected with -p has exited" in rest
+    lines = [json.loads(l) for l in out.splitlines()]
+    if "-e" in flags:
+        assert lines[-1]["type"] == "end" and lines[-1]["events"] == 3
+    else:
+        assert exits_by_reason(final_vm(lines, g)) == {"IO": 2, "HLT": 1}
+
+
+def test_metric_mode_any_of_and_vmid_and_host_count():
+    with Guest("demo", name="kwtest-sel-a-%d" % os.getpid(), wait=False) as a, \
+            Guest("demo", name="kwtest-sel-b-%d" % os.getpid(), extra=["-id", "4242"], wait=False) as b:
+        time.sleep(0.3)
+        both = json.loads(kvmwatch("-o", "json", "-p", str(a.pid), "-p", "vmid:4242", "0.1", "1",
+                                   check=True).stdout.splitlines()[-1])
+        assert sorted(v["name"] for v in both["vms"]) == sorted([a.name, b.name])
+        vm_b = [v for v in both["vms"] if v["name"] == b.name][0]
+        assert vm_b["pve_id"] == 4242
+        one = json.loads(kvmwatch("-o", "json", "-p", "pve:4242", "0.1", "1", check=True).stdout.splitlines()[-1])
+        assert [v["name"] for v in one["vms"]] == [b.name]
+        # host.vms is the host's count, not the selection's
+        assert one["host"]["metrics"]["host.vms"] >= 2

@@ -178,3 +178,22 @@ def test_kvm_view_shows_moving_stats():
     rows = {l.split()[2]: l.split() for l in r.stdout.splitlines() if l.startswith(g.name + " ")}
     assert "exits" in rows, r.stdout
     assert float(rows["exits"][3]) > 0 and int(rows["exits"][4]) > 0
+
+
+@needs_kvm
+@needs_root
+def test_units_follow_the_stat_not_the_row():
+    """halt_wait_ns is nanoseconds (KVM's STATS_DESC_TIME_NSEC), not a count
+    (field test: 'count' in --view all, a bare 2e9 RATE/s in --view kvm)."""
+    with Guest("demo", wait=False) as g:
+        time.sleep(0.3)
+        r = kvmwatch("--view", "all", "--no-host", "-p", str(g.pid), "0.2", "2", check=True)
+        rows = {(l.split()[1], l.split()[2]): l.split()[-1] for l in r.stdout.splitlines()[1:] if len(l.split()) >= 5}
+        assert rows[("kvm.vcpu", "halt_wait_ns")] == "ns"
+        assert rows[("kvm.vcpu", "exits")] == "count"
+        assert rows[("kvm.vcpu", "halt_poll_success_hist")] == "count"   # a histogram: its events
+        r = kvmwatch("--view", "kvm", "--no-host", "-p", str(g.pid), "0.2", "2", check=True)
+        head = [l for l in r.stdout.splitlines() if l.startswith("VM ")][0].split()
+        assert head[-3:] == ["RATE/s", "TOTAL", "UNIT"]
+        units = {l.split()[2]: l.split()[-1] for l in r.stdout.splitlines() if l.startswith(g.name)}
+        assert units and all(u == ("ns" if s.endswith("_ns") else "count") for s, u in units.items()), units

@@ -38,7 +38,7 @@ static void usage(FILE *f)
 		"  --wait-stdin       print \"ready PID\", wait for a line on stdin, then run\n"
 		"  --hold S           keep the VM open S seconds after the program (or until\n"
 		"                     stdin EOF with --wait-stdin)\n"
-		"  -name guest=NAME,debug-threads=on, -uuid UUID   accepted and ignored\n");
+		"  -name guest=NAME,debug-threads=on, -uuid UUID, -id N (Proxmox)   accepted and ignored\n");
 }
 
 static int get_ulong(const char *arg, const char *what, unsigned long max, unsigned long *out)
@@ -178,7 +178,7 @@ static void hold(double secs, int watch_stdin)
 int main(int argc, char **argv)
 {
 	enum { O_MODE = 256, O_COUNT, O_VCPUS, O_HPNS, O_PERIOD, O_SECONDS, O_TIMEOUT, O_WAIT,
-	       O_HOLD, O_NAME, O_UUID, O_HELP };
+	       O_HOLD, O_NAME, O_UUID, O_ID, O_HELP };
 	static const struct option opts[] = {
 		{ "mode", required_argument, NULL, O_MODE },
 		{ "count", required_argument, NULL, O_COUNT },
@@ -191,6 +191,7 @@ int main(int argc, char **argv)
 		{ "hold", required_argument, NULL, O_HOLD },
 		{ "name", required_argument, NULL, O_NAME },
 		{ "uuid", required_argument, NULL, O_UUID },
+		{ "id", required_argument, NULL, O_ID },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -252,6 +253,7 @@ int main(int argc, char **argv)
 			break;
 		case O_NAME:
 		case O_UUID:
+		case O_ID:
 			break;  /* identity for /proc discovery only */
 		case O_HELP:
 			usage(stdout);
