@@ -44,7 +44,8 @@
 #define KSTAT_MAX_BUCKETS 256
 #define KSTAT_MAX_DATA    (64u << 10)
 #define KSTAT_MAX_OFFSET  (1u << 20)
-#define KSTAT_MAX_VCPUS   1024
+#define KSTAT_MAX_VCPUS   4096 /* x86 KVM_MAX_VCPUS */
+#define KSTAT_MAX_NAME    256
 #ifndef KVM_STATS_NAME_SIZE
 #define KVM_STATS_NAME_SIZE 48
 #endif
@@ -152,7 +153,7 @@ static int kfd_load(struct kstat_fd *k)
 	r = pread(k->fd, &h, sizeof(h), 0);
 	if (r != (ssize_t)sizeof(h))
 		return r < 0 ? -errno : -EIO;
-	if (h.num_desc == 0 || h.num_desc > KSTAT_MAX_DESC || h.name_size != KVM_STATS_NAME_SIZE ||
+	if (h.num_desc == 0 || h.num_desc > KSTAT_MAX_DESC || h.name_size == 0 || h.name_size > KSTAT_MAX_NAME ||
 	    h.desc_offset > KSTAT_MAX_OFFSET || h.data_offset > KSTAT_MAX_OFFSET)
 		return -EINVAL;
 	dsz = sizeof(struct kvm_stats_desc) + h.name_size;
@@ -235,9 +236,13 @@ static int add_stats_fd(const struct kvmstat_state *st, struct kstat_vm *v, int 
 	int r;
 
 	want_name(want, sizeof(want), vcpu < 0 ? "kvm-vm-stats" : "kvm-vcpu-stats", vcpu);
-	if (!is_kvm_fd(st, fd, want) || v->nvcpu >= KSTAT_MAX_VCPUS) {
+	if (!is_kvm_fd(st, fd, want)) {
 		close(fd);
 		return -EBADF;
+	}
+	if (vcpu >= 0 && v->nvcpu >= KSTAT_MAX_VCPUS) {
+		close(fd);
+		return -E2BIG;
 	}
 	r = kfd_load(&k);
 	if (r < 0) {

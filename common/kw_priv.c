@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <linux/stat.h>
 #include <limits.h>
 
 #ifndef PR_CAP_AMBIENT
@@ -28,8 +29,9 @@ const struct kw_priv_need kw_priv_needs[] = {
 	{ "procfs", { KW_CAP_SYS_PTRACE, KW_CAP_DAC_READ_SEARCH }, -1,
 	  "other users' VMM processes: listing /proc/PID/fd (a 0500 directory of its owner) takes "
 	  "CAP_DAC_READ_SEARCH, reading its links, io and fdinfo takes ptrace read access" },
-	{ "kvmstat", { KW_CAP_SYS_PTRACE, KW_CAP_DAC_READ_SEARCH }, -1,
-	  "reaching a VMM's KVM stats fds: finding them in its /proc/PID/fd, then pidfd_getfd (ptrace access)" },
+	{ "kvmstat", { KW_CAP_SYS_PTRACE, -1 }, -1,
+	  "reaching a VMM's KVM stats fds takes pidfd_getfd (ptrace access); finding them in another user's "
+	  "/proc/PID/fd is procfs's CAP_DAC_READ_SEARCH" },
 	{ "bpf", { KW_CAP_BPF, KW_CAP_PERFMON }, KW_CAP_SYS_ADMIN,
 	  "loading eBPF programs and attaching them to KVM tracepoints and kernel functions" },
 	{ "tracefs", { KW_CAP_DAC_READ_SEARCH, -1 }, -1,
@@ -38,7 +40,8 @@ const struct kw_priv_need kw_priv_needs[] = {
 	{ "qmp", { -1, -1 }, -1,
 	  "none: kvmwatch connects only to a monitor socket the VM process itself listens on, and file "
 	  "permissions decide (no CAP_DAC_OVERRIDE)" },
-	{ "libvirt", { -1, -1 }, -1, "none: a read-only libvirt connection; libvirt's own access control decides" },
+	{ "libvirt", { -1, -1 }, -1, "none: a read-only libvirt connection; libvirt's own access control decides "
+	  "(with capabilities, only qemu:/// URIs: other drivers read files in-process)" },
 };
 const size_t kw_priv_nneeds = KW_ARRAY_SIZE(kw_priv_needs);
 
@@ -232,8 +235,14 @@ static int root_owned_chain(const char *path, char *why, size_t wlen)
 	size_t i, n = strlen(path);
 	struct stat sb;
 
-	if (n >= sizeof(buf))
+	if (n >= sizeof(buf)) {
+		snprintf(why, wlen, "path too long");
 		return -1;
+	}
+	if (lstat("/", &sb) || sb.st_uid != 0 || (sb.st_mode & 022)) {
+		snprintf(why, wlen, "/ is not root's, or others can write it");
+		return -1;
+	}
 	for (i = 1; i <= n; i++) {
 		if (i < n && path[i] != '/')
 			continue;
@@ -255,20 +264,31 @@ int kw_priv_trusted_root(const char *path, long fstype, const char *fsname, char
 {
 	struct as_caller s;
 	struct statfs sfs;
+	struct statx stx;
 	char *rp;
 	int r = -1;
 
-	if (caller_enter(&s))
+	snprintf(why, wlen, "not trusted");
+	if (caller_enter(&s)) {
+		snprintf(why, wlen, "cannot drop capabilities to resolve %s: %s", path, strerror(errno));
 		return -1;
+	}
 	rp = realpath(path, NULL);
 	caller_leave(&s);
 	if (!rp) {
 		snprintf(why, wlen, "cannot resolve %s: %s", path, strerror(errno));
 		return -1;
 	}
+	/* the root of a mount of that filesystem, not a directory inside one
+	 * (/proc/self/fd is root-owned procfs too, full of the caller's links) */
 	if (statfs(rp, &sfs) || (long)sfs.f_type != fstype)
 		snprintf(why, wlen, "%s is not a %s mount", rp, fsname);
-	else if (root_owned_chain(rp, why, wlen) == 0 && strlen(rp) < len)
+	else if (statx(AT_FDCWD, rp, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) ||
+		 !(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) || !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+		snprintf(why, wlen, "%s is not the root of a %s mount", rp, fsname);
+	else if (strlen(rp) >= len)
+		snprintf(why, wlen, "%s: path too long", rp);
+	else if (root_owned_chain(rp, why, wlen) == 0)
 		r = 0;
 	if (r == 0)
 		kw_strlcpy(canon, rp, len);

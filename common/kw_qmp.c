@@ -106,6 +106,12 @@ int kw_qmp_normalize(char *out, size_t len, const char *path)
 	return 0;
 }
 
+#define QMP_MAX_SOCKETS 4096 /* socket fds of one VMM looked at */
+
+/* Can sock_diag look up Unix sockets by inode here (CONFIG_UNIX_DIAG)?
+ * Asked about a listening socket of our own.  0 or -errno. */
+static int unix_diag_works(void);
+
 /* Socket inode (sockfs) of the listening Unix socket bound to the file with
  * vfs (dev, ino), looked up by inode through sock_diag.  1: sock_ino is that
  * listener; 0: it is not; -errno: sock_diag cannot say. */
@@ -160,6 +166,39 @@ static int unix_listener_is(int nl, uint32_t sock_ino, dev_t dev, ino_t ino)
 	return 0;
 }
 
+static int unix_diag_works(void)
+{
+	struct sockaddr_un sa;
+	struct stat sb;
+	char dir[] = "/tmp/kvmwatch-diag-XXXXXX";
+	int ls, nl, r;
+
+	if (!mkdtemp(dir))
+		return -errno;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
+	ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	/* sb: the socket (sockfs inode); fsb: the file it is bound to */
+	if (ls < 0 || nl < 0 || bind(ls, (struct sockaddr *)&sa, sizeof(sa)) || listen(ls, 1) || fstat(ls, &sb)) {
+		r = -errno;
+	} else {
+		struct stat fsb;
+
+		r = stat(sa.sun_path, &fsb) ? -errno
+					    : unix_listener_is(nl, (uint32_t)sb.st_ino, fsb.st_dev, fsb.st_ino);
+		r = r == 1 ? 0 : r == 0 ? -EOPNOTSUPP : r;
+	}
+	if (ls >= 0)
+		close(ls);
+	if (nl >= 0)
+		close(nl);
+	unlink(sa.sun_path);
+	rmdir(dir);
+	return r;
+}
+
 /* Does the VM process itself hold, and listen on, the socket bound to the
  * file st describes?  Its fds are walked for socket:[N] links and each is
  * asked about by inode.  0 yes, KW_QMP_NOTOURS no (q->err says why), or
@@ -168,7 +207,7 @@ static int vm_listens_on(struct kw_qmp *q, const char *procfs, pid_t pid, const 
 {
 	char dpath[PATH_MAX], lpath[PATH_MAX + 256], link[64];
 	struct dirent *de;
-	int nl, r = 0, e = 0;
+	int nl, r = 0, e = 0, nsock = 0;
 	DIR *d;
 
 	snprintf(dpath, sizeof(dpath), "%s/%d/fd", procfs, pid);
@@ -188,6 +227,11 @@ static int vm_listens_on(struct kw_qmp *q, const char *procfs, pid_t pid, const 
 	}
 	while (r == 0 && (de = readdir(d))) {
 		unsigned long sino;
+
+		if (nsock >= QMP_MAX_SOCKETS) {
+			e = E2BIG;
+			break;
+		}
 		char *end;
 		ssize_t n;
 
@@ -204,6 +248,7 @@ static int vm_listens_on(struct kw_qmp *q, const char *procfs, pid_t pid, const 
 		sino = strtoul(link + 8, &end, 10);
 		if (errno || *end != ']' || sino > UINT32_MAX)
 			continue;
+		nsock++;
 		r = unix_listener_is(nl, (uint32_t)sino, st->st_dev, st->st_ino);
 		if (r < 0) {
 			e = -r;
@@ -214,25 +259,44 @@ static int vm_listens_on(struct kw_qmp *q, const char *procfs, pid_t pid, const 
 	close(nl);
 	if (r > 0)
 		return 0;
-	if (e && e != ENOENT)
-		snprintf(q->err, sizeof(q->err), "cannot check who listens on %s: sock_diag: %s%s", path, strerror(e),
-			 e == EOPNOTSUPP || e == EINVAL ? " (kernel without CONFIG_UNIX_DIAG)" : "");
+	if (e == E2BIG)
+		snprintf(q->err, sizeof(q->err), "the VM's process holds more than %d sockets: %s not checked further",
+			 QMP_MAX_SOCKETS, path);
+	else if (e && e != ENOENT)
+		snprintf(q->err, sizeof(q->err), "cannot check who listens on %s: sock_diag: %s", path, strerror(e));
 	else
 		snprintf(q->err, sizeof(q->err), "%s is not a socket the VM's process (pid %d) listens on", path, pid);
 	return KW_QMP_NOTOURS;
 }
 
-/* Owner of the process (its /proc directory's uid). */
-static int proc_uid(const char *procfs, pid_t pid, uid_t *uid)
+/* Real and effective uid of the process (status "Uid:"; the /proc/PID
+ * owner is root for non-dumpable processes).  0 or -errno. */
+static int proc_uids(const char *procfs, pid_t pid, uid_t *ruid, uid_t *euid)
+{
+	char buf[4096];
+	const char *p;
+	unsigned long r, e;
+
+	if (kw_read_filef(buf, sizeof(buf), "%s/%d/status", procfs, pid) <= 0)
+		return errno ? -errno : -ENOENT;
+	p = strstr(buf, "\nUid:");
+	if (!p || sscanf(p + 5, "%lu %lu", &r, &e) != 2)
+		return -EINVAL;
+	*ruid = (uid_t)r;
+	*euid = (uid_t)e;
+	return 0;
+}
+
+/* Is this process in our network namespace?  sock_diag sees only ours. */
+static int same_netns(const char *procfs, pid_t pid)
 {
 	char path[PATH_MAX];
-	struct stat sb;
+	struct stat a, b;
 
-	snprintf(path, sizeof(path), "%s/%d", procfs, pid);
-	if (stat(path, &sb))
-		return -errno;
-	*uid = sb.st_uid;
-	return 0;
+	snprintf(path, sizeof(path), "%s/%d/ns/net", procfs, pid);
+	if (stat(path, &a) || stat("/proc/self/ns/net", &b))
+		return 1; /* cannot tell: let the lookup decide */
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 /* Connect to the VM's monitor.  With a pid, everything is checked before
@@ -246,7 +310,7 @@ static int sock_connect(struct kw_qmp *q, const char *procfs, const char *path, 
 	struct sockaddr_un sa;
 	char full[PATH_MAX + 64];
 	struct stat sb;
-	uid_t vm_uid = 0;
+	uid_t vm_uid = 0, vm_euid = 0;
 	int pfd, r, e;
 
 	memset(&sa, 0, sizeof(sa));
@@ -278,23 +342,32 @@ static int sock_connect(struct kw_qmp *q, const char *procfs, const char *path, 
 		/* where the path really led (symlinks, "//", cwd): libvirt's? */
 		snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
 		n = readlink(self, canon, sizeof(canon) - 1);
-		if (n > 0) {
-			canon[n] = '\0';
-			if (libvirt_socket(canon)) {
-				close(pfd);
-				snprintf(q->err, sizeof(q->err), "%s leads to libvirt's monitor socket %.160s", path, canon);
-				return KW_QMP_LIBVIRT;
-			}
-		}
-		if ((r = proc_uid(procfs, pid, &vm_uid))) {
+		if (n <= 0 || n == (ssize_t)sizeof(canon) - 1) {
 			close(pfd);
-			snprintf(q->err, sizeof(q->err), "pid %d is gone", pid);
-			return KW_QMP_NOSOCK;
+			snprintf(q->err, sizeof(q->err), "cannot tell where %s leads", path);
+			return KW_QMP_NOTOURS;
 		}
-		if (sb.st_uid != vm_uid && sb.st_uid != 0) {
+		canon[n] = '\0';
+		if (libvirt_socket(canon)) {
+			close(pfd);
+			snprintf(q->err, sizeof(q->err), "%s leads to libvirt's monitor socket %.160s", path, canon);
+			return KW_QMP_LIBVIRT;
+		}
+		if ((r = proc_uids(procfs, pid, &vm_uid, &vm_euid))) {
+			close(pfd);
+			snprintf(q->err, sizeof(q->err), "cannot read the user of pid %d: %s", pid, strerror(-r));
+			return r == -ENOENT || r == -ESRCH ? KW_QMP_NOSOCK : KW_QMP_NOTOURS;
+		}
+		if (sb.st_uid != vm_uid && sb.st_uid != vm_euid && sb.st_uid != 0) {
 			close(pfd);
 			snprintf(q->err, sizeof(q->err), "%s belongs to uid %u, not to the VM's user (uid %u) or root",
-				 path, (unsigned)sb.st_uid, (unsigned)vm_uid);
+				 path, (unsigned)sb.st_uid, (unsigned)vm_euid);
+			return KW_QMP_NOTOURS;
+		}
+		if (!same_netns(procfs, pid)) {
+			close(pfd);
+			snprintf(q->err, sizeof(q->err), "the VM is in another network namespace: who listens on %s "
+				 "cannot be verified", path);
 			return KW_QMP_NOTOURS;
 		}
 		if ((r = vm_listens_on(q, procfs, pid, path, &sb))) {
@@ -1174,12 +1247,10 @@ static int qmp_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
 
 	if (vm->pid <= 0 || !vm->qmp[0])
 		return 0;
-	if (kw_qmp_normalize(norm, sizeof(norm), vm->qmp)) {
-		snprintf(key, sizeof(key), "qmp-notours:%s", vm->key);
-		kw_log_once(KW_LOG_WARN, key, "qmp: VM %s (pid %d): socket path %s has '..' components or is too "
-			    "long: not used", vm->name, vm->pid, vm->qmp);
-		return 0;
-	}
+	/* with "..", only the canonical path of the opened file can say
+	 * whether it is libvirt's (checked in sock_connect) */
+	if (kw_qmp_normalize(norm, sizeof(norm), vm->qmp))
+		kw_strlcpy(norm, vm->qmp, sizeof(norm));
 	if ((vm->found & KW_FOUND_LIBVIRT) || libvirt_socket(norm)) {
 		snprintf(key, sizeof(key), "qmp-libvirt:%s", vm->key);
 		kw_log_once(KW_LOG_DEBUG, key, "qmp: VM %s (pid %d) is managed by libvirt: its monitor %s is "
@@ -1227,6 +1298,7 @@ static int qmp_discover(struct kw_collector *c, void *state)
 static int qmp_init(struct kw_collector *c, void **state, char *why, size_t whylen)
 {
 	struct qmp_state *st;
+	int r;
 
 	if (strcmp(c->cfg.procfs, "/proc")) {
 		snprintf(why, whylen, "QMP sockets are reached for local processes only (procfs root is %s)",
@@ -1236,6 +1308,11 @@ static int qmp_init(struct kw_collector *c, void **state, char *why, size_t whyl
 	if (!kw_collector_has(c, KW_SRC_PROC)) {
 		snprintf(why, whylen, "the QMP socket comes from the QEMU command line: needs the procfs source");
 		return -ECANCELED;
+	}
+	if ((r = unix_diag_works())) {
+		snprintf(why, whylen, "monitor sockets cannot be verified before connecting: Unix socket diagnostics "
+			 "(sock_diag, CONFIG_UNIX_DIAG) failed: %s", strerror(-r));
+		return -ENOTSUP;
 	}
 	st = calloc(1, sizeof(*st));
 	if (!st) {

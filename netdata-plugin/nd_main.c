@@ -86,6 +86,23 @@ static void disable(const char *why)
 	fflush(stdout);
 }
 
+/* A libvirt URI the plugin may open with capabilities: the local QEMU
+ * driver (qemu:///system or qemu:///session), optionally through a socket
+ * (?socket=: connecting needs write access to it, which no capability of
+ * ours gives).  Every other driver or parameter may read files in-process. */
+static int local_qemu_uri(const char *uri)
+{
+	const char *q;
+
+	if (!kw_startswith(uri, "qemu:///system") && !kw_startswith(uri, "qemu:///session") &&
+	    !kw_startswith(uri, "qemu+unix:///system") && !kw_startswith(uri, "qemu+unix:///session"))
+		return 0;
+	q = strchr(uri, '?');
+	if (!q)
+		return !strcmp(strchr(uri, ':') + 4, "system") || !strcmp(strchr(uri, ':') + 4, "session");
+	return kw_startswith(q, "?socket=") && !strchr(q, '&');
+}
+
 /* With capabilities, the plugin reads /proc and /sys through whatever root
  * it was told (NETDATA_HOST_PREFIX, --procfs, --sysfs: its caller's choice).
  * A root that is not a real procfs/sysfs only root controls would let the
@@ -218,6 +235,16 @@ int main(int argc, char **argv)
 	cfg.no_host = !cf.host_charts;
 	cfg.bpf_features = cf.bpf_features;
 	kw_strlcpy(cfg.libvirt_uri, cf.libvirt_uri, sizeof(cfg.libvirt_uri));
+	if (kw_priv_elevated() && cfg.libvirt_uri[0] && !local_qemu_uri(cfg.libvirt_uri)) {
+		/* test:///FILE and other drivers read files in this process */
+		int r = kw_priv_drop_all();
+
+		kw_warn("libvirt uri %s is not a qemu:/// URI: running without capabilities", cfg.libvirt_uri);
+		if (r) {
+			kw_err("refusing to run with capabilities: dropping them failed: %s", strerror(-r));
+			return 1;
+		}
+	}
 	cfg.libvirt_retry = 1; /* netdata may start before libvirtd */
 	cfg.want_vm = want_vm;
 	cfg.want_vm_arg = &pat;

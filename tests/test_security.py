@@ -168,6 +168,38 @@ def test_plugin_holds_only_the_capabilities_it_was_given(capped_plugin):
     assert caps["CapEff"] == caps["CapPrm"] == dac | ptrace | perfmon | bpf, caps
 
 
+def test_plugin_libvirt_test_driver_loses_privilege(capped_plugin, shared):
+    # libvirt's test driver reads its file in our process (with our capabilities)
+    conf = os.path.join(shared, "lv.conf")
+    with open(conf, "w") as f:
+        f.write("[sources]\nlibvirt uri = test:///etc/shadow\n")
+    os.chmod(conf, 0o644)
+    p = subprocess.Popen(NOBODY + [capped_plugin, "--config", conf, "--step", "debug", "1"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        p.stdin.write("\n")
+        p.stdin.flush()
+        p.stdout.readline()
+        caps = cap_sets(p.pid)
+        p.stdin.close()
+        p.wait(timeout=30)
+        out, err = p.stdout.read(), p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert caps == {"CapEff": 0, "CapPrm": 0}, caps
+    assert "libvirt uri test:///etc/shadow is not a qemu:/// URI: running without capabilities" in err, err
+    assert not [x for x in shadow_secrets() if x in out + err]
+
+
+def test_plugin_proc_subdirectory_is_no_proc_root(capped_plugin):
+    # /proc/self/fd is root-owned procfs, and full of links the caller made
+    r = run_plugin_as_nobody(capped_plugin, "--procfs", "/proc/self/fd")
+    assert re.search(r"procfs root /proc/self/fd: /proc/\d+/fd is not the root of a procfs mount: running without "
+                     r"capabilities", r.stderr), r.stderr
+
+
 def test_privilege_table_is_what_install_gives():
     r = subprocess.run([KVMWATCH, "--privileges"], capture_output=True, text=True, timeout=30, check=True)
     rows = {l.split()[0]: l.split()[1] for l in r.stdout.splitlines()}
@@ -397,11 +429,37 @@ def test_socket_of_another_user_never_connected(shared):
         vm.stop()
 
 
+def test_vm_in_another_network_namespace_not_asked(shared):
+    """sock_diag sees our namespace only: such a monitor cannot be verified"""
+    d = nobody_dir(shared, "netns", 0o777)
+    name = "kwtest-netns-%d" % os.getpid()
+    script = os.path.join(shared, "fake_qmp.py")
+    shutil.copy(FAKE_QMP, script)
+    os.chmod(script, 0o644)
+    sock = os.path.join(d, "n.sock")
+    p = subprocess.Popen(["unshare", "-n", "--"] + NOBODY +
+                         ["bash", "-c", 'exec -a qemu-system-x86_64 "$0" "$@"', sys.executable, script,
+                          "--accepts", sock + ".accepts", "-name", "guest=" + name, "-qmp",
+                          "unix:%s,server=on,wait=off" % sock], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True, cwd=shared)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        r = subprocess.run([KVMWATCH, "-o", "json", "--no-kvmstat", "-p", name, "0.1", "2"], capture_output=True,
+                           text=True, timeout=60)
+        lines = [l for l in r.stderr.splitlines() if name in l]
+        assert len(lines) == 1 and "the VM is in another network namespace: who listens on %s cannot be " \
+            "verified: not used" % sock in lines[0], r.stderr
+        assert not os.path.exists(sock + ".accepts")
+    finally:
+        p.kill()
+        p.wait()
+
+
 @pytest.mark.parametrize("path,norm", [
     ("/run//libvirt/libvirt-sock", "/run/libvirt/libvirt-sock"),
     ("/run/./libvirt/qemu/x.monitor", "/run/libvirt/qemu/x.monitor"),
     ("//var/lib/libvirt//qemu/d.monitor", "/var/lib/libvirt/qemu/d.monitor"),
-    ("/tmp/../run/libvirt/libvirt-sock", None),
+    ("/tmp/../run/libvirt/libvirt-sock", None),     # left to the canonical path of the opened file
     ("rel//a/./b.sock", "rel/a/b.sock"),
 ])
 def test_paths_normalised_before_the_libvirt_filter(path, norm):
