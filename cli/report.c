@@ -130,7 +130,8 @@ static void view_summary(FILE *f, const struct cli_opts *o, const struct kw_coll
 		v[SC_FLT] = rate_sum(ps, cs, KW_M_MINFLT, dt) + rate_sum(ps, cs, KW_M_MAJFLT, dt);
 		v[SC_RD] = rate_sum(ps, cs, KW_M_IO_RBYTES, dt) / 1024;
 		v[SC_WR] = rate_sum(ps, cs, KW_M_IO_WBYTES, dt) / 1024;
-		v[SC_IOW] = rate_sum(ps, cs, KW_M_IO_DELAY, dt) / 1e6;
+		/* -1: not measured (delay accounting off), shown as "-" */
+		v[SC_IOW] = kw_ss_get(cs, KW_M_IO_DELAY, NULL) ? rate_sum(ps, cs, KW_M_IO_DELAY, dt) / 1e6 : -1;
 		v[SC_RX] = rate_sum(ps, cs, KW_M_NET_RX_BYTES, dt) * 8 / 1000;
 		v[SC_TX] = rate_sum(ps, cs, KW_M_NET_TX_BYTES, dt) * 8 / 1000;
 	}
@@ -143,12 +144,16 @@ static void view_summary(FILE *f, const struct cli_opts *o, const struct kw_coll
 		"TX_kbit/s");
 	for (i = 0; i < n; i++) {
 		const double *v = rows[i].v;
-		char name[128];
+		char name[128], iow[32];
 
 		printable(name, sizeof(name), rows[i].vm->name, 24);
-		fprintf(f, "%-24s %8d %4d %7.1f %7.1f %7.1f %7.1f %9.1f %8.0f %9.1f %9.1f %8.1f %10.1f %10.1f\n", name,
+		if (v[SC_IOW] < 0)
+			kw_strlcpy(iow, "-", sizeof(iow));
+		else
+			snprintf(iow, sizeof(iow), "%.1f", v[SC_IOW]);
+		fprintf(f, "%-24s %8d %4d %7.1f %7.1f %7.1f %7.1f %9.1f %8.0f %9.1f %9.1f %8s %10.1f %10.1f\n", name,
 			rows[i].vm->pid, rows[i].vm->nvcpus, v[SC_CPU], v[SC_GUEST], v[SC_STEAL], v[SC_OTHER], v[SC_RSS],
-			v[SC_FLT], v[SC_RD], v[SC_WR], v[SC_IOW], v[SC_RX], v[SC_TX]);
+			v[SC_FLT], v[SC_RD], v[SC_WR], iow, v[SC_RX], v[SC_TX]);
 	}
 	free(rows);
 }
@@ -635,6 +640,14 @@ int cli_run_metrics(struct cli_opts *o)
 			break;
 		}
 		next += step;
+		{
+			/* ticks a slow cycle missed are dropped, not caught up
+			 * in a burst of reports a millisecond apart */
+			uint64_t now = kw_now_mono_ns();
+
+			while (next <= now)
+				next += step;
+		}
 		if (o->duration > 0 && next > start + (unsigned long long)(o->duration * 1e9))
 			next = start + (unsigned long long)(o->duration * 1e9);
 		if (kw_sleep_until(next, &kw_exiting))

@@ -11,7 +11,11 @@
  * The connection is read-only, kept alive with libvirt keepalive messages
  * (driven by libvirt's default event loop on a thread of its own, so a hung
  * daemon is dropped within seconds), and re-opened with exponential backoff
- * after an outage; an outage is logged once, the recovery once. */
+ * after an outage; an outage is logged once, the recovery once.  Opening
+ * never happens on the collection path: virConnectOpen to a daemon that
+ * accepts and never answers (SIGSTOP) blocks for as long as it hangs, so it
+ * runs on a thread of its own and the collector takes the connection when
+ * it is there. */
 #include "kw_collector.h"
 #include "kw_libvirt.h"
 #include "kw_util.h"
@@ -27,6 +31,7 @@
 #define KEEPALIVE_INTERVAL 2   /* seconds between keepalive probes */
 #define KEEPALIVE_COUNT 2      /* unanswered probes before the connection is closed */
 #define BACKOFF_MAX_S 30
+#define LV_START_WAIT_MS 2000  /* at start, how long the first open may take before it goes on in the background */
 
 #define STATS_GROUPS (VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON | \
 		      VIR_DOMAIN_STATS_VCPU | VIR_DOMAIN_STATS_INTERFACE | VIR_DOMAIN_STATS_BLOCK | STATS_VM)
@@ -39,8 +44,21 @@ struct lv_dom {
 	virDomainStatsRecordPtr rec;
 };
 
+/* One virConnectOpenReadOnly in flight on a detached thread.  Shared by
+ * that thread and the source (refs): whoever drops it last frees it, so a
+ * source that stops while the open hangs does not wait for it. */
+struct lv_opener {
+	pthread_mutex_t mu;
+	int refs;
+	int done;
+	virConnectPtr conn;
+	char uri[256];
+	char err[512];
+};
+
 struct libvirt_state {
 	virConnectPtr conn;
+	struct lv_opener *opener;       /* an open in flight, or NULL */
 	char uri[256];
 	char piddir[PATH_MAX];          /* "" = no pidfile join (remote, session) */
 	virDomainStatsRecordPtr *recs;
@@ -367,18 +385,119 @@ static int last_error_code(void)
 	return e ? e->code : VIR_ERR_OK;
 }
 
-static int lv_open(struct libvirt_state *st, char *err, size_t errlen)
+static void opener_put(struct lv_opener *o)
 {
-	st->conn = virConnectOpenReadOnly(st->uri);
-	if (!st->conn) {
-		snprintf(err, errlen, "failed to connect to %s: %s", st->uri, last_error());
-		return -ECONNREFUSED;
+	int last;
+
+	pthread_mutex_lock(&o->mu);
+	last = --o->refs == 0;
+	pthread_mutex_unlock(&o->mu);
+	if (!last)
+		return;
+	if (o->conn)
+		virConnectClose(o->conn); /* nobody took it */
+	pthread_mutex_destroy(&o->mu);
+	free(o);
+}
+
+static void *opener_main(void *arg)
+{
+	struct lv_opener *o = arg;
+	virConnectPtr conn = virConnectOpenReadOnly(o->uri);
+
+	pthread_mutex_lock(&o->mu);
+	o->conn = conn;
+	if (!conn)
+		snprintf(o->err, sizeof(o->err), "failed to connect to %s: %s", o->uri, last_error());
+	o->done = 1;
+	pthread_mutex_unlock(&o->mu);
+	virResetLastError();
+	opener_put(o);
+	return NULL;
+}
+
+/* Start an open unless one is in flight.  0 or -errno. */
+static int lv_open_start(struct libvirt_state *st)
+{
+	struct lv_opener *o;
+	pthread_attr_t at;
+	pthread_t t;
+	int r;
+
+	if (st->opener)
+		return 0;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	pthread_mutex_init(&o->mu, NULL);
+	o->refs = 2;
+	kw_strlcpy(o->uri, st->uri, sizeof(o->uri));
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	r = pthread_create(&t, &at, opener_main, o);
+	pthread_attr_destroy(&at);
+	if (r) {
+		pthread_mutex_destroy(&o->mu);
+		free(o);
+		return -r;
 	}
+	st->opener = o;
+	return 0;
+}
+
+/* Has the open in flight finished?  1 with st->conn set, 0 still running,
+ * -1 failed (err says why). */
+static int lv_open_poll(struct libvirt_state *st, char *err, size_t errlen)
+{
+	struct lv_opener *o = st->opener;
+	virConnectPtr conn;
+
+	if (!o)
+		return -1;
+	pthread_mutex_lock(&o->mu);
+	if (!o->done) {
+		pthread_mutex_unlock(&o->mu);
+		return 0;
+	}
+	conn = o->conn;
+	o->conn = NULL;
+	kw_strlcpy(err, o->err, errlen);
+	pthread_mutex_unlock(&o->mu);
+	opener_put(o);
+	st->opener = NULL;
+	if (!conn)
+		return -1;
+	st->conn = conn;
 	/* 1: the peer does not do keepalive; -1: a local driver (no daemon) */
 	if (event_loop_ok)
 		virConnectSetKeepAlive(st->conn, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT);
-	virResetLastError();
-	return 0;
+	return 1;
+}
+
+/* Open, waiting at most wait_ms (at start: a healthy daemon answers in
+ * milliseconds; a hung one is left to the background).  0 connected,
+ * -EINPROGRESS still opening, -ECONNREFUSED failed (err). */
+static int lv_open(struct libvirt_state *st, unsigned wait_ms, char *err, size_t errlen)
+{
+	uint64_t end = kw_now_mono_ns() + (uint64_t)wait_ms * 1000000ull;
+	int r;
+
+	if ((r = lv_open_start(st))) {
+		snprintf(err, errlen, "cannot start a thread to connect to %s: %s", st->uri, strerror(-r));
+		return -ECONNREFUSED;
+	}
+	for (;;) {
+		r = lv_open_poll(st, err, errlen);
+		if (r > 0)
+			return 0;
+		if (r < 0)
+			return -ECONNREFUSED;
+		if (kw_now_mono_ns() >= end) {
+			snprintf(err, errlen, "%s does not answer (connecting in the background)", st->uri);
+			return -EINPROGRESS;
+		}
+		usleep(2000);
+	}
 }
 
 static void lv_lost(struct libvirt_state *st, const char *why)
@@ -403,15 +522,21 @@ static int lv_connected(struct libvirt_state *st)
 {
 	char err[512];
 	uint64_t now;
+	int r;
 
 	if (st->conn && virConnectIsAlive(st->conn) == 1)
 		return 1;
 	if (st->conn)
 		lv_lost(st, "connection closed");
 	now = kw_now_mono_ns();
-	if (now < st->next_try_ns)
+	if (!st->opener && now < st->next_try_ns)
 		return 0;
-	if (lv_open(st, err, sizeof(err)) < 0) {
+	if (!st->opener && lv_open_start(st))
+		return 0;
+	r = lv_open_poll(st, err, sizeof(err));
+	if (r == 0)
+		return 0; /* still opening: this cycle goes on without libvirt */
+	if (r < 0) {
 		kw_debug("libvirt: %s", err);
 		st->backoff_s = st->backoff_s ? st->backoff_s * 2 : 1;
 		if (st->backoff_s > BACKOFF_MAX_S)
@@ -692,6 +817,8 @@ static int libvirt_init(struct kw_collector *c, void **state, char *why, size_t 
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct libvirt_state *st;
 
+	int r;
+
 	pthread_once(&once, libvirt_global_init);
 	st = calloc(1, sizeof(*st));
 	if (!st) {
@@ -701,7 +828,14 @@ static int libvirt_init(struct kw_collector *c, void **state, char *why, size_t 
 	kw_strlcpy(st->uri, c->cfg.libvirt_uri[0] ? c->cfg.libvirt_uri : "qemu:///system", sizeof(st->uri));
 	st->flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
 	pidfile_dir(c, st->uri, st->piddir, sizeof(st->piddir));
-	if (lv_open(st, why, whylen) < 0 && c->cfg.libvirt_retry) {
+	if ((r = lv_open(st, LV_START_WAIT_MS, why, whylen)) == -EINPROGRESS) {
+		/* a daemon that accepts and does not answer: keep watching without
+		 * it, the connection is taken when (if) it comes */
+		st->outage_level = KW_LOG_WARN;
+		kw_log_once(st->outage_level, "libvirt-outage", "libvirt: %s", why);
+		st->down = 1;
+		st->down_since_ns = kw_now_mono_ns();
+	} else if (r < 0 && c->cfg.libvirt_retry) {
 		/* A daemon started before libvirtd: keep trying with backoff;
 		 * lv_connected() says when it is back. */
 		/* quiet (info) for the default URI: most hosts without libvirt never start it */
@@ -736,6 +870,8 @@ static void libvirt_fini(struct kw_collector *c, void *state)
 		return;
 	free_records(st);
 	free(st->doms);
+	if (st->opener)
+		opener_put(st->opener); /* a hung open finishes (and closes) on its own */
 	if (st->conn)
 		virConnectClose(st->conn);
 	free(st);

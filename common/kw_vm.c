@@ -62,6 +62,7 @@ int kw_vm_add_thread(struct kw_vm *vm, pid_t tid, int vcpu)
 		return -ENOMEM;
 	vm->threads[vm->nthreads].tid = tid;
 	vm->threads[vm->nthreads].vcpu = vcpu;
+	vm->threads[vm->nthreads].blkio_last = 0;
 	vm->nthreads++;
 	if (vcpu >= 0)
 		vm->nvcpus++;

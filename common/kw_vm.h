@@ -16,6 +16,7 @@
 struct kw_thread {
 	pid_t tid;
 	int vcpu;               /* vCPU index, -1 for other threads */
+	uint64_t blkio_last;    /* its delayacct block I/O ticks at the last read */
 };
 
 struct kw_netif {
@@ -59,6 +60,7 @@ struct kw_vm {
 	char state[16];              /* running, paused, ... ("" unknown) */
 	/* bookkeeping */
 	uint64_t first_seen_ns;
+	uint64_t blkio_ticks;        /* block I/O delay of all its threads, ever (threads that ended included) */
 	int seen;                    /* found in the current scan */
 	struct kw_sampleset stats;   /* this cycle's samples */
 };

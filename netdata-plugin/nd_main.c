@@ -5,6 +5,7 @@
  * protocol from its stdout; everything on stderr goes to netdata's
  * error.log. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -27,10 +28,28 @@
 
 static volatile sig_atomic_t exiting;
 
+/* netdata stops a plugin with SIGTERM and expects it gone at once, even
+ * when a write to a pipe nobody reads is blocked: the signal interrupts
+ * that write (no SA_RESTART), and a second later SIGALRM points stdout at
+ * /dev/null so no further write of this cycle can block again. */
+#define STOP_GRACE_S 1
+
 static void on_signal(int sig)
 {
 	(void)sig;
 	exiting = 1;
+	alarm(STOP_GRACE_S);
+}
+
+static void on_alarm(int sig)
+{
+	int fd = open("/dev/null", O_WRONLY);
+
+	(void)sig;
+	if (fd >= 0) {
+		dup2(fd, STDOUT_FILENO);
+		close(fd);
+	}
 }
 
 static void log_sink(int level, const char *msg, void *arg)
@@ -71,7 +90,9 @@ static int want_vm(const struct kw_vm *vm, void *arg)
 static int flush_out(void)
 {
 	if (fflush(stdout) == 0 && !ferror(stdout))
-		return 0;
+		return exiting ? -1 : 0;
+	if (exiting)
+		return -1; /* the write was interrupted by SIGTERM: just go */
 	if (errno == EPIPE)
 		kw_warn("netdata closed the pipe (EPIPE): exiting");
 	else
@@ -203,6 +224,8 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 

@@ -277,6 +277,44 @@ def test_sigterm_exits_cleanly(tmp_path):
     assert p.wait(timeout=20) == 0
 
 
+def test_sigterm_exits_within_a_second_while_a_write_is_blocked(tmp_path):
+    """netdata stopped reading (a hung netdata): the plugin's write blocks on
+    the full pipe.  SIGTERM still ends it within about a second (field
+    test: 20-34 s, until EPIPE)."""
+    import fcntl
+    h = FakeHost(tmp_path)
+    for i in range(20):
+        h.add_vm(1700 + i, "blocked%02d" % i, vcpus=4)
+    p = subprocess.Popen([PLUGIN, "--procfs", h.proc, "--sysfs", h.sys, "--config", "/dev/null", "--step", "1"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        fl = fcntl.fcntl(p.stdin.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(p.stdin.fileno(), fcntl.F_SETFL, fl | os.O_NONBLOCK)
+        try:
+            os.write(p.stdin.fileno(), b"\n" * 60000)   # cycles until its stdout is full
+        except BlockingIOError:
+            pass
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:            # blocked in write(2) on stdout
+            with open("/proc/%d/syscall" % p.pid) as f:
+                sc = f.read().split()
+            if sc and sc[0] == "1" and int(sc[1], 16) == 1:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the plugin never blocked writing to its full pipe")
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert rc == 0 and took < 1.8, (rc, took)
+
+
 def test_bad_arguments():
     r = subprocess.run([PLUGIN, "0"], capture_output=True, text=True)
     assert r.returncode == 1 and "invalid UPDATE_EVERY '0'" in r.stderr
