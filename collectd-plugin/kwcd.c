@@ -471,6 +471,7 @@ void kwcd_free(struct kwcd *k)
 	kw_ignorelist_free(k->il_iface);
 	kw_ignorelist_free(k->il_block);
 	free(k->rows);
+	free(k->idents);
 	free(k);
 }
 
@@ -858,6 +859,8 @@ int kwcd_publish_set(struct kwcd *k, const struct kw_sampleset *ss, const char *
 	return 0;
 }
 
+static int vm_ident(struct kwcd *k, const struct kw_vm *vm, const struct kwcd_vmid *id, char *host, char *pinst);
+
 int kwcd_read(struct kwcd *k, kwcd_dispatch_fn fn, void *arg, struct kwcd_read_stats *st, char *err,
 	      size_t errlen)
 {
@@ -892,8 +895,10 @@ int kwcd_read(struct kwcd *k, kwcd_dispatch_fn fn, void *arg, struct kwcd_read_s
 			st->vms_ignored++;
 			continue;
 		}
-		kwcd_vm_host(k, &id, host);
-		kwcd_vm_plugin_instance(k, &id, pinst);
+		if (vm_ident(k, vm, &id, host, pinst)) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
 		if (kwcd_publish_set(k, &vm->stats, host, pinst, vm->name, k->coll.ts_real_ns, fn, arg, st) ==
 		    -ENOMEM) {
 			snprintf(err, errlen, "out of memory");
@@ -901,6 +906,82 @@ int kwcd_read(struct kwcd *k, kwcd_dispatch_fn fn, void *arg, struct kwcd_read_s
 		}
 		st->vms++;
 	}
+	return 0;
+}
+
+static struct kwcd_ident *ident_find(struct kwcd *k, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < k->nidents; i++)
+		if (!strcmp(k->idents[i].key, key))
+			return &k->idents[i];
+	return NULL;
+}
+
+static int ident_taken(const struct kwcd *k, const char *host, const char *pinst, const char *key)
+{
+	size_t i;
+
+	if (!strcmp(pinst, k->host_instance) && !strcmp(host, k->hostname))
+		return 1; /* the host totals' */
+	for (i = 0; i < k->nidents; i++)
+		if (strcmp(k->idents[i].key, key) && !strcmp(k->idents[i].host, host) &&
+		    !strcmp(k->idents[i].pinst, pinst) && k->idents[i].cycle + 1 >= k->coll.cycle)
+			return 1;
+	return 0;
+}
+
+/* host and plugin_instance of a VM: from the formats, unless another live
+ * VM already has that identifier (two VMs named alike: collectd would take
+ * them for one, "value too old", and lose one's data) -- then "_<pid>" (a
+ * counter after it if need be) on the plugin_instance, or on the host when
+ * the plugin_instance is empty.  A VM keeps what it was given while it lives. */
+static int vm_ident(struct kwcd *k, const struct kw_vm *vm, const struct kwcd_vmid *id, char *host, char *pinst)
+{
+	struct kwcd_ident *e = ident_find(k, vm->key);
+	char base_h[KWCD_NAME_MAX], base_p[KWCD_NAME_MAX], sfx[32];
+	unsigned n;
+	size_t i;
+
+	if (e) {
+		e->cycle = k->coll.cycle;
+		kw_strlcpy(host, e->host, KWCD_NAME_MAX);
+		kw_strlcpy(pinst, e->pinst, KWCD_NAME_MAX);
+		return 0;
+	}
+	kwcd_vm_host(k, id, base_h);
+	kwcd_vm_plugin_instance(k, id, base_p);
+	kw_strlcpy(host, base_h, KWCD_NAME_MAX);
+	kw_strlcpy(pinst, base_p, KWCD_NAME_MAX);
+	for (n = 1; ident_taken(k, host, pinst, vm->key); n++) {
+		char *part = base_p[0] ? pinst : host;
+		const char *base = base_p[0] ? base_p : base_h;
+		size_t room;
+
+		if (n == 1)
+			snprintf(sfx, sizeof(sfx), "_%d", (int)vm->pid);
+		else
+			snprintf(sfx, sizeof(sfx), "_%d_%u", (int)vm->pid, n);
+		room = KWCD_IDENT_MAX > strlen(sfx) ? KWCD_IDENT_MAX - strlen(sfx) : 0;
+		snprintf(part, KWCD_NAME_MAX, "%.*s%s", (int)(strlen(base) < room ? strlen(base) : room), base, sfx);
+		if (n == 1)
+			kw_log(KW_LOG_INFO, "VM '%s' (pid %d) is reported as %s/%s: another VM has %s/%s", vm->name,
+			       (int)vm->pid, host, pinst, base_h, base_p);
+	}
+	/* forget VMs gone since the last cycle */
+	for (i = 0; i < k->nidents;)
+		if (k->idents[i].cycle + 1 < k->coll.cycle)
+			k->idents[i] = k->idents[--k->nidents];
+		else
+			i++;
+	if (kw_grow((void **)&k->idents, &k->identcap, k->nidents, sizeof(*k->idents)))
+		return -ENOMEM;
+	e = &k->idents[k->nidents++];
+	kw_strlcpy(e->key, vm->key, sizeof(e->key));
+	kw_strlcpy(e->host, host, sizeof(e->host));
+	kw_strlcpy(e->pinst, pinst, sizeof(e->pinst));
+	e->cycle = k->coll.cycle;
 	return 0;
 }
 

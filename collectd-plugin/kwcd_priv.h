@@ -19,6 +19,14 @@ struct kwcd {
 	int started;
 	struct kwcd_row *rows;                /* per metric */
 	struct kw_collector coll;
+	/* the identifier each live VM was given: two VMs whose names make the
+	 * same identifier get "_<pid>" on the younger, kept while both live */
+	struct kwcd_ident {
+		char key[64];                 /* kw_vm key */
+		char host[KWCD_NAME_MAX], pinst[KWCD_NAME_MAX];
+		uint64_t cycle;               /* last cycle it was used */
+	} *idents;
+	size_t nidents, identcap;
 };
 
 /* Publish one object's samples (a VM or the host totals) under host and

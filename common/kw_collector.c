@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,6 +82,28 @@ static int copy_config(struct kw_config *dst, const struct kw_config *src)
 	return 0;
 }
 
+/* Every VM holds fds (a pidfd, KVM stats fds per vCPU) and every /proc read
+ * opens one: the soft limit (often 1024) is raised to the hard one, as
+ * the kernel allows without privilege. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		kw_debug("cannot raise the open-files limit: %s", strerror(errno));
+}
+
+void kw_collector_fd_exhausted(int e, const char *what)
+{
+	/* loud, and never taken for a VM that went away */
+	kw_log_once(KW_LOG_ERR, "fd-exhausted", "out of file descriptors (%s) while reading %s: VMs may be missing "
+		    "data; raise the open-files limit (ulimit -n, LimitNOFILE=)", strerror(e),
+		    what);
+}
+
 int kw_collector_init(struct kw_collector *c, const struct kw_config *cfg, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
@@ -88,6 +111,7 @@ int kw_collector_init(struct kw_collector *c, const struct kw_config *cfg, char 
 	size_t i;
 
 	memset(c, 0, sizeof(*c));
+	raise_nofile();
 	if (copy_config(&c->cfg, cfg)) {
 		snprintf(err, errlen, "out of memory");
 		kw_config_free(&c->cfg);
@@ -192,8 +216,14 @@ int kw_collector_collect(struct kw_collector *c)
 		r = s->ops->discover(c, s->state);
 		if (r == -ENOMEM)
 			return r;
-		if (r < 0 && k == KW_SRC_PROC)
+		if ((r == -EMFILE || r == -ENFILE) && k == KW_SRC_PROC) {
+			/* no fd to scan with: the VMs we know are not gone */
+			kw_collector_fd_exhausted(-r, c->cfg.procfs);
+			for (i = 0; i < c->vms.n; i++)
+				c->vms.vms[i].seen = 1;
+		} else if (r < 0 && k == KW_SRC_PROC) {
 			kw_log_once(KW_LOG_WARN, "procfs-discover", "failed to scan %s: %s", c->cfg.procfs, strerror(-r));
+		}
 	}
 	/* 2. drop VMs no source saw, and filtered ones (host.vms counts all) */
 	c->host_vms = c->host_vcpus = 0;
@@ -238,6 +268,8 @@ int kw_collector_collect(struct kw_collector *c)
 			r = s->ops->collect_vm(c, s->state, vm);
 			if ((r == -ENOENT || r == -ESRCH) && k == KW_SRC_PROC && !(vm->found & KW_FOUND_LIBVIRT))
 				gone = 1; /* the process exited mid-scan */
+			else if (r == -EMFILE || r == -ENFILE)
+				kw_collector_fd_exhausted(-r, s->ops->name);
 			else if (r == -ENOMEM)
 				return r;
 		}

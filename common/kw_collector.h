@@ -89,6 +89,9 @@ int kw_collector_collect(struct kw_collector *c);
 void kw_collector_fini(struct kw_collector *c);
 /* Does the VM pass the pid / name filters? */
 int kw_collector_wants(const struct kw_collector *c, const struct kw_vm *vm);
+
+/* Say (once, as an error) that EMFILE/ENFILE (e) hit while reading what. */
+void kw_collector_fd_exhausted(int e, const char *what);
 /* Is a source usable this run? */
 int kw_collector_has(const struct kw_collector *c, int source);
 

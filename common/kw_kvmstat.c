@@ -523,17 +523,20 @@ static int kvmstat_collect_vm(struct kw_collector *c, void *state, struct kw_vm 
 	struct kvmstat_state *st = state;
 	struct kstat_vm *v;
 	struct pollfd pfd;
-	int i;
+	int i, need_scan;
 
 	if (vm->pid <= 0)
 		return 0;
 	v = cache_get(st, vm);
 	if (!v)
 		return -ENOMEM;
+	need_scan = !v->last_scan || (v->nvcpu < vm->nvcpus && c->cycle - v->last_scan >= RESCAN_CYCLES);
+	if (!v->nfds && !need_scan)
+		return 0; /* no KVM stats fds (not a KVM VMM, or refused): nothing held, nothing to read */
 	if (v->pidfd < 0) {
 		v->pidfd = sys_pidfd_open(vm->pid);
 		if (v->pidfd < 0)
-			return errno == ESRCH ? -ESRCH : 0;
+			return errno == ESRCH ? -ESRCH : errno == EMFILE || errno == ENFILE ? -errno : 0;
 		if (!same_process(c, vm)) {
 			kvm_close(v);
 			return -ESRCH;
@@ -546,10 +549,16 @@ static int kvmstat_collect_vm(struct kw_collector *c, void *state, struct kw_vm 
 		kvm_close(v);
 		return -ESRCH;
 	}
-	if (!v->last_scan || (v->nvcpu < vm->nvcpus && c->cycle - v->last_scan >= RESCAN_CYCLES)) {
+	if (need_scan) {
 		v->last_scan = c->cycle;
 		if (scan_vmm(c, st, v, vm) == -ENOMEM)
 			return -ENOMEM;
+		if (!v->nfds) {
+			/* nothing to read: hold no pidfd until the next rescan */
+			close(v->pidfd);
+			v->pidfd = -1;
+			return 0;
+		}
 	}
 	kw_ss_clear(&st->tmp);
 	for (i = 0; i < v->nfds; i++) {

@@ -4,6 +4,7 @@
  * configured procfs/sysfs roots so it runs on fixture trees. */
 #include "kw_collector.h"
 #include "kw_parse.h"
+#include "kw_priv.h"
 #include "kw_util.h"
 
 #include <ctype.h>
@@ -604,6 +605,13 @@ static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t p
 	struct kw_vm tmp, *vm;
 
 	r = kw_read_filef(buf, STAT_BUF, "%s/%d/stat", KW_PROC(c), pid);
+	if (r == -EMFILE || r == -ENFILE) {
+		/* out of fds is not "gone": a VM we know stays */
+		kw_collector_fd_exhausted((int)-r, KW_PROC(c));
+		if ((vm = kw_vmt_find_pid(&c->vms, pid)))
+			vm->seen = 1;
+		return 0;
+	}
 	if (r <= 0)
 		return 0; /* gone, or kernel thread noise */
 	n = kw_parse_pid_stat(buf, comm, sizeof(comm), f, 64);
@@ -843,6 +851,8 @@ static int procfs_collect_vm(struct kw_collector *c, void *state, struct kw_vm *
 	if (vm->pid <= 0)
 		return 0;
 	r = kw_read_filef(st->buf, STAT_BUF, "%s/%d/stat", KW_PROC(c), vm->pid);
+	if (r == -EMFILE || r == -ENFILE)
+		return (int)r; /* said by the collector; the VM stays */
 	if (r == -ENOENT || r == -ESRCH || r == 0)
 		return -ENOENT;
 	if (r < 0)
@@ -886,6 +896,56 @@ static int procfs_collect_vm(struct kw_collector *c, void *state, struct kw_vm *
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* /proc mounted hidepid=1/2 (invisible/noaccess/ptraceable) hides other
+ * users' processes: a kvmwatch without CAP_SYS_PTRACE (and not in the
+ * mount's gid= group) would report "0 VMs" and nothing else.  Said once,
+ * with what to do. */
+static void check_hidepid(const struct kw_collector *c)
+{
+	char line[4096], root[PATH_MAX];
+	FILE *f;
+
+	if (kw_priv_has(KW_CAP_SYS_PTRACE) || !realpath(KW_PROC(c), root))
+		return;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char mnt[PATH_MAX], *sep, *opts, *h, *g;
+		long gid = -1;
+
+		/* id parent maj:min root mountpoint opts ... - fstype source superopts */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 || strcmp(mnt, root) ||
+		    !(sep = strstr(line, " - proc ")))
+			continue;
+		opts = strchr(sep + 8, ' ');
+		if (!opts || !(h = strstr(opts, "hidepid=")))
+			continue;
+		h += 8;
+		if (!strncmp(h, "0", 1) || !strncmp(h, "off", 3))
+			continue;
+		if ((g = strstr(opts, "gid=")))
+			gid = strtol(g + 4, NULL, 10);
+		if (gid >= 0) {
+			gid_t groups[256];
+			int n = getgroups(256, groups), i;
+
+			if (getegid() == (gid_t)gid)
+				continue;
+			for (i = 0; i < n; i++)
+				if (groups[i] == (gid_t)gid)
+					break;
+			if (n > 0 && i < n)
+				continue;
+		}
+		kw_log_once(KW_LOG_WARN, "hidepid", "%s is mounted with hidepid=%.*s: other users' processes (their "
+			    "VMs) are invisible to this user; run as root, with CAP_SYS_PTRACE, or in the mount's gid= "
+			    "group", root, (int)strcspn(h, ", \n"), h);
+		break;
+	}
+	fclose(f);
+}
+
 static int procfs_init(struct kw_collector *c, void **state, char *why, size_t whylen)
 {
 	struct procfs_state *st = calloc(1, sizeof(*st));
@@ -901,6 +961,7 @@ static int procfs_init(struct kw_collector *c, void **state, char *why, size_t w
 	st->page_size = sysconf(_SC_PAGESIZE);
 	if (st->page_size <= 0)
 		st->page_size = 4096;
+	check_hidepid(c);
 	*state = st;
 	return 0;
 }

@@ -311,3 +311,26 @@ def test_io_wait_sums_every_thread(tmp_path):
             p.kill()
             p.wait()
         os.unlink(data)
+
+
+@needs_kvm
+@needs_root
+def test_hidepid_proc_is_said():
+    """/proc with hidepid=2 (a new proc instance in a private mount
+    namespace): the unprivileged user is told why it sees no VMs."""
+    with Guest("demo", wait=False) as g:
+        time.sleep(0.2)
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "--", "sh", "-c",
+                            'mount -t proc -o hidepid=2 proc /proc && exec "$@"', "sh",
+                            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", KVMWATCH, "-o", "json",
+                            "0.2", "1"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.count("/proc is mounted with hidepid=invisible: other users' processes (their VMs) are "
+                              "invisible to this user") == 1, r.stderr
+        assert not [v for v in json.loads(r.stdout.splitlines()[-1])["vms"] if v["pid"] == g.pid]
+        # root sees through it, and says nothing
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "--", "sh", "-c",
+                            'mount -t proc -o hidepid=2 proc /proc && exec "$@"', "sh", KVMWATCH, "-o", "json",
+                            "0.2", "1"], capture_output=True, text=True, timeout=60)
+        assert "hidepid" not in r.stderr
+        assert [v for v in json.loads(r.stdout.splitlines()[-1])["vms"] if v["pid"] == g.pid]

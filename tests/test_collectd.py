@@ -318,3 +318,32 @@ def test_make_install(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (dest / "opt/kw/lib/collectd/kvmwatch.so").is_file()
     assert (dest / "opt/kw/etc/collectd/collectd.conf.d/kvmwatch.conf").is_file()
+
+
+@needs_kvm
+@needs_root
+@needs_binary("collectd")
+def test_two_vms_with_one_name_keep_apart():
+    """Two VMs named alike made one identifier: 'uc_update: Value too old'
+    and one VM's data lost.  The second gets its pid appended, as the
+    netdata plugin does, and keeps it while both live."""
+    name = "kwtest-twin-%d" % os.getpid()
+    with Guest(mode="demo", name=name, vcpus=1) as g1, Guest(mode="demo", name=name, vcpus=2) as g2, \
+            Collectd('  Domain "/^kwtest-twin-/"\n  IgnoreSelected false') as cd:
+        g1.go()
+        g2.go()
+        cd.start()
+
+        def idents():
+            return sorted(v for v in cd.listval() if v.endswith("/vcpu") and "/kvmwatch-kwtest-twin-" in v)
+        found = wait_for(lambda: (lambda l: l if len(l) >= 2 else None)(idents()), timeout=20, what="both twins")
+        pinsts = sorted(v.split("/")[1][len("kvmwatch-"):] for v in found)
+        assert len(pinsts) == 2 and name in pinsts, pinsts
+        other = [p for p in pinsts if p != name][0]
+        assert other in ("%s_%d" % (name, g1.pid), "%s_%d" % (name, g2.pid)), pinsts
+        vcpus = sorted(cd.getval("%s/kvmwatch-%s/vcpu" % (HOST, p))["value"] for p in pinsts)
+        assert vcpus == [1.0, 2.0]
+        time.sleep(2.5)                        # a few more reads: still apart, nothing too old
+        assert idents() == found
+        assert "Value too old" not in cd.logtext()
+        assert errors_in(cd.logtext()) == [], cd.logtext()

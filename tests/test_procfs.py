@@ -3,11 +3,14 @@
 the project's demo guest, and a Proxmox-style copy with cgroup PSI), and on
 damaged copies of them."""
 import os
+import json
+import subprocess
+import time
 import shutil
 
 import pytest
 
-from kwtest import kvmwatch, kvmwatch_json, find_vm
+from kwtest import KVMWATCH, kvmwatch, kvmwatch_json, find_vm
 
 FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "qemu1")
 PROC = os.path.join(FIX, "proc")
@@ -252,3 +255,44 @@ def test_nonexistent_procfs_is_an_error(tmp_path):
     r = kvmwatch("--procfs", str(tmp_path), "-l")
     assert r.returncode != 0
     assert "is not a proc filesystem" in r.stderr
+
+
+def _fake_vms(n, prefix):
+    fq = os.path.join(os.environ.get("KW_BUILD", os.path.join(os.path.dirname(__file__), "..", "build")),
+                      "bench", "fakeqemu")
+    procs = []
+    for i in range(n):
+        name = "%s-%03d" % (prefix, i)
+        procs.append(subprocess.Popen(["bash", "-c", 'exec -a qemu-system-x86_64 "$0" "$@"', fq, "-name",
+                                       "guest=%s,debug-threads=on" % name, "-smp", "2"],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+    return procs
+
+
+def test_many_vms_under_a_low_fd_limit():
+    """172 VMs under ulimit -n 120 showed as 1 VM, silently: now the soft
+    limit is raised, no fd is held for a VM with nothing to read, and
+    running out of fds is said, never taken for VMs that went away."""
+    prefix = "kwtest-fd-%d" % os.getpid()
+    procs = _fake_vms(150, prefix)
+    try:
+        time.sleep(0.5)
+        # soft 100, hard 200: raised to 200, which is enough
+        r = subprocess.run(["prlimit", "--nofile=100:200", KVMWATCH, "-o", "json", "--no-libvirt", "--no-qmp",
+                            "0.2", "3"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        for line in r.stdout.splitlines():
+            assert len([v for v in json.loads(line)["vms"] if v["name"].startswith(prefix)]) == 150
+        assert "out of file descriptors" not in r.stderr
+        # hard limit 4: not even one spare fd; said loudly, and no VM found is ever dropped
+        r = subprocess.run(["prlimit", "--nofile=4:4", KVMWATCH, "-o", "json", "--no-libvirt", "--no-qmp",
+                            "0.2", "4"], capture_output=True, text=True, timeout=120)
+        counts = [len([v for v in json.loads(l)["vms"] if v["name"].startswith(prefix)])
+                  for l in r.stdout.splitlines()]
+        assert "out of file descriptors (Too many open files)" in r.stderr, r.stderr
+        assert counts == sorted(counts), counts         # never fewer than before
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
