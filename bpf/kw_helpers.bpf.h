@@ -1,6 +1,7 @@
 /* kw_helpers.bpf.h - inline helpers shared by kvmwatch's BPF programs:
  * filtering, log2 latency histograms, event emission with lost-event
- * accounting.  Maps are declared by each program file, not here. */
+ * accounting.  Maps are declared by each program file (KW_COMMON_MAPS), but
+ * for agg_dropped, which kw_agg_get counts into. */
 #ifndef KW_HELPERS_BPF_H
 #define KW_HELPERS_BPF_H
 
@@ -61,16 +62,30 @@ static __always_inline __u32 kw_log2(__u64 v)
 	return r;
 }
 
+/* Events an aggregate could not be made for (the stats map was full): the
+ * loader says so, and prunes the entries of VMs that are gone. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} agg_dropped SEC(".maps");
+
 /* Look a stats entry up, creating it (zeroed) if missing. */
 static __always_inline struct kw_agg *kw_agg_get(void *map, const struct kw_key *key)
 {
 	static const struct kw_agg zero = {};
 	struct kw_agg *a = bpf_map_lookup_elem(map, key);
+	__u32 z = 0;
+	__u64 *d;
 
 	if (a)
 		return a;
 	bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(map, key);
+	a = bpf_map_lookup_elem(map, key);
+	if (!a && (d = bpf_map_lookup_elem(&agg_dropped, &z)))
+		__sync_fetch_and_add(d, 1);
+	return a;
 }
 
 static __always_inline void kw_agg_count(struct kw_agg *a)

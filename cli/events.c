@@ -944,6 +944,16 @@ static int summary(struct ev_ctx *x, const struct snap *cur, const struct snap *
 			tg[j - 1] = t;
 		}
 	x->lost_total = kw_bpf_lost(x->b);
+	for (bit = 0; bit < KW_BPF__N; bit++) {
+		uint64_t d = kw_bpf_dropped(x->b, bit);
+		char key[48];
+
+		if (!d)
+			continue;
+		snprintf(key, sizeof(key), "bpf-full:%d", bit);
+		kw_log_once(KW_LOG_WARN, key, "eBPF %s: its statistics map is full (%u entries): %llu events were not "
+			    "counted", kw_bpf_feature_name(bit), kw_bpf_stats_capacity(x->b, bit), (unsigned long long)d);
+	}
 	if (json)
 		fprintf(f, "{\"time\":%.3f,\"interval\":%.3f,\"final\":%s,\"lost\":%llu,\"lost_total\":%llu,"
 			"\"vms\":[", (double)kw_now_real_ns() / 1e9, dt, final ? "true" : "false",

@@ -658,6 +658,15 @@ static int feat_open(struct kw_bpf *b, int bit)
 			return -1;
 		}
 	}
+	{
+		/* tests make the statistics map small to fill it (ignored when elevated) */
+		const char *ents = kw_getenv("KVMWATCH_BPF_STATS_ENTRIES");
+		long n;
+
+		if (ents && kw_parse_int(ents, 1, 1 << 20, &n) == 0 &&
+		    (m = bpf_object__find_map_by_name(s->obj, "stats")))
+			bpf_map__set_max_entries(m, (__u32)n);
+	}
 	err = d->load(s->skel);
 	if (err) {
 		snprintf(s->why, sizeof(s->why), "failed to load BPF programs: %s%s", strerror(-err),
@@ -836,6 +845,63 @@ uint64_t kw_bpf_lost(const struct kw_bpf *b)
 	if (b->lost_fd >= 0)
 		bpf_map_lookup_elem(b->lost_fd, &zero, &v);
 	return v;
+}
+
+static int map_fd(struct kw_bpf *b, int bit, const char *name);
+
+uint64_t kw_bpf_dropped(struct kw_bpf *b, int bit)
+{
+	__u32 zero = 0;
+	__u64 v = 0;
+	int fd = map_fd(b, bit, "agg_dropped");
+
+	if (fd >= 0)
+		bpf_map_lookup_elem(fd, &zero, &v);
+	return v;
+}
+
+unsigned kw_bpf_stats_capacity(struct kw_bpf *b, int bit)
+{
+	struct bpf_map *m;
+
+	if (bit < 0 || bit >= KW_BPF__N || !b->f[bit].active ||
+	    !(m = bpf_object__find_map_by_name(b->f[bit].obj, "stats")))
+		return 0;
+	return bpf_map__max_entries(m);
+}
+
+long kw_bpf_prune(struct kw_bpf *b, int (*live)(pid_t tgid, void *arg), void *arg)
+{
+	struct kw_key k, next, *prev = NULL, *dead = NULL;
+	size_t n = 0, cap = 0, i;
+	long removed = 0;
+	int bit;
+
+	for (bit = 0; bit < KW_BPF__N; bit++) {
+		int fd = map_fd(b, bit, "stats");
+
+		if (fd < 0)
+			continue;
+		/* collect first: deleting while walking restarts the walk */
+		n = 0;
+		prev = NULL;
+		while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+			k = next;
+			prev = &k;
+			if (live((pid_t)k.tgid, arg))
+				continue;
+			if (kw_grow((void **)&dead, &cap, n, sizeof(*dead))) {
+				free(dead);
+				return -ENOMEM;
+			}
+			dead[n++] = k;
+		}
+		for (i = 0; i < n; i++)
+			if (bpf_map_delete_elem(fd, &dead[i]) == 0)
+				removed++;
+	}
+	free(dead);
+	return removed;
 }
 
 static int map_fd(struct kw_bpf *b, int bit, const char *name)
@@ -1030,6 +1096,42 @@ static int src_init(struct kw_collector *c, void **state, char *why, size_t whyl
 	return 0;
 }
 
+static int vm_live(pid_t tgid, void *arg)
+{
+	const struct kw_collector *c = arg;
+	size_t i;
+
+	for (i = 0; i < c->vms.n; i++)
+		if (c->vms.vms[i].pid == tgid && c->vms.vms[i].seen)
+			return 1;
+	return 0;
+}
+
+/* After the other sources found this cycle's VMs: entries of VMs that are
+ * gone are removed (the maps are plain hashes: left alone they fill, and a
+ * new VM's events would not be counted at all), and a map that did fill is
+ * said once per feature. */
+static int src_discover(struct kw_collector *c, void *state)
+{
+	struct kw_bpf *b = state;
+	int bit;
+
+	if (kw_bpf_prune(b, vm_live, c) == -ENOMEM)
+		return -ENOMEM;
+	for (bit = 0; bit < KW_BPF__N; bit++) {
+		uint64_t d = kw_bpf_dropped(b, bit);
+		char key[48];
+
+		if (!d)
+			continue;
+		snprintf(key, sizeof(key), "bpf-full:%d", bit);
+		kw_log_once(KW_LOG_WARN, key, "eBPF %s: its statistics map is full (%u entries): %llu events were not "
+			    "counted; entries of VMs that exited are removed each cycle", kw_bpf_feature_name(bit),
+			    kw_bpf_stats_capacity(b, bit), (unsigned long long)d);
+	}
+	return 0;
+}
+
 static int src_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
 {
 	(void)c;
@@ -1048,6 +1150,7 @@ const struct kw_source_ops kw_source_bpf = {
 	.id = KW_SRC_BPF,
 	.name = "bpf",
 	.init = src_init,
+	.discover = src_discover,
 	.collect_vm = src_collect_vm,
 	.fini = src_fini,
 };

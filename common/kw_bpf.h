@@ -86,6 +86,15 @@ int kw_bpf_poll(struct kw_bpf *b, int timeout_ms, kw_bpf_event_fn fn, void *arg)
 /* Events the kernel could not queue (ring buffer full). */
 uint64_t kw_bpf_lost(const struct kw_bpf *b);
 
+/* Events of feature bit for which no aggregate could be made (its
+ * statistics map was full), and that map's size. */
+uint64_t kw_bpf_dropped(struct kw_bpf *b, int bit);
+unsigned kw_bpf_stats_capacity(struct kw_bpf *b, int bit);
+
+/* Remove the aggregates of every process live() says is gone.  Returns
+ * how many, or -ENOMEM. */
+long kw_bpf_prune(struct kw_bpf *b, int (*live)(pid_t tgid, void *arg), void *arg);
+
 /* Aggregates of one feature (fn returns non-zero to stop). */
 typedef int (*kw_bpf_agg_fn)(const struct kw_key *k, const struct kw_agg *v, void *arg);
 int kw_bpf_foreach_agg(struct kw_bpf *b, int bit, kw_bpf_agg_fn fn, void *arg);

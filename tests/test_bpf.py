@@ -523,3 +523,46 @@ def test_metric_mode_any_of_and_vmid_and_host_count():
         assert [v["name"] for v in one["vms"]] == [b.name]
         # host.vms is the host's count, not the selection's
         assert one["host"]["metrics"]["host.vms"] >= 2
+
+
+def test_stats_map_pruned_for_gone_vms():
+    """The statistics maps are plain hashes: after enough short-lived VMs a
+    new VM's events were not counted at all, and nothing said so.  Entries
+    of VMs that are gone are removed each cycle; a full map is said."""
+    env = dict(os.environ, KVMWATCH_BPF_STATS_ENTRIES="4")   # MMIO: one entry per VM and kind
+    p = subprocess.Popen([KVMWATCH, "-o", "json", "--no-host", "--bpf", "mmio", "0.2"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = json.loads(p.stdout.readline())
+        assert first["sources"]["bpf"]["available"] is True
+        # eight VMs at once: twice what the map holds
+        many = [Guest("mmio", count=3, name="kwtest-prune-%d-%d" % (os.getpid(), i)) for i in range(8)]
+        try:
+            for g in many:
+                g.start()
+            for g in many:
+                g.go()
+            for g in many:
+                g.finish()
+        finally:
+            for g in many:
+                g.kill()
+        for _ in range(3):                      # cycles that see them gone
+            p.stdout.readline()
+        n = 5
+        with Guest("mmio", count=n, hold=60) as g:
+            g.go()
+            m = {}
+            for _ in range(50):
+                rep = json.loads(p.stdout.readline())
+                vm = [v for v in rep["vms"] if v["pid"] == g.pid]
+                m = vm[0]["metrics"] if vm else {}
+                if sum(m.get("bpf.mmio", {}).values()) >= n:
+                    break
+            g.finish()
+    finally:
+        p.kill()
+        p.wait()
+    err = p.stderr.read()
+    assert sum(m["bpf.mmio"].values()) == n, m
+    assert err.count("eBPF mmio: its statistics map is full (4 entries)") == 1, err
