@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -670,6 +671,16 @@ struct qmp_vm {
 	int have_schema;
 	struct qstat_def *defs;      /* sorted by (vcpu, name) */
 	size_t ndefs, defcap;
+	/* this cycle's session, on a thread of its own (all VMs at once) */
+	pthread_t th;
+	int running;
+	struct kw_vm scratch;        /* what the session found (identity copied in) */
+	char path[KW_QMP_PATH_MAX];
+	const char *procfs;
+	uint64_t deadline_ns;
+	int result;                  /* KW_QMP_* */
+	char err[256];
+	unsigned skip, skip_left;    /* backoff (cycles) after a monitor missed the budget */
 };
 
 struct qmp_state {
@@ -1179,13 +1190,6 @@ out:
 	return r;
 }
 
-static struct qmp_vm *cache_get(struct qmp_state *st, const struct kw_vm *vm)
-{
-	int created;
-
-	return kw_vmcache_get(&st->vms, vm->key, &created);
-}
-
 static void forget_keys(const char *vmkey)
 {
 	static const char *const kinds[] = { "nosock", "notours", "proto", "libvirt" };
@@ -1237,61 +1241,190 @@ static void report(const struct kw_vm *vm, int r, const struct kw_qmp *q)
 	}
 }
 
-static int qmp_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
+/* The session of one VM, on its own thread: everything it touches is
+ * v's (the cache does not move while sessions run) and its scratch VM. */
+static void *session_main(void *arg)
 {
-	struct qmp_state *st = state;
-	struct qmp_vm *v;
+	struct qmp_vm *v = arg;
+	uint64_t now = kw_now_mono_ns();
+	unsigned ms = v->deadline_ns > now ? (unsigned)((v->deadline_ns - now) / 1000000) : 1;
 	struct kw_qmp q;
-	char key[128], norm[sizeof(vm->qmp)];
 	int r;
 
-	if (vm->pid <= 0 || !vm->qmp[0])
+	r = kw_qmp_open(&q, v->procfs, v->path, v->scratch.pid, KW_QMP_GREETING_MS < ms ? KW_QMP_GREETING_MS : ms,
+			ms ? ms : 1);
+	if (r == KW_QMP_OK) {
+		r = session(&q, v, &v->scratch);
+		kw_qmp_close(&q);
+	}
+	v->result = r;
+	kw_strlcpy(v->err, q.err, sizeof(v->err));
+	return NULL;
+}
+
+static void join_session(struct qmp_vm *v)
+{
+	if (!v->running)
+		return;
+	pthread_join(v->th, NULL);
+	v->running = 0;
+}
+
+static struct qmp_vm *cache_find(struct qmp_state *st, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < st->vms.n; i++) {
+		struct qmp_vm *v = kw_vmcache_at(&st->vms, i);
+
+		if (!strcmp(v->key, key))
+			return v;
+	}
+	return NULL;
+}
+
+/* Should this VM's monitor be asked?  norm receives its normalised path. */
+static int wants_qmp(struct kw_collector *c, struct kw_vm *vm, char *norm, size_t len)
+{
+	char key[128];
+
+	if (!vm->seen || vm->pid <= 0 || !vm->qmp[0] || !kw_collector_wants(c, vm))
 		return 0;
 	/* with "..", only the canonical path of the opened file can say
 	 * whether it is libvirt's (checked in sock_connect) */
-	if (kw_qmp_normalize(norm, sizeof(norm), vm->qmp))
-		kw_strlcpy(norm, vm->qmp, sizeof(norm));
+	if (kw_qmp_normalize(norm, len, vm->qmp))
+		kw_strlcpy(norm, vm->qmp, len);
 	if ((vm->found & KW_FOUND_LIBVIRT) || libvirt_socket(norm)) {
 		snprintf(key, sizeof(key), "qmp-libvirt:%s", vm->key);
 		kw_log_once(KW_LOG_DEBUG, key, "qmp: VM %s (pid %d) is managed by libvirt: its monitor %s is "
 			    "libvirtd's, not asked", vm->name, vm->pid, vm->qmp);
 		return 0;
 	}
-	if (!(v = cache_get(st, vm)))
-		return -ENOMEM;
-	vm->state[0] = '\0';
-	r = kw_qmp_open(&q, KW_PROC(c), norm, vm->pid, KW_QMP_GREETING_MS, KW_QMP_SESSION_MS);
-	if (r == KW_QMP_OK) {
-		r = session(&q, v, vm);
-		kw_qmp_close(&q);
-	}
+	return 1;
+}
+
+/* Merge what a session found, where another source (libvirt) did not. */
+static int merge(struct kw_vm *vm, const struct kw_vm *s)
+{
+	size_t i;
+	int d;
+
+	if (s->state[0])
+		kw_strlcpy(vm->state, s->state, sizeof(vm->state));
+	for (d = 0; d < s->ndisks; d++)
+		if (kw_vm_add_disk(vm, s->disks[d].name) == -ENOMEM)
+			return -ENOMEM;
+	for (i = 0; i < s->stats.n; i++)
+		if (set_absent(vm, s->stats.s[i].metric, s->stats.s[i].inst, s->stats.s[i].v.u))
+			return -ENOMEM;
+	return 0;
+}
+
+static int qmp_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
+{
+	struct qmp_state *st = state;
+	struct qmp_vm *v = cache_find(st, vm->key);
+	struct kw_qmp q;
+	char key[160];
+	int r;
+
+	if (!v || !v->running)
+		return 0;
+	join_session(v);
+	r = v->result;
 	if (r == KW_QMP_OK)
 		forget_keys(vm->key);
-	report(vm, r, &q);
+	if (merge(vm, &v->scratch))
+		r = KW_QMP_NOMEM;
+	if (r == KW_QMP_TIMEOUT) {
+		/* greeted, then missed the cycle's budget: skipped for 1, 2, 4 ...
+		 * 32 cycles (a busy monitor -- another client holds it -- is
+		 * tried every cycle: it costs only the greeting wait, in parallel) */
+		v->skip = v->skip ? (v->skip < 32 ? v->skip * 2 : 32) : 1;
+		v->skip_left = v->skip;
+		snprintf(key, sizeof(key), "qmp-slow:%s", vm->key);
+		kw_log_once(KW_LOG_WARN, key, "qmp: VM %s (pid %d): %s: its monitor does not answer within the "
+			    "cycle's budget (%u ms); asked less often while this lasts", vm->name, vm->pid, v->err,
+			    KW_QMP_CYCLE_MS);
+	} else if (r == KW_QMP_OK) {
+		v->skip = 0;
+		snprintf(key, sizeof(key), "qmp-slow:%s", vm->key);
+		kw_log_forget(key);
+	}
+	memset(&q, 0, sizeof(q));
+	kw_strlcpy(q.err, v->err, sizeof(q.err));
+	if (r != KW_QMP_TIMEOUT)
+		report(vm, r, &q);
 	return r == KW_QMP_NOMEM ? -ENOMEM : 0;
 }
 
 static void drop_vm(void *item)
 {
 	struct qmp_vm *v = item;
-
 	char key[160];
 	size_t i;
 
+	join_session(v);
+	kw_vm_free(&v->scratch);
 	forget_keys(v->key);
 	for (i = 0; i < KW_ARRAY_SIZE(cap_what); i++) {
 		snprintf(key, sizeof(key), "qmp-cap:%s:%s", cap_what[i], v->key);
 		kw_log_forget(key);
 	}
+	snprintf(key, sizeof(key), "qmp-slow:%s", v->key);
+	kw_log_forget(key);
 	free(v->defs);
 }
 
-/* Drop the caches of VMs that left the table. */
+/* Every monitor is asked at once: the cache is settled (last cycle's
+ * sessions joined, gone VMs dropped, new ones added) and then one session
+ * per VM starts on its own thread, all with the same deadline; each VM's
+ * collect_vm takes its results.  One slow monitor costs the cycle at most
+ * the budget, never a budget per monitor. */
 static int qmp_discover(struct kw_collector *c, void *state)
 {
 	struct qmp_state *st = state;
+	char norm[KW_QMP_PATH_MAX];
+	uint64_t deadline;
+	size_t i;
+	int created;
 
+	for (i = 0; i < st->vms.n; i++)
+		join_session(kw_vmcache_at(&st->vms, i));
 	kw_vmcache_prune(&st->vms, &c->vms, NULL, drop_vm);
+	for (i = 0; i < c->vms.n; i++)
+		if (wants_qmp(c, &c->vms.vms[i], norm, sizeof(norm)) && !kw_vmcache_get(&st->vms, c->vms.vms[i].key,
+											&created))
+			return -ENOMEM;
+	deadline = kw_now_mono_ns() + (uint64_t)KW_QMP_CYCLE_MS * 1000000ull;
+	for (i = 0; i < c->vms.n; i++) {
+		struct kw_vm *vm = &c->vms.vms[i];
+		struct qmp_vm *v;
+
+		if (!wants_qmp(c, vm, norm, sizeof(norm)) || !(v = cache_find(st, vm->key)))
+			continue;
+		if (v->skip_left) {
+			v->skip_left--;
+			continue;
+		}
+		kw_vm_free(&v->scratch);
+		memset(&v->scratch, 0, sizeof(v->scratch));
+		kw_strlcpy(v->scratch.key, vm->key, sizeof(v->scratch.key));
+		kw_strlcpy(v->scratch.name, vm->name, sizeof(v->scratch.name));
+		v->scratch.pid = vm->pid;
+		v->scratch.found = vm->found;
+		v->scratch.pve_id = vm->pve_id;
+		v->scratch.dom_id = vm->dom_id;
+		kw_strlcpy(v->path, norm, sizeof(v->path));
+		v->procfs = KW_PROC(c);
+		v->deadline_ns = deadline;
+		v->result = KW_QMP_PROTO;
+		v->err[0] = '\0';
+		if (pthread_create(&v->th, NULL, session_main, v) == 0)
+			v->running = 1;
+		else
+			kw_log_once(KW_LOG_WARN, "qmp-thread", "qmp: cannot start a session thread: %s", strerror(errno));
+	}
 	return 0;
 }
 

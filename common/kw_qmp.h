@@ -18,7 +18,8 @@
 
 /* Limits of one session. */
 #define KW_QMP_GREETING_MS 250      /* a monitor busy with another client never greets */
-#define KW_QMP_SESSION_MS 1500      /* everything else, per VM and cycle */
+#define KW_QMP_SESSION_MS 1500      /* everything else, per VM (one session on its own) */
+#define KW_QMP_CYCLE_MS 500         /* the collector's budget: every monitor is asked at once */
 #define KW_QMP_MAX_MSG (4u << 20)   /* one reply, bytes */
 #define KW_QMP_MAX_TOKENS 262144    /* JSON values in one reply */
 #define KW_QMP_MAX_DEPTH 32

@@ -478,3 +478,25 @@ def test_real_qemu_without_root(pve_qemu):
     lines = [l for l in r.stderr.splitlines() if "qmp:" in l]
     assert len(lines) == 1 and "Permission denied" in lines[0], r.stderr
     assert "without access to their QMP sockets (run as root)" in lines[0]
+
+
+def test_trickling_monitors_do_not_stretch_the_cycle(tmp_path, fakes):
+    """Five monitors that accept and trickle bytes made every 1 s cycle take
+    7.5-9 s (1.5 s each, one after another).  All monitors are asked at
+    once within a budget; the slow ones are skipped, backed off, said once."""
+    slow = [FakeQemu(tmp_path, "trickle%d" % i, mode="trickle") for i in range(5)]
+    good = FakeQemu(tmp_path, "good3")
+    fakes.extend(slow + [good])
+    t0 = time.monotonic()
+    reps, err = run_json([good.name] + [f.name for f in slow], "0.5", "6", timeout=60)
+    took = time.monotonic() - t0
+    # 7 collections at 0.5 s: the budget (0.5 s) is spent once per cycle, not once per monitor
+    assert took < 6.5, took
+    gaps = [b["time"] - a["time"] for a, b in zip(reps, reps[1:])]
+    assert max(gaps) < 1.2, gaps
+    assert find_vm(reps[-1], good.name)["metrics"]["disk.rd_reqs"] == {"drive-scsi0": 11, "virtio-disk1": 9}
+    for f in slow:
+        lines = [l for l in err.splitlines() if f.name in l]
+        assert len(lines) == 1 and "does not answer within the cycle's budget (500 ms)" in lines[0], err
+    # backed off: asked in fewer cycles than there were
+    assert all(f.commands().count("qmp_capabilities") < 7 for f in slow)

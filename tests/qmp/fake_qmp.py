@@ -16,6 +16,7 @@ QMP in one of these --mode s:
   huge       query-status' reply is larger than kvmwatch's 4 MiB limit
   silent     accepts, never greets (like a monitor busy with another client)
   slow       greets, then never answers
+  trickle    greets, then answers one byte every 100 ms, never finishing
   badid      answers with the wrong id
   nul        query-status' status holds U+0000
   flood      300 disks, 10,000 KVM stats, error text with a newline and
@@ -166,6 +167,12 @@ def serve_one(conn, mode, log):
             continue
         if mode == "slow":
             continue
+        if mode == "trickle":
+            import time
+            conn.sendall(b'{"return": ')
+            while True:
+                time.sleep(0.1)
+                conn.sendall(b" ")
         if mode == "badid":
             conn.sendall(enc({"return": {}, "id": cid + 1000}))
             continue
