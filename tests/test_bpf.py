@@ -566,3 +566,25 @@ def test_stats_map_pruned_for_gone_vms():
     err = p.stderr.read()
     assert sum(m["bpf.mmio"].values()) == n, m
     assert err.count("eBPF mmio: its statistics map is full (4 entries)") == 1, err
+
+
+def test_eoi_without_vector_and_wakeup_valid_flag_labelled():
+    """Field test item 5: the kernel's kvm_eoi vector -1 (no vector) printed
+    as 4294967295; the wakeup tracepoint's 'valid' flag was counted as
+    POLL_OK.  Both are shown for what the kernel means."""
+    with Guest("irq-ioapic", count=9) as g:
+        lines, err, res = run_traced(g, "-i")
+    eoi = [l for l in lines if l.get("type") == "irq" and l["kind"] == "eoi"]
+    assert len(eoi) == 18
+    assert all(e["vector"] is None or 0 <= e["vector"] <= 255 for e in eoi), eoi
+    n = 9
+    with Guest("irq-msi", count=n) as g:
+        lines, err, res = run_traced(g, "-w")
+    ev = [l for l in lines if l.get("type") == "wakeup"]
+    assert len(ev) == n and all(isinstance(e["valid"], bool) for e in ev), ev
+    with Guest("irq-msi", count=n) as g:
+        lines, err, res = run_traced(g, "-w", "-s")
+    vm = final_vm(lines, g)
+    assert sum(w["samples"] for w in vm["wakeup"]) == n
+    assert all(isinstance(w["valid"], int) and 0 <= w["valid"] <= w["samples"] for w in vm["wakeup"])
+    assert not any("poll_ok" in w for w in vm["wakeup"])
