@@ -37,9 +37,10 @@ CLEAN_FILES :=
 .PHONY: all test test-san clean install
 all:
 
-# common/ first: the other fragments refer to $(LIBKW) in prerequisites.
-include common/module.mk
-MODULE_MKS := $(filter-out common/module.mk,$(sort $(wildcard */module.mk */*/module.mk)))
+# common/ and guest/ first: the other fragments refer to $(LIBKW) and
+# $(LIBKWGUEST) in prerequisites.
+include common/module.mk guest/module.mk
+MODULE_MKS := $(filter-out common/module.mk guest/module.mk,$(sort $(wildcard */module.mk */*/module.mk)))
 include $(MODULE_MKS)
 
 all: $(ALL_TARGETS)

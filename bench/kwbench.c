@@ -12,8 +12,8 @@
  * per cycle.  Prints one JSON object: per-cycle mean/median/min/max in
  * microseconds, microseconds per VM, RSS now and peak (getrusage), and how
  * many /proc entries the discovery walked. */
-#include "kw_collector.h"
-#include "kw_util.h"
+#include "core/kw_collector.h"
+#include "util/kw_util.h"
 
 #include <ctype.h>
 #include <dirent.h>

@@ -1,7 +1,7 @@
 # bpf/: kvmwatch's BPF programs (libbpf CO-RE).  vmlinux.h is generated at
 # build time from the running kernel's BTF (plus the kvm module's BTF when KVM
 # is a module); each bpf/X.bpf.c becomes $(O)/bpf/X.bpf.o and a skeleton
-# $(O)/bpf/X.skel.h that common/kw_bpf.c includes.
+# $(O)/bpf/X.skel.h that common/kvm/kw_bpf.c includes.
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
 KVM_BTF     ?= $(wildcard /sys/kernel/btf/kvm)
 BPF_ARCH    := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
@@ -24,9 +24,11 @@ $(O)/bpf/%.skel.h: $(O)/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@.tmp
 	mv $@.tmp $@
 
-# The loader includes the skeletons and bpf/kvmwatch.h.
-$(O)/common/kw_bpf.o: $(BPF_SKELS)
-$(O)/common/kw_bpf.o: CFLAGS += -I$(CURDIR)/bpf -I$(CURDIR)/$(O)/bpf
+# The loader includes the skeletons and bpf/kvmwatch.h; the bpf source and
+# the decoders read the BPF ABI (bpf/kvmwatch.h).
+$(O)/common/kvm/kw_bpf.o: $(BPF_SKELS)
+$(O)/common/kvm/kw_bpf.o: CFLAGS += -I$(CURDIR)/bpf -I$(CURDIR)/$(O)/bpf
+$(O)/common/sources/kw_src_bpf.o $(O)/common/kvm/kw_decode.o: CFLAGS += -I$(CURDIR)/bpf
 
 ALL_TARGETS += $(BPF_SKELS)
 .SECONDARY: $(BPF_OBJS) $(O)/bpf/vmlinux.h

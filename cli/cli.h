@@ -4,7 +4,7 @@
 
 #include <signal.h>
 
-#include "kw_collector.h"
+#include "core/kw_collector.h"
 
 enum kw_out { KW_OUT_TEXT, KW_OUT_JSON };
 enum kw_view { KW_VIEW_SUMMARY, KW_VIEW_VCPU, KW_VIEW_NET, KW_VIEW_HOST, KW_VIEW_LIST, KW_VIEW_METRICS,

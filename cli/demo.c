@@ -14,7 +14,7 @@
 
 #include "cli.h"
 #include "kw_guest.h"
-#include "kw_util.h"
+#include "util/kw_util.h"
 
 #define DEMO_NAME "kvmwatch-demo"
 #define DEMO_VCPUS "2"

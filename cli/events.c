@@ -5,8 +5,9 @@
  * perf-kvm-stat-like columns.  Events are attributed to VMs through the VM
  * table (tgid -> name, tid -> vCPU). */
 #include "cli.h"
-#include "kw_bpf.h"
-#include "kw_util.h"
+#include "kvm/kw_bpf.h"
+#include "kvm/kw_decode.h"
+#include "util/kw_util.h"
 #include <linux/types.h>
 
 #include "kvmwatch.h"
@@ -248,14 +249,14 @@ static void print_exit(struct ev_ctx *x, uint32_t isa, uint32_t reason, int time
 {
 	int json = x->o->output == KW_OUT_JSON;
 	char buf[64];
-	const char *n = kw_bpf_exit_name(isa, reason, buf, sizeof(buf));
+	const char *n = kw_kvm_exit_name(isa, reason, buf, sizeof(buf));
 
 	if (json) {
-		fprintf(stdout, ",\"isa\":\"%s\",\"reason\":", kw_bpf_isa_name(isa));
+		fprintf(stdout, ",\"isa\":\"%s\",\"reason\":", kw_kvm_isa_name(isa));
 		kw_json_str(stdout, n);
 		fprintf(stdout, ",\"code\":%u", reason);
 	} else {
-		fprintf(stdout, "%-4s %-24s", kw_bpf_isa_name(isa), n);
+		fprintf(stdout, "%-4s %-24s", kw_kvm_isa_name(isa), n);
 	}
 	print_lat(stdout, json, json ? "latency_ns" : "latency", timed, lat);
 	if (json)
@@ -271,7 +272,7 @@ static void print_fault(struct ev_ctx *x, uint64_t addr, uint64_t ec, uint64_t g
 	const char *s = src == KW_FAULT_SRC_PF ? "kvm_page_fault" : "kvm_mmu_spte_requested";
 	char ecs[96];
 
-	kw_bpf_pferr_str(ec, ecs, sizeof(ecs));
+	kw_kvm_pferr_str(ec, ecs, sizeof(ecs));
 	if (json) {
 		fprintf(stdout, ",\"addr\":%llu,\"error_code\":%llu,\"error\":\"%s\",\"gfn\":", (unsigned long long)addr,
 			(unsigned long long)ec, ecs);
@@ -303,7 +304,7 @@ static const char *delivery_mode(unsigned dm)
 static void print_irq(const struct kw_event *e, int json)
 {
 	FILE *f = stdout;
-	const char *k = kw_bpf_irq_kind(e->irq.kind);
+	const char *k = kw_kvm_irq_kind(e->irq.kind);
 	uint64_t a = e->irq.a, b = e->irq.b;
 
 	if (json)
@@ -383,7 +384,7 @@ static int on_event(const struct kw_event *e, void *arg)
 	case KW_EV_MMIO:
 		fprintf(f, json ? ",\"access\":\"%s\",\"gpa\":%llu,\"len\":%u,\"val\":%llu}\n"
 				: "%-16s gpa=0x%llx len=%u val=0x%llx\n",
-			kw_bpf_mmio_type(e->mmio.type), (unsigned long long)e->mmio.gpa, e->mmio.len,
+			kw_kvm_mmio_type(e->mmio.type), (unsigned long long)e->mmio.gpa, e->mmio.len,
 			(unsigned long long)e->mmio.val);
 		break;
 	case KW_EV_DIRTY:
@@ -693,7 +694,7 @@ static void print_top(struct ev_ctx *x, int bit, pid_t tgid, int json)
 					t.r[i].k.slot, (unsigned long long)t.r[i].k.addr, (unsigned long long)t.r[i].count);
 			else
 				fprintf(stdout, "%s{\"type\":\"%s\",\"gpa\":%llu,\"count\":%llu}", i ? "," : "",
-					kw_bpf_mmio_type(t.r[i].k.slot), (unsigned long long)t.r[i].k.addr,
+					kw_kvm_mmio_type(t.r[i].k.slot), (unsigned long long)t.r[i].k.addr,
 					(unsigned long long)t.r[i].count);
 		}
 		fputc(']', stdout);
@@ -704,7 +705,7 @@ static void print_top(struct ev_ctx *x, int bit, pid_t tgid, int json)
 				fprintf(stdout, "    slot %-6u gfn 0x%-12llx %10llu\n", t.r[i].k.slot,
 					(unsigned long long)t.r[i].k.addr, (unsigned long long)t.r[i].count);
 			else
-				fprintf(stdout, "    %-16s gpa 0x%-12llx %10llu\n", kw_bpf_mmio_type(t.r[i].k.slot),
+				fprintf(stdout, "    %-16s gpa 0x%-12llx %10llu\n", kw_kvm_mmio_type(t.r[i].k.slot),
 					(unsigned long long)t.r[i].k.addr, (unsigned long long)t.r[i].count);
 		}
 	}
@@ -745,7 +746,7 @@ static int vm_section(struct ev_ctx *x, const struct snap *cur, const struct sna
 	if (r.n > 1)
 		qsort(r.r, r.n, sizeof(*r.r), row_cmp);
 	if (json)
-		fprintf(f, "%s\"%s\":", *first_sec ? "" : ",", kw_bpf_feature_name(bit));
+		fprintf(f, "%s\"%s\":", *first_sec ? "" : ",", kw_feature_name(bit));
 	*first_sec = 0;
 	switch (bit) {
 	case KW_BPF_BIT_EXITS: {
@@ -765,14 +766,14 @@ static int vm_section(struct ev_ctx *x, const struct snap *cur, const struct sna
 			unsigned isa = w->k.kind % 3;
 			double sp = tot[isa] ? 100.0 * (double)w->v.count / (double)tot[isa] : 0;
 			double tp = tns[isa] ? 100.0 * (double)w->v.sum_ns / (double)tns[isa] : 0;
-			const char *n = kw_bpf_exit_name(w->k.kind, w->k.reason, buf, sizeof(buf));
+			const char *n = kw_kvm_exit_name(w->k.kind, w->k.reason, buf, sizeof(buf));
 
 			if (per)
 				vcpu_str(vc, sizeof(vc), vm, w->k.tid);
 			else
 				kw_strlcpy(vc, "all", sizeof(vc));
 			if (json) {
-				fprintf(f, "%s{\"isa\":\"%s\",\"reason\":", i ? "," : "", kw_bpf_isa_name(w->k.kind));
+				fprintf(f, "%s{\"isa\":\"%s\",\"reason\":", i ? "," : "", kw_kvm_isa_name(w->k.kind));
 				kw_json_str(f, n);
 				fprintf(f, ",\"code\":%u", w->k.reason);
 				if (per)
@@ -782,7 +783,7 @@ static int vm_section(struct ev_ctx *x, const struct snap *cur, const struct sna
 				json_hist(f, &w->v);
 				fputc('}', f);
 			} else {
-				fprintf(f, "  %-5s %-4s %-28s %10llu %8.2f%% %7.2f%%", vc, kw_bpf_isa_name(w->k.kind), n,
+				fprintf(f, "  %-5s %-4s %-28s %10llu %8.2f%% %7.2f%%", vc, kw_kvm_isa_name(w->k.kind), n,
 					(unsigned long long)w->v.count, sp, tp);
 				lat_cols_text(f, &w->v);
 				fputc('\n', f);
@@ -841,7 +842,7 @@ static int vm_section(struct ev_ctx *x, const struct snap *cur, const struct sna
 			fputs(bit == KW_BPF_BIT_MMIO ? "{\"counts\":{" : "{", f);
 		for (i = 0; i < r.n; i++) {
 			const struct agg_row *w = &r.r[i];
-			const char *n = bit == KW_BPF_BIT_MMIO ? kw_bpf_mmio_type(w->k.kind) : kw_bpf_irq_kind(w->k.kind);
+			const char *n = bit == KW_BPF_BIT_MMIO ? kw_kvm_mmio_type(w->k.kind) : kw_kvm_irq_kind(w->k.kind);
 
 			if (per)
 				vcpu_str(vc, sizeof(vc), vm, w->k.tid);
@@ -952,7 +953,7 @@ static int summary(struct ev_ctx *x, const struct snap *cur, const struct snap *
 			continue;
 		snprintf(key, sizeof(key), "bpf-full:%d", bit);
 		kw_log_once(KW_LOG_WARN, key, "eBPF %s: its statistics map is full (%u entries): %llu events were not "
-			    "counted", kw_bpf_feature_name(bit), kw_bpf_stats_capacity(x->b, bit), (unsigned long long)d);
+			    "counted", kw_feature_name(bit), kw_bpf_stats_capacity(x->b, bit), (unsigned long long)d);
 	}
 	if (json)
 		fprintf(f, "{\"time\":%.3f,\"interval\":%.3f,\"final\":%s,\"lost\":%llu,\"lost_total\":%llu,"
@@ -985,7 +986,7 @@ static int summary(struct ev_ctx *x, const struct snap *cur, const struct snap *
 			if (!(kw_bpf_active(x->b) & (1u << bit)))
 				continue;
 			if (!json)
-				fprintf(f, " %s:\n", kw_bpf_feature_name(bit));
+				fprintf(f, " %s:\n", kw_feature_name(bit));
 			r = vm_section(x, cur, prev, bit, tg[i], vm, dt, &first_sec);
 		}
 		if (json)
@@ -1012,14 +1013,14 @@ static void print_attached(struct ev_ctx *x)
 		if (!(x->o->events & (1u << bit)))
 			continue;
 		if (kw_bpf_why(x->b, bit)) {
-			kw_warn("eBPF %s unavailable: %s", kw_bpf_feature_name(bit), kw_bpf_why(x->b, bit));
+			kw_warn("eBPF %s unavailable: %s", kw_feature_name(bit), kw_bpf_why(x->b, bit));
 			continue;
 		}
 		if (kw_bpf_notes(x->b, bit)[0])
-			kw_info("eBPF %s: fallbacks: %s", kw_bpf_feature_name(bit), kw_bpf_notes(x->b, bit));
+			kw_info("eBPF %s: fallbacks: %s", kw_feature_name(bit), kw_bpf_notes(x->b, bit));
 		if (o < sizeof(line))
 			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s [%s]", o ? ", " : "",
-					      kw_bpf_feature_name(bit), kw_bpf_hooks(x->b, bit));
+					      kw_feature_name(bit), kw_bpf_hooks(x->b, bit));
 	}
 	kw_info("tracing %s attached", line);
 }

@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "kw_bpf.h"
-#include "kw_priv.h"
-#include "kw_util.h"
+#include "kvm/kw_bpf.h"
+#include "util/kw_priv.h"
+#include "util/kw_util.h"
 
 #ifndef KW_VERSION
 #define KW_VERSION "0.1"
@@ -244,7 +244,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case OPT_BPF: {
 		char err[256];
 
-		if (kw_bpf_features_parse(arg, &o->cfg.bpf_features, err, sizeof(err)))
+		if (kw_features_parse(arg, &o->cfg.bpf_features, err, sizeof(err)))
 			argp_error(state, "%s", err);
 		break;
 	}

@@ -3,8 +3,10 @@ CLI_SRCS := $(sort $(wildcard cli/*.c))
 CLI_OBJS := $(CLI_SRCS:%.c=$(O)/%.o)
 KVMWATCH := $(O)/kvmwatch
 
-$(KVMWATCH): $(CLI_OBJS) $(LIBKW)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIBKW) $(COMMON_LIBS)
+$(O)/cli/demo.o: CFLAGS += $(GUEST_CFLAGS)
+
+$(KVMWATCH): $(CLI_OBJS) $(LIBKWGUEST) $(LIBKW)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIBKWGUEST) $(LIBKW) $(COMMON_LIBS)
 
 ALL_TARGETS += $(KVMWATCH)
 TEST_DEPS += $(KVMWATCH)

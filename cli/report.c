@@ -3,7 +3,7 @@
  * Everything is driven by the metric table; rates come from deltas between
  * two collection cycles. */
 #include "cli.h"
-#include "kw_util.h"
+#include "util/kw_util.h"
 
 #include <errno.h>
 #include <math.h>

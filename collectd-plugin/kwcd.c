@@ -1,8 +1,8 @@
 /* kwcd.c - the collectd plugin's logic without collectd: configuration,
  * identifiers, the metric-table check and grouping samples into value lists. */
 #include "kwcd_priv.h"
-#include "kw_bpf.h"
-#include "kw_util.h"
+#include "kvm/kw_bpf.h"
+#include "util/kw_util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -636,7 +636,7 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 				k->cfg.bpf_features |= KW_BPF_ALL;
 				continue;
 			}
-			bit = kw_bpf_feature_from_name(v[i].s);
+			bit = kw_feature_from_name(v[i].s);
 			if (bit < 0) {
 				snprintf(err, errlen,
 					 "option %s: unknown eBPF feature \"%s\" (expected all, exits, mmu, mmio, "

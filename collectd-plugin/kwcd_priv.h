@@ -3,7 +3,7 @@
 #define KWCD_PRIV_H
 
 #include "kwcd.h"
-#include "kw_collector.h"
+#include "core/kw_collector.h"
 #include "kw_ignorelist.h"
 
 struct kwcd {

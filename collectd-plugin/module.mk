@@ -11,15 +11,19 @@ COLLECTD_CONFDIR   ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)/collectd
 
 CD_SO        := $(O)/collectd-plugin/kvmwatch.so
 CD_GLUE_OBJ  := $(O)/collectd-plugin/kvmwatch.o
-CD_LOGIC_OBJ := $(O)/collectd-plugin/kwcd.o
+CD_LOGIC_OBJ := $(O)/collectd-plugin/kwcd.o $(O)/collectd-plugin/kw_ignorelist.o
 CD_TEST_KWCD := $(O)/collectd-plugin/tests/test_kwcd
 CD_TEST_GLUE := $(O)/collectd-plugin/tests/test_glue
 
 $(CD_GLUE_OBJ) $(O)/collectd-plugin/tests/mock_plugin.o: CFLAGS += $(COLLECTD_CFLAGS)
 $(CD_LOGIC_OBJ) $(O)/collectd-plugin/tests/%.o: CFLAGS += -I$(CURDIR)/collectd-plugin
 
-$(CD_SO): $(CD_GLUE_OBJ) $(CD_LOGIC_OBJ) $(LIBKW)
-	$(CC) $(LDFLAGS) -shared \
+# Only module_register is exported: the library inside stays private to the
+# plugin (no clash with collectd or other plugins).
+CD_MAP := collectd-plugin/kvmwatch.map
+
+$(CD_SO): $(CD_GLUE_OBJ) $(CD_LOGIC_OBJ) $(LIBKW) $(CD_MAP)
+	$(CC) $(LDFLAGS) -shared -Wl,--version-script=$(CD_MAP) \
 		-o $@ $(CD_GLUE_OBJ) $(CD_LOGIC_OBJ) $(LIBKW) $(COMMON_LIBS)
 
 $(CD_TEST_KWCD): $(O)/collectd-plugin/tests/test_kwcd.o $(CD_LOGIC_OBJ) $(LIBKW)

@@ -1,5 +1,7 @@
 /* kw_guest: the project's own KVM guests (see kw_guest.h). */
 #include "kw_guest.h"
+#include "kvm/kw_decode.h"
+#include "kvm/kw_kstats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -202,42 +204,11 @@ int kw_guest_mode_from_name(const char *name)
 	return -1;
 }
 
-static const char *const exit_names[KW_GUEST_NR_EXIT_REASONS] = {
-	[KVM_EXIT_UNKNOWN] = "unknown", [KVM_EXIT_EXCEPTION] = "exception",
-	[KVM_EXIT_IO] = "io", [KVM_EXIT_HYPERCALL] = "hypercall",
-	[KVM_EXIT_DEBUG] = "debug", [KVM_EXIT_HLT] = "hlt", [KVM_EXIT_MMIO] = "mmio",
-	[KVM_EXIT_IRQ_WINDOW_OPEN] = "irq_window_open", [KVM_EXIT_SHUTDOWN] = "shutdown",
-	[KVM_EXIT_FAIL_ENTRY] = "fail_entry", [KVM_EXIT_INTR] = "intr",
-	[KVM_EXIT_SET_TPR] = "set_tpr", [KVM_EXIT_TPR_ACCESS] = "tpr_access",
-	[KVM_EXIT_NMI] = "nmi", [KVM_EXIT_INTERNAL_ERROR] = "internal_error",
-	[KVM_EXIT_SYSTEM_EVENT] = "system_event", [KVM_EXIT_IOAPIC_EOI] = "ioapic_eoi",
-	[KVM_EXIT_HYPERV] = "hyperv", [KVM_EXIT_X86_RDMSR] = "x86_rdmsr",
-	[KVM_EXIT_X86_WRMSR] = "x86_wrmsr", [KVM_EXIT_DIRTY_RING_FULL] = "dirty_ring_full",
-	[KVM_EXIT_AP_RESET_HOLD] = "ap_reset_hold", [KVM_EXIT_X86_BUS_LOCK] = "x86_bus_lock",
-	[KVM_EXIT_XEN] = "xen", [KVM_EXIT_NOTIFY] = "notify",
-	[39] = "memory_fault",  /* KVM_EXIT_MEMORY_FAULT (6.8+ headers) */
-};
-
-const char *kw_guest_exit_name(unsigned reason)
-{
-	return reason < KW_GUEST_NR_EXIT_REASONS ? exit_names[reason] : NULL;
-}
-
 /* ------------------------------------------------------------------ */
 /* Binary stats (KVM_GET_STATS_FD)                                     */
 /* ------------------------------------------------------------------ */
-struct stats_src {
-	int fd;
-	unsigned n;
-	size_t data_off, data_len;
-	struct {
-		char name[KW_GUEST_STAT_NAME];
-		uint32_t offset;  /* bytes into the data block */
-		uint16_t size;    /* number of u64 values */
-	} d[KW_GUEST_MAX_STATS];
-	uint64_t *buf;
-};
-
+/* The VM's and each vCPU's stats fd, read with the project's bounded
+ * reader (kvm/kw_kstats.h). */
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -251,111 +222,46 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void stats_close(struct stats_src *s)
+static void stats_close(struct kw_kstats *s)
 {
-	if (s->fd >= 0)
-		close(s->fd);
-	s->fd = -1;
-	free(s->buf);
-	s->buf = NULL;
+	kw_kstats_close(s);
 }
 
-static int stats_open(struct stats_src *s, int kvm_obj_fd, const char *what,
-		      char *err, size_t errlen)
+static int stats_open(struct kw_kstats *s, int kvm_obj_fd, const char *what, char *err, size_t errlen)
 {
-	struct kvm_stats_header h;
-	size_t dsz;
-	char *descs = NULL;
-	ssize_t n;
+	int r;
 
 	s->fd = ioctl(kvm_obj_fd, KVM_GET_STATS_FD, NULL);
 	if (s->fd < 0) {
 		set_err(err, errlen, "failed to get stats fd of %s: %s", what, strerror(errno));
 		return -1;
 	}
-	n = pread(s->fd, &h, sizeof(h), 0);
-	if (n != (ssize_t)sizeof(h)) {
-		set_err(err, errlen, "failed to read stats header of %s: %s", what,
-			n < 0 ? strerror(errno) : "short read");
-		goto fail;
-	}
-	dsz = sizeof(struct kvm_stats_desc) + h.name_size;
-	descs = malloc(dsz * (h.num_desc ? h.num_desc : 1));
-	if (!descs) {
-		set_err(err, errlen, "failed to allocate stats descriptors of %s: %s", what,
-			strerror(errno));
-		goto fail;
-	}
-	n = pread(s->fd, descs, dsz * h.num_desc, h.desc_offset);
-	if (n != (ssize_t)(dsz * h.num_desc)) {
-		set_err(err, errlen, "failed to read stats descriptors of %s: %s", what,
-			n < 0 ? strerror(errno) : "short read");
-		goto fail;
-	}
-	s->n = 0;
-	s->data_off = h.data_offset;
-	s->data_len = 0;
-	for (unsigned i = 0; i < h.num_desc && s->n < KW_GUEST_MAX_STATS; i++) {
-		const struct kvm_stats_desc *d = (const void *)(descs + i * dsz);
-		size_t end = (size_t)d->offset + (size_t)d->size * sizeof(uint64_t);
-
-		snprintf(s->d[s->n].name, sizeof(s->d[s->n].name), "%.*s",
-			 (int)(h.name_size < KW_GUEST_STAT_NAME ? h.name_size : KW_GUEST_STAT_NAME - 1),
-			 d->name);
-		s->d[s->n].offset = d->offset;
-		s->d[s->n].size = d->size;
-		if (end > s->data_len)
-			s->data_len = end;
-		s->n++;
-	}
-	free(descs);
-	descs = NULL;
-	s->buf = malloc(s->data_len ? s->data_len : 8);
-	if (!s->buf) {
-		set_err(err, errlen, "failed to allocate stats buffer of %s: %s", what,
-			strerror(errno));
-		goto fail;
+	r = kw_kstats_load(s);
+	if (r < 0) {
+		set_err(err, errlen, "failed to read stats descriptors of %s: %s", what, strerror(-r));
+		kw_kstats_close(s);
+		return -1;
 	}
 	return 0;
-fail:
-	free(descs);
-	stats_close(s);
-	return -1;
 }
 
-static int stats_read(struct stats_src *s, struct kw_guest_stats *out)
+static int stats_read(struct kw_kstats *s, struct kw_guest_stats *out)
 {
-	ssize_t n = pread(s->fd, s->buf, s->data_len, s->data_off);
-
-	if (n != (ssize_t)s->data_len)
+	if (kw_kstats_read(s))
 		return -1;
 	out->n = 0;
-	for (unsigned i = 0; i < s->n; i++) {
-		uint64_t v = 0;
-
-		for (unsigned j = 0; j < s->d[i].size; j++)
-			v += s->buf[s->d[i].offset / sizeof(uint64_t) + j];
-		memcpy(out->s[out->n].name, s->d[i].name, KW_GUEST_STAT_NAME);
-		out->s[out->n].value = v;
+	for (unsigned i = 0; i < s->nd && out->n < KW_GUEST_MAX_STATS; i++) {
+		snprintf(out->s[out->n].name, KW_GUEST_STAT_NAME, "%s", s->d[i].name);
+		out->s[out->n].value = kw_kstats_value(s, i);
 		out->n++;
 	}
 	return 0;
 }
 
-/* One stat, by index from stats_find(). */
-static int stats_read_one(struct stats_src *s, int idx, uint64_t *v)
+/* One stat, by index from kw_kstats_find(). */
+static int stats_read_one(struct kw_kstats *s, int idx, uint64_t *v)
 {
-	if (idx < 0)
-		return -1;
-	return pread(s->fd, v, sizeof(*v), s->data_off + s->d[idx].offset) == sizeof(*v) ? 0 : -1;
-}
-
-static int stats_find(const struct stats_src *s, const char *name)
-{
-	for (unsigned i = 0; i < s->n; i++)
-		if (strcmp(s->d[i].name, name) == 0)
-			return (int)i;
-	return -1;
+	return idx < 0 || kw_kstats_read_one(s, (unsigned)idx, v) ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -374,7 +280,7 @@ struct kw_vcpu {
 	pthread_t thr;
 	bool thr_started;
 	_Atomic pid_t tid;
-	struct stats_src stats;
+	struct kw_kstats stats;
 	int halt_idx;           /* index of "halt_exits" in stats */
 	uint64_t runs, eintr, hlts;
 	uint64_t exits[KW_GUEST_NR_EXIT_REASONS];
@@ -388,7 +294,7 @@ struct kw_guest {
 	bool lm;                /* 64-bit program */
 	bool irqchip;
 	uint32_t ring_entries;
-	struct stats_src vm_stats;
+	struct kw_kstats vm_stats;
 	unsigned nvcpus;
 	struct kw_vcpu *vcpus;
 
@@ -610,7 +516,7 @@ static int vcpu_loop(struct kw_vcpu *v)
 		default:
 			guest_fail(g, "failed to run vCPU %u: unexpected exit reason %u (%s)", v->idx,
 				   run->exit_reason,
-				   kw_guest_exit_name(run->exit_reason) ? kw_guest_exit_name(run->exit_reason) : "?");
+				   kw_kvm_uexit_name(run->exit_reason) ? kw_kvm_uexit_name(run->exit_reason) : "?");
 			return -1;
 		}
 	}
@@ -1236,7 +1142,7 @@ struct kw_guest *kw_guest_create(const struct kw_guest_opts *opts, char *err, si
 		snprintf(what, sizeof(what), "vCPU %u", i);
 		if (stats_open(&v->stats, v->fd, what, err, errlen) < 0)
 			goto fail;
-		v->halt_idx = stats_find(&v->stats, "halt_exits");
+		v->halt_idx = kw_kstats_find(&v->stats, "halt_exits");
 	}
 	free(cpuid);
 	cpuid = NULL;

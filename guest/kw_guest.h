@@ -109,8 +109,6 @@ struct kw_guest;
  * "irq-ioapic", "irq-msi", "haltpoll", "demo"). */
 const char *kw_guest_mode_name(int mode);
 int kw_guest_mode_from_name(const char *name);
-/* Name of a KVM_EXIT_* reason ("io", "mmio", "hlt", ...) or NULL. */
-const char *kw_guest_exit_name(unsigned reason);
 
 /* Create the VM, memory, vCPUs and their threads (parked until start). */
 struct kw_guest *kw_guest_create(const struct kw_guest_opts *o, char *err, size_t errlen);

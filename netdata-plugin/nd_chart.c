@@ -1,6 +1,6 @@
 /* nd_chart.c - the plugins.d protocol side of kvmwatch.plugin (see nd_chart.h). */
 #include "nd_chart.h"
-#include "kw_util.h"
+#include "util/kw_util.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "kw_collector.h"
+#include "core/kw_collector.h"
 
 #define ND_ID_MAX 200       /* netdata 1.37: "type.id" at most 200 characters */
 #define ND_VMNAME_MAX 64    /* sanitised VM name part of the type */

@@ -1,9 +1,9 @@
 /* nd_conf.c - kvmwatch.conf parsing (see nd_conf.h). */
 #include "nd_conf.h"
-#include "kw_bpf.h"
-#include "kw_metrics.h"
-#include "kw_priv.h"
-#include "kw_util.h"
+#include "kvm/kw_bpf.h"
+#include "core/kw_metrics.h"
+#include "util/kw_priv.h"
+#include "util/kw_util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -115,7 +115,7 @@ static void key_value(struct nd_conf *cf, const char *path, int line, int sec, c
 		}
 		break;
 	case SEC_BPF:
-		if ((b = kw_bpf_feature_from_name(k)) >= 0) {
+		if ((b = kw_feature_from_name(k)) >= 0) {
 			i = (size_t)b;
 			if (parse_bool(v, &b))
 				CONF_ERR(cf, path, line, "invalid value '%s' for eBPF feature '%s' (yes or no): ignored", v, k);

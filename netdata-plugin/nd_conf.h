@@ -14,7 +14,7 @@ struct nd_conf {
 	int host_charts;        /* [global] host charts = yes|no (default yes) */
 	unsigned sources;       /* [sources] procfs/libvirt/kvmstat/bpf, 1 << enum kw_source_id */
 	char libvirt_uri[256];  /* [sources] libvirt uri */
-	unsigned bpf_features;  /* [bpf] keys: KW_BPF_* (kw_bpf_feature_from_name) */
+	unsigned bpf_features;  /* [bpf] keys: KW_BPF_* (kw_feature_from_name) */
 	char vms[4096];         /* [filter] vms: netdata simple pattern (default "*") */
 	int errors;             /* problems reported on stderr */
 };

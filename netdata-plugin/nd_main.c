@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kw_collector.h"
+#include "core/kw_collector.h"
 #include "kw_pattern.h"
-#include "kw_priv.h"
-#include "kw_util.h"
+#include "util/kw_priv.h"
+#include "util/kw_util.h"
 #include "nd_chart.h"
 #include "nd_conf.h"
 
@@ -191,7 +191,7 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	uint64_t next;
 	long update_every = 1;
-	int step = 0, verbose = 0, o, rc = 0, kvm_present;
+	int step = 0, verbose = 0, o, rc = 0;
 
 	kw_log_set_sink(log_sink, NULL);
 	while ((o = getopt_long(argc, argv, "vVh", opts, NULL)) != -1) {
@@ -282,27 +282,15 @@ int main(int argc, char **argv)
 		kw_pattern_free(&pat);
 		return 1;
 	}
-	{
-		int any = 0, k;
-		for (k = 0; k < KW_SRC__N; k++)
-			any |= kw_collector_has(&c, k);
-		if (!any) {
-			disable("no source is available");
-			rc = 1;
-			goto out;
-		}
+	if (!kw_collector_any_source(&c)) {
+		disable("no source is available");
+		rc = 1;
+		goto out;
 	}
 	if (devkvm)
 		kw_strlcpy(path, devkvm, sizeof(path));
 	else
 		path_prefixed(path, sizeof(path), prefix, "/dev/kvm");
-	kvm_present = access(path, F_OK) == 0;
-	if (!kvm_present) {
-		char mod[PATH_MAX];
-
-		if (snprintf(mod, sizeof(mod), "%s/module/kvm", c.cfg.sysfs) < (int)sizeof(mod))
-			kvm_present = access(mod, F_OK) == 0;
-	}
 
 	nd_state_init(&st, stdout, (int)update_every);
 	next = kw_now_mono_ns();
@@ -322,7 +310,7 @@ int main(int argc, char **argv)
 			rc = 1;
 			break;
 		}
-		if (c.cycle == 1 && !kvm_present && c.vms.n == 0 && !kw_libvirt_connected(&c)) {
+		if (c.cycle == 1 && !kw_collector_kvm_here(&c, path)) {
 			char msg[PATH_MAX * 2 + 128];
 			snprintf(msg, sizeof(msg),
 				 "no KVM on this host (%s and %s/module/kvm absent, no VM process, libvirt unavailable)",

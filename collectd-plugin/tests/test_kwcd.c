@@ -2,7 +2,7 @@
  * the metric table against types.db, identifiers, config, grouping.
  * Usage: test_kwcd TYPES_DB */
 #include "kwcd_priv.h"
-#include "kw_util.h"
+#include "util/kw_util.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,6 +1,7 @@
 /* kw_collector.c - runs the sources in order each cycle and keeps the VM table. */
-#include "kw_collector.h"
-#include "kw_util.h"
+#include "core/kw_collector.h"
+#include "sources/kw_sources.h"
+#include "util/kw_util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -19,72 +20,6 @@ static const struct kw_source_ops *const sources[] = {
 	&kw_source_qmp,
 };
 
-void kw_config_defaults(struct kw_config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	kw_strlcpy(cfg->procfs, "/proc", sizeof(cfg->procfs));
-	kw_strlcpy(cfg->sysfs, "/sys", sizeof(cfg->sysfs));
-	cfg->sources = KW_SOURCES_ALL;
-	cfg->bpf_features = 0;
-}
-
-void kw_config_free(struct kw_config *cfg)
-{
-	size_t i;
-
-	free(cfg->pids);
-	for (i = 0; i < cfg->nnames; i++)
-		free(cfg->names[i]);
-	free(cfg->names);
-	cfg->pids = NULL;
-	cfg->names = NULL;
-	cfg->npids = cfg->nnames = 0;
-}
-
-int kw_config_add_pid(struct kw_config *cfg, pid_t pid)
-{
-	pid_t *p = realloc(cfg->pids, (cfg->npids + 1) * sizeof(*p));
-
-	if (!p)
-		return -ENOMEM;
-	p[cfg->npids++] = pid;
-	cfg->pids = p;
-	return 0;
-}
-
-int kw_config_add_name(struct kw_config *cfg, const char *name)
-{
-	char **p = realloc(cfg->names, (cfg->nnames + 1) * sizeof(*p));
-
-	if (!p)
-		return -ENOMEM;
-	cfg->names = p;
-	if (!(p[cfg->nnames] = strdup(name)))
-		return -ENOMEM;
-	cfg->nnames++;
-	return 0;
-}
-
-static int copy_config(struct kw_config *dst, const struct kw_config *src)
-{
-	size_t i;
-
-	*dst = *src;
-	dst->pids = NULL;
-	dst->names = NULL;
-	dst->npids = dst->nnames = 0;
-	for (i = 0; i < src->npids; i++)
-		if (kw_config_add_pid(dst, src->pids[i]))
-			return -ENOMEM;
-	for (i = 0; i < src->nnames; i++)
-		if (kw_config_add_name(dst, src->names[i]))
-			return -ENOMEM;
-	return 0;
-}
-
-/* Every VM holds fds (a pidfd, KVM stats fds per vCPU) and every /proc read
- * opens one: the soft limit (often 1024) is raised to the hard one, as
- * the kernel allows without privilege. */
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -112,7 +47,7 @@ int kw_collector_init(struct kw_collector *c, const struct kw_config *cfg, char 
 
 	memset(c, 0, sizeof(*c));
 	raise_nofile();
-	if (copy_config(&c->cfg, cfg)) {
+	if (kw_config_copy(&c->cfg, cfg)) {
 		snprintf(err, errlen, "out of memory");
 		kw_config_free(&c->cfg);
 		return -ENOMEM;
@@ -166,6 +101,31 @@ int kw_collector_has(const struct kw_collector *c, int source)
 	return source >= 0 && source < KW_SRC__N && c->src[source].available;
 }
 
+int kw_collector_any_source(const struct kw_collector *c)
+{
+	for (int k = 0; k < KW_SRC__N; k++)
+		if (c->src[k].available)
+			return 1;
+	return 0;
+}
+
+int kw_collector_kvm_here(const struct kw_collector *c, const char *dev_kvm)
+{
+	char mod[KW_ROOT_MAX + 16];
+
+	if (c->host_vms || c->vms.n || (dev_kvm && access(dev_kvm, F_OK) == 0))
+		return 1;
+	if (snprintf(mod, sizeof(mod), "%s/module/kvm", c->cfg.sysfs) < (int)sizeof(mod) && access(mod, F_OK) == 0)
+		return 1;
+	for (int k = 0; k < KW_SRC__N; k++) {
+		const struct kw_source_state *s = &c->src[k];
+
+		if (s->available && s->ops->connected && s->ops->connected(c, s->state))
+			return 1;
+	}
+	return 0;
+}
+
 /* "vmid:100" (or "pve:100") selects a Proxmox VMID. */
 static int pve_selector(const char *s, long *id)
 {
@@ -196,6 +156,15 @@ int kw_collector_wants(const struct kw_collector *c, const struct kw_vm *vm)
 	return 0;
 }
 
+/* Is a source that finds VMs as processes (procfs) up? */
+static int counts_processes(const struct kw_collector *c)
+{
+	for (int k = 0; k < KW_SRC__N; k++)
+		if (c->src[k].available && (c->src[k].ops->flags & KW_SRC_F_PROCESSES))
+			return 1;
+	return 0;
+}
+
 int kw_collector_collect(struct kw_collector *c)
 {
 	size_t i, k;
@@ -216,12 +185,12 @@ int kw_collector_collect(struct kw_collector *c)
 		r = s->ops->discover(c, s->state);
 		if (r == -ENOMEM)
 			return r;
-		if ((r == -EMFILE || r == -ENFILE) && k == KW_SRC_PROC) {
+		if ((r == -EMFILE || r == -ENFILE) && (s->ops->flags & KW_SRC_F_PROCESSES)) {
 			/* no fd to scan with: the VMs we know are not gone */
 			kw_collector_fd_exhausted(-r, c->cfg.procfs);
 			for (i = 0; i < c->vms.n; i++)
 				c->vms.vms[i].seen = 1;
-		} else if (r < 0 && k == KW_SRC_PROC) {
+		} else if (r < 0 && (s->ops->flags & KW_SRC_F_PROCESSES)) {
 			kw_log_once(KW_LOG_WARN, "procfs-discover", "failed to scan %s: %s", c->cfg.procfs, strerror(-r));
 		}
 	}
@@ -248,7 +217,7 @@ int kw_collector_collect(struct kw_collector *c)
 			r = s->ops->collect_host(c, s->state, &c->host);
 			if (r == 0)
 				any = 1;
-			else if (k == KW_SRC_PROC && (r == -ENOENT || r == -ENOTDIR))
+			else if ((s->ops->flags & KW_SRC_F_PROCESSES) && (r == -ENOENT || r == -ENOTDIR))
 				return r;
 		}
 	} else {
@@ -266,7 +235,8 @@ int kw_collector_collect(struct kw_collector *c)
 			if (!s->available || !s->ops->collect_vm)
 				continue;
 			r = s->ops->collect_vm(c, s->state, vm);
-			if ((r == -ENOENT || r == -ESRCH) && k == KW_SRC_PROC && !(vm->found & KW_FOUND_LIBVIRT))
+			if ((r == -ENOENT || r == -ESRCH) && (s->ops->flags & KW_SRC_F_PROCESSES) &&
+			    !(vm->found & KW_FOUND_LIBVIRT))
 				gone = 1; /* the process exited mid-scan */
 			else if (r == -EMFILE || r == -ENFILE)
 				kw_collector_fd_exhausted(-r, s->ops->name);
@@ -281,7 +251,7 @@ int kw_collector_collect(struct kw_collector *c)
 		kw_ss_sort(&vm->stats);
 		i++;
 	}
-	if (c->src[KW_SRC_PROC].available && !c->cfg.no_host) {
+	if (counts_processes(c) && !c->cfg.no_host) {
 		kw_ss_set_u64(&c->host, KW_M_H_VMS, NULL, c->host_vms);
 		kw_ss_set_u64(&c->host, KW_M_H_VCPUS, NULL, c->host_vcpus);
 	}

@@ -7,8 +7,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "kw_metrics.h"
-#include "kw_vm.h"
+#include "core/kw_config.h"
+#include "core/kw_metrics.h"
+#include "core/kw_vm.h"
 
 struct kw_collector;
 
@@ -16,6 +17,7 @@ struct kw_collector;
 struct kw_source_ops {
 	int id;               /* enum kw_source_id */
 	const char *name;
+	unsigned flags;       /* KW_SRC_F_* */
 	/* Set up; on failure return <0 and say why: the source is then reported
 	 * unavailable once and the others keep working.  -ECANCELED means the
 	 * configuration asks nothing of this source: unavailable, no warning. */
@@ -28,30 +30,17 @@ struct kw_source_ops {
 	 * this cycle without error). */
 	int (*collect_vm)(struct kw_collector *c, void *state, struct kw_vm *vm);
 	void (*fini)(struct kw_collector *c, void *state);
+	/* A source that may be up but not connected (it retries): is it
+	 * connected now? */
+	int (*connected)(const struct kw_collector *c, const void *state);
 };
 
-#define KW_ROOT_MAX 1024 /* longest --procfs / --sysfs root */
-
-struct kw_config {
-	char procfs[KW_ROOT_MAX];     /* default /proc */
-	char sysfs[KW_ROOT_MAX];      /* default /sys */
-	unsigned sources;             /* bitmask of 1 << enum kw_source_id */
-	char libvirt_uri[256];        /* "" = qemu:///system, quietly idle if no libvirtd */
-	int libvirt_retry;            /* libvirtd not up at start: retry in the background
-	                               * (long-running front ends); else unavailable */
-	pid_t *pids;                  /* only these VMs (by VMM pid), if npids */
-	size_t npids;
-	char **names;                 /* only these VMs (name, uuid, "vmid:N"), if nnames; any of pids/names */
-	size_t nnames;
-	int no_host;                  /* skip host totals */
-	unsigned bpf_features;        /* eBPF feature bitmask (bpf source) */
-	/* Optional extra VM filter (e.g. a front end's name patterns): VMs for
-	 * which it returns 0 are dropped before per-VM collection. */
-	int (*want_vm)(const struct kw_vm *vm, void *arg);
-	void *want_vm_arg;
-};
-
-#define KW_SOURCES_ALL ((1u << KW_SRC__N) - 1)
+/* The source finds VMs as processes: its discovery failing is the
+ * collector's failure (said; out of fds keeps the VMs known), ENOENT while
+ * reading a VM means the process exited (dropped unless another source
+ * manages it), ENOENT on the host files means the root is gone, and it
+ * counts host.vms / host.vcpus. */
+#define KW_SRC_F_PROCESSES 0x1
 
 struct kw_source_state {
 	const struct kw_source_ops *ops;
@@ -73,11 +62,6 @@ struct kw_collector {
 	void *priv;                   /* procfs discovery caches */
 };
 
-void kw_config_defaults(struct kw_config *cfg);
-/* Free what kw_config_* allocated (pids, names). */
-void kw_config_free(struct kw_config *cfg);
-int kw_config_add_pid(struct kw_config *cfg, pid_t pid);
-int kw_config_add_name(struct kw_config *cfg, const char *name);
 
 /* Validate the configuration (procfs root exists and is a proc filesystem
  * tree) and initialise the enabled sources.  Returns 0, or -errno with err
@@ -94,6 +78,12 @@ int kw_collector_wants(const struct kw_collector *c, const struct kw_vm *vm);
 void kw_collector_fd_exhausted(int e, const char *what);
 /* Is a source usable this run? */
 int kw_collector_has(const struct kw_collector *c, int source);
+/* Is any source usable? */
+int kw_collector_any_source(const struct kw_collector *c);
+/* Is there anything to watch here: KVM on this host (dev_kvm exists, or
+ * SYSFS/module/kvm), a VM found in the last cycle, or a source that manages
+ * VMs (libvirt) connected? */
+int kw_collector_kvm_here(const struct kw_collector *c, const char *dev_kvm);
 
 /* A copy of one cycle's results, for front ends that compute deltas. */
 struct kw_snapshot {
@@ -108,15 +98,6 @@ void kw_snapshot_free(struct kw_snapshot *s);
  * sample is missing in either or the counter went backwards (reset). */
 int kw_rate(const struct kw_sampleset *prev, const struct kw_sampleset *cur, int metric,
 	    const char *inst, double dt_s, double *out);
-
-/* Sources (one per file in common/). */
-extern const struct kw_source_ops kw_source_procfs;
-extern const struct kw_source_ops kw_source_libvirt;  /* kw_libvirt.c */
-/* Is the libvirt source up and connected right now (it may be retrying)? */
-int kw_libvirt_connected(const struct kw_collector *c);
-extern const struct kw_source_ops kw_source_kvmstat;  /* kw_kvmstat.c */
-extern const struct kw_source_ops kw_source_bpf;     /* kw_bpf.c */
-extern const struct kw_source_ops kw_source_qmp;     /* kw_qmp.c */
 
 /* Helpers for sources: procfs/sysfs paths. */
 #define KW_PROC(c) ((c)->cfg.procfs)

@@ -1,6 +1,6 @@
 /* kw_metrics.c - the metric table and sample sets. */
-#include "kw_metrics.h"
-#include "kw_util.h"
+#include "core/kw_metrics.h"
+#include "util/kw_util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,12 +24,6 @@ const struct kw_metric_def kw_metrics[KW_METRIC__N] = {
 #undef KW_CHART
 #undef KW_METRIC
 };
-
-const char *kw_source_name(int source)
-{
-	static const char *const n[] = { "procfs", "libvirt", "kvmstat", "bpf", "qmp" };
-	return source >= 0 && source < (int)KW_ARRAY_SIZE(n) ? n[source] : "?";
-}
 
 int kw_scope_has_instance(int scope)
 {

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/kw_config.h"
+
 enum kw_kind { KW_COUNTER, KW_GAUGE };
 
 /* Which object a metric describes, and what its instance string means. */
@@ -19,8 +21,6 @@ enum kw_scope {
 	KW_SCOPE_DISK,      /* a VM's disk, instance = target device (vda) */
 	KW_SCOPE_KEY,       /* a VM's keyed counter, instance = key (exit reason, stat name) */
 };
-
-enum kw_source_id { KW_SRC_PROC, KW_SRC_LIBVIRT, KW_SRC_KVMSTAT, KW_SRC_BPF, KW_SRC_QMP, KW_SRC__N };
 
 /* Chart scopes (netdata charts and CLI groups). */
 enum kw_chart_scope { KW_CH_VM, KW_CH_VM_INST, KW_CH_HOST, KW_CH_HOST_INST };
@@ -73,8 +73,6 @@ struct kw_metric_def {
 
 extern const struct kw_chart_def kw_charts[KW_CHART__N];
 extern const struct kw_metric_def kw_metrics[KW_METRIC__N];
-
-const char *kw_source_name(int source);
 
 /* The unit of one sample: the row's, except where the instance decides --
  * KVM binary stats are one row per kind, and KVM declares a stat named

@@ -1,6 +1,6 @@
 /* kw_vm.c - the VM table and VMM command-line parsing. */
-#include "kw_vm.h"
-#include "kw_util.h"
+#include "core/kw_vm.h"
+#include "util/kw_util.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "kw_metrics.h"
+#include "core/kw_metrics.h"
 
 #define KW_NAME_MAX 256
 #define KW_UUID_MAX 40

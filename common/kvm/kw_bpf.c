@@ -1,15 +1,10 @@
 /* kw_bpf.c - loads kvmwatch's BPF objects, picks each hook's program at run
- * time, reads the in-kernel aggregates, streams events; and the bpf source
- * of the collector. */
-#include "kw_bpf.h"
-#include "kw_collector.h"
-#include "kw_guest.h"
-#include "kw_priv.h"
-#include "kw_util.h"
+ * time, reads the in-kernel aggregates, streams events.  The collector's
+ * source over the aggregates is sources/kw_src_bpf.c. */
+#include "kvm/kw_bpf.h"
+#include "util/kw_priv.h"
+#include "util/kw_util.h"
 
-#include <asm/kvm.h> /* exception vectors used by SVM_EXIT_REASONS */
-#include <asm/svm.h>
-#include <asm/vmx.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,142 +25,6 @@
 #include "irq.skel.h"
 #include "mmio.skel.h"
 #include "wakeup.skel.h"
-
-/* ------------------------------------------------------------- names */
-
-static const char *const feature_names[KW_BPF__N] = { "exits", "faults", "mmio", "dirty", "haltpoll", "wakeup", "irq" };
-
-const char *kw_bpf_feature_name(int bit)
-{
-	return bit >= 0 && bit < KW_BPF__N ? feature_names[bit] : "?";
-}
-
-int kw_bpf_feature_from_name(const char *name)
-{
-	/* Canonical names plus the spellings the front ends' configs use
-	 * (collectd "halt_poll", netdata "halt poll", "mmu", plurals);
-	 * compared case-insensitively without spaces, '_' and '-'. */
-	static const struct { const char *n; int bit; } alias[] = {
-		{ "exit", KW_BPF_BIT_EXITS }, { "mmu", KW_BPF_BIT_FAULTS }, { "fault", KW_BPF_BIT_FAULTS },
-		{ "wakeups", KW_BPF_BIT_WAKEUP }, { "irqs", KW_BPF_BIT_IRQ },
-	};
-	char norm[32];
-	size_t o = 0, i;
-
-	for (; *name && o + 1 < sizeof(norm); name++)
-		if (*name != ' ' && *name != '_' && *name != '-')
-			norm[o++] = (char)tolower((unsigned char)*name);
-	norm[o] = '\0';
-	if (*name)
-		return -1;
-	for (i = 0; i < KW_BPF__N; i++)
-		if (!strcmp(norm, feature_names[i]))
-			return (int)i;
-	for (i = 0; i < KW_ARRAY_SIZE(alias); i++)
-		if (!strcmp(norm, alias[i].n))
-			return alias[i].bit;
-	return -1;
-}
-
-int kw_bpf_features_parse(const char *list, unsigned *out, char *err, size_t errlen)
-{
-	char buf[256], *save = NULL, *w;
-	unsigned m = 0;
-	int i;
-
-	if (kw_strlcpy(buf, list, sizeof(buf)) >= sizeof(buf)) {
-		snprintf(err, errlen, "eBPF feature list too long");
-		return -EINVAL;
-	}
-	for (w = strtok_r(buf, ", \t", &save); w; w = strtok_r(NULL, ", \t", &save)) {
-		if (!strcmp(w, "all")) {
-			m |= KW_BPF_ALL;
-			continue;
-		}
-		if (!strcmp(w, "none"))
-			continue;
-		i = kw_bpf_feature_from_name(w);
-		if (i < 0) {
-			snprintf(err, errlen, "unknown eBPF feature '%s' (exits, faults, mmio, dirty, haltpoll, wakeup, irq, all, none)", w);
-			return -EINVAL;
-		}
-		m |= 1u << i;
-	}
-	*out = m;
-	return 0;
-}
-
-struct reason_name {
-	unsigned long code;
-	const char *name;
-};
-static const struct reason_name vmx_reasons[] = { VMX_EXIT_REASONS };
-static const struct reason_name svm_reasons[] = { SVM_EXIT_REASONS };
-
-const char *kw_bpf_exit_name(unsigned isa, unsigned reason, char *buf, size_t len)
-{
-	const struct reason_name *t = NULL;
-	size_t n = 0, i;
-	const char *s;
-
-	if (isa == KW_ISA_USER) {
-		if (reason == KW_UEXIT_EINTR)
-			return "EINTR";
-		if (reason == KW_UEXIT_ERROR)
-			return "ERROR";
-		s = kw_guest_exit_name(reason);
-		if (s) {
-			for (i = 0; s[i] && i + 1 < len; i++)
-				buf[i] = (char)toupper((unsigned char)s[i]);
-			buf[i] = '\0';
-			return buf;
-		}
-	} else if (isa == KW_ISA_VMX) {
-		t = vmx_reasons;
-		n = KW_ARRAY_SIZE(vmx_reasons);
-	} else if (isa == KW_ISA_SVM) {
-		t = svm_reasons;
-		n = KW_ARRAY_SIZE(svm_reasons);
-	}
-	for (i = 0; i < n; i++)
-		if (t[i].code == reason || (isa == KW_ISA_SVM && (unsigned)t[i].code == reason))
-			return t[i].name;
-	snprintf(buf, len, "%s_0x%x", isa == KW_ISA_USER ? "EXIT" : "REASON", reason);
-	return buf;
-}
-
-const char *kw_bpf_isa_name(unsigned isa)
-{
-	return isa == KW_ISA_VMX ? "vmx" : isa == KW_ISA_SVM ? "svm" : isa == KW_ISA_USER ? "user" : "?";
-}
-
-const char *kw_bpf_mmio_type(unsigned type)
-{
-	static const char *const n[] = { "read_unsatisfied", "read", "write", "fast" };
-	return type < KW_ARRAY_SIZE(n) ? n[type] : "?";
-}
-
-const char *kw_bpf_irq_kind(unsigned kind)
-{
-	static const char *const n[KW_IRQ__N] = { "gsi", "pic", "ioapic", "msi", "apic", "eoi", "ack", "virq" };
-	return kind < KW_IRQ__N ? n[kind] : "?";
-}
-
-void kw_bpf_pferr_str(uint64_t ec, char *buf, size_t len)
-{
-	static const struct { int bit; const char *n; } bits[] = {
-		{ 0, "P" }, { 1, "W" }, { 2, "U" }, { 3, "RSVD" }, { 4, "F" }, { 5, "PK" }, { 6, "SS" },
-		{ 15, "SGX" }, { 32, "GUEST_FINAL" }, { 33, "GUEST_PAGE" }, { 48, "IMPLICIT" }, { 49, "PRIVATE" },
-	};
-	size_t o = 0, i;
-
-	buf[0] = '\0';
-	for (i = 0; i < KW_ARRAY_SIZE(bits) && o < len; i++)
-		if (ec & (1ull << bits[i].bit))
-			o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? "|" : "", bits[i].n);
-	if (!buf[0])
-		kw_strlcpy(buf, "-", len);
-}
 
 /* ---------------------------------------------------- feature table */
 
@@ -750,14 +609,14 @@ struct kw_bpf *kw_bpf_open(const struct kw_bpf_opts *o, char *err, size_t errlen
 			continue;
 		if (feat_open(b, bit)) {
 			feat_cleanup(&feats[bit], &b->f[bit]);
-			kw_debug("eBPF %s: %s", feature_names[bit], b->f[bit].why);
+			kw_debug("eBPF %s: %s", kw_feature_name(bit), b->f[bit].why);
 		} else {
 			if (b->f[bit].notes[0])
-				kw_debug("eBPF %s: using %s (%s)", feature_names[bit], b->f[bit].hooks,
+				kw_debug("eBPF %s: using %s (%s)", kw_feature_name(bit), b->f[bit].hooks,
 					 b->f[bit].notes);
 			if (b->f[bit].lost[0])
 				kw_warn("eBPF %s: tracefs is not mounted, so %s "
-					"(mount -t tracefs nodev /sys/kernel/tracing)", feature_names[bit], b->f[bit].lost);
+					"(mount -t tracefs nodev /sys/kernel/tracing)", kw_feature_name(bit), b->f[bit].lost);
 		}
 	}
 	put_vmlinux_btf();
@@ -767,7 +626,7 @@ struct kw_bpf *kw_bpf_open(const struct kw_bpf_opts *o, char *err, size_t errlen
 		n += (size_t)snprintf(err, errlen, "no eBPF feature could be loaded");
 		for (bit = 0; bit < KW_BPF__N && n < errlen; bit++)
 			if (b->requested & (1u << bit))
-				n += (size_t)snprintf(err + n, errlen - n, "; %s: %s", feature_names[bit], b->f[bit].why);
+				n += (size_t)snprintf(err + n, errlen - n, "; %s: %s", kw_feature_name(bit), b->f[bit].why);
 		kw_bpf_close(b);
 		return NULL;
 	}
@@ -989,168 +848,3 @@ int kw_bpf_foreach_pending(struct kw_bpf *b, int bit, kw_bpf_pending_fn fn, void
 	return -ENOENT;
 }
 
-/* ------------------------------------------------- metric-table rows */
-
-struct read_ctx {
-	pid_t tgid;
-	int bit;
-	struct kw_sampleset *ss;
-	int err;
-};
-
-static void add(struct read_ctx *c, int metric, const char *inst, uint64_t v)
-{
-	if (kw_ss_add_u64(c->ss, metric, inst, v))
-		c->err = -ENOMEM;
-}
-
-static int read_agg(const struct kw_key *k, const struct kw_agg *v, void *arg)
-{
-	struct read_ctx *c = arg;
-	char buf[64];
-	const char *n;
-
-	if (k->tgid != (__u32)c->tgid)
-		return 0;
-	switch (c->bit) {
-	case KW_BPF_BIT_EXITS:
-		n = kw_bpf_exit_name(k->kind, k->reason, buf, sizeof(buf));
-		add(c, k->kind == KW_ISA_USER ? KW_M_BPF_UEXITS : KW_M_BPF_EXITS, n, v->count);
-		add(c, k->kind == KW_ISA_USER ? KW_M_BPF_UEXIT_TIME : KW_M_BPF_EXIT_TIME, n, v->sum_ns);
-		break;
-	case KW_BPF_BIT_FAULTS:
-		add(c, KW_M_BPF_MMU_FAULTS, NULL, v->count);
-		add(c, KW_M_BPF_MMU_FAULT_TIME, NULL, v->sum_ns);
-		break;
-	case KW_BPF_BIT_MMIO:
-		add(c, KW_M_BPF_MMIO, kw_bpf_mmio_type(k->kind), v->count);
-		break;
-	case KW_BPF_BIT_DIRTY:
-		add(c, KW_M_BPF_DIRTY, NULL, v->count);
-		break;
-	case KW_BPF_BIT_HALTPOLL:
-		add(c, KW_M_BPF_HALTPOLL, k->kind ? "grow" : "shrink", v->count);
-		break;
-	case KW_BPF_BIT_WAKEUP:
-		add(c, KW_M_BPF_WAKEUPS, k->kind ? "waited" : "polled", v->count);
-		add(c, KW_M_BPF_HALT_TIME, NULL, v->sum_ns);
-		break;
-	case KW_BPF_BIT_IRQ:
-		add(c, KW_M_BPF_IRQ, kw_bpf_irq_kind(k->kind), v->count);
-		if (k->kind == KW_IRQ_PIC || k->kind == KW_IRQ_IOAPIC)
-			add(c, KW_M_BPF_IRQ_COALESCED, kw_bpf_irq_kind(k->kind), v->aux);
-		break;
-	}
-	return c->err;
-}
-
-int kw_bpf_read_vm(struct kw_bpf *b, pid_t tgid, struct kw_sampleset *ss)
-{
-	struct read_ctx c = { .tgid = tgid, .ss = ss };
-	int bit;
-
-	for (bit = 0; bit < KW_BPF__N && !c.err; bit++) {
-		if (!b->f[bit].active)
-			continue;
-		c.bit = bit;
-		/* counters that exist even at zero, so rates start at once */
-		if (bit == KW_BPF_BIT_FAULTS) {
-			add(&c, KW_M_BPF_MMU_FAULTS, NULL, 0);
-			add(&c, KW_M_BPF_MMU_FAULT_TIME, NULL, 0);
-		} else if (bit == KW_BPF_BIT_DIRTY) {
-			add(&c, KW_M_BPF_DIRTY, NULL, 0);
-		} else if (bit == KW_BPF_BIT_HALTPOLL) {
-			add(&c, KW_M_BPF_HALTPOLL, "grow", 0);
-			add(&c, KW_M_BPF_HALTPOLL, "shrink", 0);
-		} else if (bit == KW_BPF_BIT_WAKEUP) {
-			add(&c, KW_M_BPF_WAKEUPS, "waited", 0);
-			add(&c, KW_M_BPF_WAKEUPS, "polled", 0);
-			add(&c, KW_M_BPF_HALT_TIME, NULL, 0);
-		}
-		kw_bpf_foreach_agg(b, bit, read_agg, &c);
-	}
-	return c.err;
-}
-
-/* ------------------------------------------------- collector source */
-
-static int src_init(struct kw_collector *c, void **state, char *why, size_t whylen)
-{
-	struct kw_bpf_opts o = { .features = c->cfg.bpf_features, .aggregate = 1 };
-	struct kw_bpf *b;
-	int bit;
-
-	if (!(c->cfg.bpf_features & KW_BPF_ALL)) {
-		snprintf(why, whylen, "no eBPF features requested");
-		return -ECANCELED;
-	}
-	if (c->cfg.npids == 1 && !c->cfg.nnames)
-		o.targ_tgid = c->cfg.pids[0];
-	b = kw_bpf_open(&o, why, whylen);
-	if (!b)
-		return -1;
-	for (bit = 0; bit < KW_BPF__N; bit++)
-		if (kw_bpf_why(b, bit))
-			kw_warn("eBPF %s unavailable: %s", kw_bpf_feature_name(bit), kw_bpf_why(b, bit));
-	*state = b;
-	return 0;
-}
-
-static int vm_live(pid_t tgid, void *arg)
-{
-	const struct kw_collector *c = arg;
-	size_t i;
-
-	for (i = 0; i < c->vms.n; i++)
-		if (c->vms.vms[i].pid == tgid && c->vms.vms[i].seen)
-			return 1;
-	return 0;
-}
-
-/* After the other sources found this cycle's VMs: entries of VMs that are
- * gone are removed (the maps are plain hashes: left alone they fill, and a
- * new VM's events would not be counted at all), and a map that did fill is
- * said once per feature. */
-static int src_discover(struct kw_collector *c, void *state)
-{
-	struct kw_bpf *b = state;
-	int bit;
-
-	if (kw_bpf_prune(b, vm_live, c) == -ENOMEM)
-		return -ENOMEM;
-	for (bit = 0; bit < KW_BPF__N; bit++) {
-		uint64_t d = kw_bpf_dropped(b, bit);
-		char key[48];
-
-		if (!d)
-			continue;
-		snprintf(key, sizeof(key), "bpf-full:%d", bit);
-		kw_log_once(KW_LOG_WARN, key, "eBPF %s: its statistics map is full (%u entries): %llu events were not "
-			    "counted; entries of VMs that exited are removed each cycle", kw_bpf_feature_name(bit),
-			    kw_bpf_stats_capacity(b, bit), (unsigned long long)d);
-	}
-	return 0;
-}
-
-static int src_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
-{
-	(void)c;
-	if (vm->pid <= 0)
-		return 0;
-	return kw_bpf_read_vm(state, vm->pid, &vm->stats);
-}
-
-static void src_fini(struct kw_collector *c, void *state)
-{
-	(void)c;
-	kw_bpf_close(state);
-}
-
-const struct kw_source_ops kw_source_bpf = {
-	.id = KW_SRC_BPF,
-	.name = "bpf",
-	.init = src_init,
-	.discover = src_discover,
-	.collect_vm = src_collect_vm,
-	.fini = src_fini,
-};

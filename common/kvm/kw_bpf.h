@@ -8,8 +8,9 @@
  * aggregated in the kernel per VM (tgid); events can also be streamed through
  * one ring buffer (with lost-event accounting).
  *
- * Also the collector source kw_source_bpf (KW_SRC_BPF): the aggregated
- * counters of cfg.bpf_features as metric rows (metrics_bpf.def). */
+ * The feature bits and names are the core's configuration (core/kw_config.h);
+ * the decoders of what events carry are kvm/kw_decode.h; the collector source
+ * over the aggregates is sources/kw_src_bpf.c. */
 #ifndef KW_BPF_H
 #define KW_BPF_H
 
@@ -17,35 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "kw_metrics.h"
-
-/* Feature bits (struct kw_config.bpf_features, kvmwatch -e -f -m -d -n -w -i). */
-enum kw_bpf_feature_bit {
-	KW_BPF_BIT_EXITS,
-	KW_BPF_BIT_FAULTS,
-	KW_BPF_BIT_MMIO,
-	KW_BPF_BIT_DIRTY,
-	KW_BPF_BIT_HALTPOLL,
-	KW_BPF_BIT_WAKEUP,
-	KW_BPF_BIT_IRQ,
-	KW_BPF__N
-};
-#define KW_BPF_EXITS    (1u << KW_BPF_BIT_EXITS)    /* VM exits + exits to user space */
-#define KW_BPF_FAULTS   (1u << KW_BPF_BIT_FAULTS)   /* KVM MMU page faults */
-#define KW_BPF_MMIO     (1u << KW_BPF_BIT_MMIO)     /* MMIO accesses */
-#define KW_BPF_DIRTY    (1u << KW_BPF_BIT_DIRTY)    /* dirty guest pages */
-#define KW_BPF_HALTPOLL (1u << KW_BPF_BIT_HALTPOLL) /* halt-polling grow/shrink */
-#define KW_BPF_WAKEUP   (1u << KW_BPF_BIT_WAKEUP)   /* vCPU wakeups after halt */
-#define KW_BPF_IRQ      (1u << KW_BPF_BIT_IRQ)      /* interrupt injection */
-#define KW_BPF_ALL      ((1u << KW_BPF__N) - 1)
-
-/* "exits", "faults", "mmio", "dirty", "haltpoll", "wakeup", "irq". */
-const char *kw_bpf_feature_name(int bit);
-/* Feature bit of a name ("exits", "faults"/"mmu", "halt_poll", "halt poll", ...), -1 if unknown. */
-int kw_bpf_feature_from_name(const char *name);
-/* Parse "exits,dirty" / "all" / "none" (also space separated) into a mask.
- * Returns 0, or -EINVAL with err naming the bad word. */
-int kw_bpf_features_parse(const char *list, unsigned *out, char *err, size_t errlen);
+#include "core/kw_config.h"
+#include "core/kw_metrics.h"
 
 struct kw_bpf_opts {
 	unsigned features;    /* KW_BPF_* */
@@ -109,14 +83,5 @@ int kw_bpf_foreach_pending(struct kw_bpf *b, int bit, kw_bpf_pending_fn fn, void
 
 /* Add one VM's aggregated counters to ss as metric-table rows. */
 int kw_bpf_read_vm(struct kw_bpf *b, pid_t tgid, struct kw_sampleset *ss);
-
-/* Names.  Exit reasons: VMX/SVM from the kernel's uapi tables, KVM_EXIT_*
- * for exits to user space (isa 0); unknown codes print as numbers. */
-const char *kw_bpf_exit_name(unsigned isa, unsigned reason, char *buf, size_t len);
-const char *kw_bpf_isa_name(unsigned isa);   /* "user", "vmx", "svm" */
-const char *kw_bpf_mmio_type(unsigned type); /* "read_unsatisfied", "read", "write", "fast" */
-const char *kw_bpf_irq_kind(unsigned kind);  /* "gsi", "pic", "ioapic", "msi", "apic", "eoi", "ack", "virq" */
-/* Page fault error code bits, e.g. "P|W|U" ("-" for 0). */
-void kw_bpf_pferr_str(uint64_t ec, char *buf, size_t len);
 
 #endif

@@ -1,6 +1,6 @@
 /* kw_json.c - a small, strict JSON reader (see kw_json.h). */
-#include "kw_json.h"
-#include "kw_util.h"
+#include "kvm/kw_json.h"
+#include "util/kw_util.h"
 
 #include <errno.h>
 #include <stdarg.h>

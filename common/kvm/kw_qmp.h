@@ -1,6 +1,6 @@
-/* kw_qmp.h - a minimal QMP (QEMU Machine Protocol) client and the QMP source.
+/* kw_qmp.h - a minimal QMP (QEMU Machine Protocol) client.
  *
- * The source (kw_source_qmp, KW_SRC_QMP) reaches QEMU VMs that no libvirt
+ * The QMP source (sources/kw_src_qmp.c, KW_SRC_QMP) reaches QEMU VMs that no libvirt
  * manages (plain QEMU, Proxmox VE) over the QMP server socket named on their
  * command line (kw_vm.qmp): per cycle and VM one short session -
  * connect, greeting, qmp_capabilities, query-status, query-block,
@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "kw_json.h"
+#include "kvm/kw_json.h"
 
 /* Limits of one session. */
 #define KW_QMP_GREETING_MS 250      /* a monitor busy with another client never greets */
@@ -67,5 +67,12 @@ int kw_qmp_open(struct kw_qmp *q, const char *procfs, const char *path, pid_t pi
  * else ends the session. */
 int kw_qmp_cmd(struct kw_qmp *q, const char *cmd, const char *args);
 void kw_qmp_close(struct kw_qmp *q);
+
+/* Is path (normalised, or canonical) a socket of libvirt's?  libvirtd holds
+ * those monitors for itself: never asked. */
+int kw_qmp_libvirt_socket(const char *path);
+/* Can sock_diag look up Unix sockets by inode here (CONFIG_UNIX_DIAG)?
+ * Asked about a listening socket of our own.  0 or -errno. */
+int kw_qmp_diag_works(void);
 
 #endif

@@ -1,4 +1,4 @@
-/* kw_kvmstat.c - the KVM binary statistics source (KVM_GET_STATS_FD).
+/* kw_src_kvmstat.c - the KVM binary statistics source (KVM_GET_STATS_FD).
  *
  * For each VMM process the collector found, the VM's and vCPUs' statistics
  * file descriptors are brought into this process with pidfd_open +
@@ -11,9 +11,10 @@
  * read once per fd; the fds and descriptors are cached per VM and closed when
  * the VM goes away.  Only /proc and the binary stats interface are used: no
  * eBPF, no libvirt. */
-#include "kw_collector.h"
-#include "kw_priv.h"
-#include "kw_util.h"
+#include "core/kw_collector.h"
+#include "kvm/kw_kstats.h"
+#include "util/kw_priv.h"
+#include "util/kw_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -37,35 +38,12 @@
 #endif
 
 #define RESCAN_CYCLES 5 /* re-look for missing vCPU stats fds this often */
-
-/* Bounds on what one stats fd may describe (KVM itself has ~60 stats per
- * vCPU, 32-bucket histograms, a few KiB of data) and on one VM. */
-#define KSTAT_MAX_DESC    1024
-#define KSTAT_MAX_BUCKETS 256
-#define KSTAT_MAX_DATA    (64u << 10)
-#define KSTAT_MAX_OFFSET  (1u << 20)
-#define KSTAT_MAX_VCPUS   4096 /* x86 KVM_MAX_VCPUS */
-#define KSTAT_MAX_NAME    256
-#ifndef KVM_STATS_NAME_SIZE
-#define KVM_STATS_NAME_SIZE 48
-#endif
-
-struct kstat_desc {
-	char name[48];    /* KVM_STATS_NAME_SIZE; longer names are skipped */
-	uint32_t type;     /* KVM_STATS_TYPE_* */
-	uint32_t offset;   /* in the data block, bytes */
-	uint16_t size;     /* number of u64 values (buckets for histograms) */
-};
+#define KW_KSTATS_MAX_VCPUS 4096 /* stats fds of one VM: x86 KVM_MAX_VCPUS */
 
 /* One stats fd (the VM's, or one vCPU's) with its descriptors. */
 struct kstat_fd {
-	int fd;
-	int vcpu;          /* -1: VM-level */
-	uint32_t data_off;
-	size_t data_len;
-	struct kstat_desc *d;
-	unsigned nd;
-	uint64_t *data;
+	struct kw_kstats ks;  /* the fd and its descriptors */
+	int vcpu;             /* -1: VM-level */
 };
 
 struct kstat_vm {
@@ -94,12 +72,8 @@ static int sys_pidfd_getfd(int pidfd, int fd) { return (int)syscall(SYS_pidfd_ge
 
 static void kfd_close(struct kstat_fd *k)
 {
-	if (k->fd >= 0)
-		close(k->fd);
-	free(k->d);
-	free(k->data);
-	memset(k, 0, sizeof(*k));
-	k->fd = -1;
+	kw_kstats_close(&k->ks);
+	k->vcpu = 0;
 }
 
 /* Is fd, as this process holds it, the KVM anon inode named want
@@ -129,75 +103,6 @@ static void want_name(char *out, size_t len, const char *base, int vcpu)
 		snprintf(out, len, "%s", base);
 	else
 		snprintf(out, len, "%s:%d", base, vcpu);
-}
-
-/* KVM's stat names: lower-case identifiers. */
-static int stat_name_ok(const char *n)
-{
-	for (; *n; n++)
-		if (!((*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '_'))
-			return 0;
-	return 1;
-}
-
-/* Read the header and descriptors of a stats fd.  Every field is bounded:
- * a descriptor that does not fit is skipped, a header that does not is an
- * error.  Returns 0 or -errno. */
-static int kfd_load(struct kstat_fd *k)
-{
-	struct kvm_stats_header h;
-	size_t dsz, i, end = 0;
-	char *raw;
-	ssize_t r;
-
-	r = pread(k->fd, &h, sizeof(h), 0);
-	if (r != (ssize_t)sizeof(h))
-		return r < 0 ? -errno : -EIO;
-	if (h.num_desc == 0 || h.num_desc > KSTAT_MAX_DESC || h.name_size == 0 || h.name_size > KSTAT_MAX_NAME ||
-	    h.desc_offset > KSTAT_MAX_OFFSET || h.data_offset > KSTAT_MAX_OFFSET)
-		return -EINVAL;
-	dsz = sizeof(struct kvm_stats_desc) + h.name_size;
-	raw = malloc(dsz * h.num_desc);
-	k->d = calloc(h.num_desc, sizeof(*k->d));
-	if (!raw || !k->d) {
-		free(raw);
-		return -ENOMEM;
-	}
-	r = pread(k->fd, raw, dsz * h.num_desc, h.desc_offset);
-	if (r != (ssize_t)(dsz * h.num_desc)) {
-		int e = r < 0 ? -errno : -EIO;
-		free(raw);
-		return e;
-	}
-	for (i = 0; i < h.num_desc; i++) {
-		const struct kvm_stats_desc *sd = (const void *)(raw + i * dsz);
-		struct kstat_desc *d = &k->d[k->nd];
-		size_t nl = strnlen(sd->name, h.name_size);
-
-		if (!sd->size || sd->size > KSTAT_MAX_BUCKETS || sd->offset % 8 ||
-		    (size_t)sd->offset + (size_t)sd->size * 8 > KSTAT_MAX_DATA || nl == 0 || nl >= sizeof(d->name))
-			continue;
-		memcpy(d->name, sd->name, nl);
-		d->name[nl] = '\0';
-		if (!stat_name_ok(d->name))
-			continue;
-		d->type = sd->flags & KVM_STATS_TYPE_MASK;
-		d->offset = sd->offset;
-		d->size = sd->size;
-		if (d->type > KVM_STATS_TYPE_MAX) {
-			kw_log_once(KW_LOG_INFO, d->name, "kvmstat: stat %s has unknown type %u: skipped", d->name,
-				    d->type);
-			continue;
-		}
-		if ((size_t)d->offset + (size_t)d->size * 8 > end)
-			end = (size_t)d->offset + (size_t)d->size * 8;
-		k->nd++;
-	}
-	free(raw);
-	k->data_off = h.data_offset;
-	k->data_len = end;
-	k->data = malloc(end ? end : 8);
-	return k->data ? 0 : -ENOMEM;
 }
 
 /* --------------------------------------------------------- fd cache */
@@ -231,7 +136,7 @@ static int has_vcpu(const struct kstat_vm *v, int idx)
  * closed and never read. */
 static int add_stats_fd(const struct kvmstat_state *st, struct kstat_vm *v, int fd, int vcpu)
 {
-	struct kstat_fd *p, k = { .fd = fd, .vcpu = vcpu };
+	struct kstat_fd *p, k = { .ks = { .fd = fd }, .vcpu = vcpu };
 	char want[48];
 	int r;
 
@@ -240,11 +145,11 @@ static int add_stats_fd(const struct kvmstat_state *st, struct kstat_vm *v, int 
 		close(fd);
 		return -EBADF;
 	}
-	if (vcpu >= 0 && v->nvcpu >= KSTAT_MAX_VCPUS) {
+	if (vcpu >= 0 && v->nvcpu >= KW_KSTATS_MAX_VCPUS) {
 		close(fd);
 		return -E2BIG;
 	}
-	r = kfd_load(&k);
+	r = kw_kstats_load(&k.ks);
 	if (r < 0) {
 		kfd_close(&k);
 		return r;
@@ -489,13 +394,9 @@ static void publish(struct kw_sampleset *ss, const struct kstat_fd *k)
 	char inst[KW_INST_MAX];
 	unsigned i;
 
-	for (i = 0; i < k->nd; i++) {
-		const struct kstat_desc *d = &k->d[i];
-		uint64_t v = 0;
-		unsigned b;
-
-		for (b = 0; b < d->size; b++)
-			v += k->data[d->offset / 8 + b]; /* histograms: events = sum of buckets */
+	for (i = 0; i < k->ks.nd; i++) {
+		const struct kw_kstats_desc *d = &k->ks.d[i];
+		uint64_t v = kw_kstats_value(&k->ks, i); /* histograms: events = sum of buckets */
 		if (k->vcpu < 0) {
 			if (d->type == KVM_STATS_TYPE_INSTANT || d->type == KVM_STATS_TYPE_PEAK)
 				kw_ss_set_u64(ss, KW_M_KVM_VM_GAUGE, d->name, v);
@@ -563,9 +464,7 @@ static int kvmstat_collect_vm(struct kw_collector *c, void *state, struct kw_vm 
 	kw_ss_clear(&st->tmp);
 	for (i = 0; i < v->nfds; i++) {
 		struct kstat_fd *k = &v->fds[i];
-		ssize_t r = pread(k->fd, k->data, k->data_len, k->data_off);
-
-		if (r != (ssize_t)k->data_len)
+		if (kw_kstats_read(&k->ks))
 			continue;
 		publish(&st->tmp, k);
 	}

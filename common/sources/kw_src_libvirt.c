@@ -1,4 +1,4 @@
-/* kw_libvirt.c - the libvirt source.
+/* kw_src_libvirt.c - the libvirt source.
  *
  * One virConnectGetAllDomainStats call per cycle (no per-domain round trips
  * for the bulk data) gives every active domain's state, CPU, balloon, vCPU,
@@ -16,9 +16,9 @@
  * accepts and never answers (SIGSTOP) blocks for as long as it hangs, so it
  * runs on a thread of its own and the collector takes the connection when
  * it is there. */
-#include "kw_collector.h"
-#include "kw_libvirt.h"
-#include "kw_util.h"
+#include "core/kw_collector.h"
+#include "sources/kw_src_libvirt.h"
+#include "util/kw_util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -855,11 +855,11 @@ static int libvirt_init(struct kw_collector *c, void **state, char *why, size_t 
 	return 0;
 }
 
-int kw_libvirt_connected(const struct kw_collector *c)
+static int libvirt_connected(const struct kw_collector *c, const void *state)
 {
-	const struct libvirt_state *st = c->src[KW_SRC_LIBVIRT].state;
+	const struct libvirt_state *st = state;
 
-	return kw_collector_has(c, KW_SRC_LIBVIRT) && st && st->conn;
+	return st && st->conn;
 }
 
 static void libvirt_fini(struct kw_collector *c, void *state)
@@ -884,4 +884,5 @@ const struct kw_source_ops kw_source_libvirt = {
 	.discover = libvirt_discover,
 	.collect_vm = libvirt_collect_vm,
 	.fini = libvirt_fini,
+	.connected = libvirt_connected,
 };

@@ -6,7 +6,7 @@
 
 #include <libvirt/libvirt.h>
 
-#include "kw_vm.h"
+#include "core/kw_vm.h"
 
 /* Map one virConnectGetAllDomainStats record's parameters (groups state,
  * cpu-total, balloon, vcpu, interface, block) into vm->stats, vm->state,

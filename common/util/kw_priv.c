@@ -1,7 +1,7 @@
 /* kw_priv.c - capability checks by name, the privilege table, and opening
  * caller-chosen paths with the caller's own rights (kw_priv.h). */
-#include "kw_priv.h"
-#include "kw_util.h"
+#include "util/kw_priv.h"
+#include "util/kw_util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* kw_util.c - logging, file reading and small string helpers. */
-#include "kw_util.h"
+#include "util/kw_util.h"
 
 #include <errno.h>
 #include <fcntl.h>

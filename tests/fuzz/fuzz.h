@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kw_util.h"
+#include "util/kw_util.h"
 
 /* The input as a NUL-terminated string (stops at the first NUL byte).
  * free() it. */

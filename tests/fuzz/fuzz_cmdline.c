@@ -1,6 +1,6 @@
 /* kw_parse_qemu_cmdline on arbitrary /proc/PID/cmdline contents. */
 #include "fuzz.h"
-#include "kw_vm.h"
+#include "core/kw_vm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

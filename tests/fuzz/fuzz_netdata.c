@@ -2,7 +2,7 @@
  * as the file) and its sanitisers (chart type/id, quoted text). */
 #include "fuzz.h"
 #include "nd_chart.h"
-#include "kw_bpf.h"
+#include "kvm/kw_bpf.h"
 #include "nd_conf.h"
 
 #include <sys/mman.h>

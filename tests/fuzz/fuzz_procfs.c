@@ -1,9 +1,9 @@
-/* The /proc text parsers of the procfs source (common/kw_parse.h).  The
+/* The /proc text parsers of the procfs source (common/sources/kw_procfs_parse.h).  The
  * first input byte picks the parser, the rest is the file's contents:
  * 0 /proc/PID/stat, 1 status/meminfo/io "Key: value", 2 PSI, 3 /proc/stat,
  * 4 diskstats, 5 net/dev. */
 #include "fuzz.h"
-#include "kw_parse.h"
+#include "sources/kw_procfs_parse.h"
 
 static void each_line(char *buf, void (*fn)(char *line))
 {

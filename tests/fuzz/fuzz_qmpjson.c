@@ -5,7 +5,7 @@
 #include <errno.h>
 
 #include "fuzz.h"
-#include "kw_json.h"
+#include "kvm/kw_json.h"
 
 static void walk(const struct kw_json *j, size_t len)
 {

@@ -1,6 +1,6 @@
 /* kw_vcpu_from_comm and kw_is_qemu_name on arbitrary thread / process names. */
 #include "fuzz.h"
-#include "kw_vm.h"
+#include "core/kw_vm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,14 +1,13 @@
 # tests/fuzz/: libFuzzer targets (clang -fsanitize=fuzzer,address,undefined)
 # for every /proc, /sys and configuration parser.  The library sources they
 # need are rebuilt with clang and the fuzzer's instrumentation under
-# $(O)/fuzz/obj (the gcc objects of $(LIBKW) cannot be instrumented), except
-# kw_guest.c: the guest generator's gcc-only inline assembly is built with
-# $(CC), uninstrumented (kw_bpf.c only takes exit reason names from it).
+# $(O)/fuzz/obj (the gcc objects of $(LIBKW) cannot be instrumented).
 # tests/test_fuzz.py runs each target for a bounded time (part of `make
 # test`); `make fuzz` runs them longer (FUZZ_SECONDS per target).
 FUZZ_SRCS     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS     := $(FUZZ_SRCS:tests/fuzz/%.c=$(O)/fuzz/%)
-FUZZ_LIB_SRCS := $(COMMON_SRCS) collectd-plugin/kwcd.c netdata-plugin/nd_conf.c netdata-plugin/nd_chart.c
+FUZZ_LIB_SRCS := $(COMMON_SRCS) collectd-plugin/kwcd.c collectd-plugin/kw_ignorelist.c \
+		 netdata-plugin/nd_conf.c netdata-plugin/nd_chart.c netdata-plugin/kw_pattern.c
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(O)/fuzz/obj/%.o)
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS   := -O1 -g $(WARN) -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
@@ -16,11 +15,7 @@ FUZZ_CFLAGS   := -O1 -g $(WARN) -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer-no-li
 		 -I$(CURDIR)/collectd-plugin -I$(CURDIR)/netdata-plugin -I$(CURDIR)/tests/fuzz $(LIBVIRT_CFLAGS)
 FUZZ_SECONDS  ?= 60
 
-$(O)/fuzz/obj/common/kw_bpf.o: $(BPF_SKELS)
-
-$(O)/fuzz/obj/common/kw_guest.o: common/kw_guest.c
-	@mkdir -p $(dir $@)
-	$(CC) -O2 -g $(WARN) -std=gnu11 -D_GNU_SOURCE -I$(CURDIR)/common -MMD -MP -c $< -o $@
+$(O)/fuzz/obj/common/kvm/kw_bpf.o: $(BPF_SKELS)
 
 $(O)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)

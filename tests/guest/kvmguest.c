@@ -3,6 +3,7 @@
  * and `-uuid UUID` (ignored otherwise) and names its vCPU threads
  * "CPU <n>/KVM".  Prints the result as one JSON object on stdout. */
 #include "kw_guest.h"
+#include "kvm/kw_decode.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -102,8 +103,8 @@ static void print_json(const struct kw_guest_result *r)
 		for (unsigned e = 0; e < KW_GUEST_NR_EXIT_REASONS; e++) {
 			if (!v->exits[e])
 				continue;
-			if (kw_guest_exit_name(e))
-				printf("%s\"%s\":%llu", first ? "" : ",", kw_guest_exit_name(e),
+			if (kw_kvm_uexit_name(e))
+				printf("%s\"%s\":%llu", first ? "" : ",", kw_kvm_uexit_name(e),
 				       (unsigned long long)v->exits[e]);
 			else
 				printf("%s\"%u\":%llu", first ? "" : ",", e, (unsigned long long)v->exits[e]);

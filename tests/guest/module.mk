@@ -1,7 +1,9 @@
-# tests/guest/: kvmguest, the CLI around common/kw_guest.c used by tests.
+# tests/guest/: kvmguest, the CLI around guest/kw_guest.c used by tests.
 KVMGUEST := $(O)/tests/kvmguest
 
-$(KVMGUEST): $(O)/tests/guest/kvmguest.o $(LIBKW)
+$(O)/tests/guest/kvmguest.o: CFLAGS += $(GUEST_CFLAGS)
+
+$(KVMGUEST): $(O)/tests/guest/kvmguest.o $(LIBKWGUEST) $(LIBKW)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
 

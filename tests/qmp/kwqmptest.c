@@ -1,4 +1,4 @@
-/* kwqmptest - drives common/kw_json.c, the QMP part of kw_parse_qemu_cmdline
+/* kwqmptest - drives common/kvm/kw_json.c, the QMP part of kw_parse_qemu_cmdline
  * and the QMP client for tests/test_qmp.py.
  *
  *   kwqmptest json [--stream] [--max-depth N] [--max-tokens N] < input
@@ -17,10 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "kw_json.h"
-#include "kw_qmp.h"
-#include "kw_util.h"
-#include "kw_vm.h"
+#include "kvm/kw_json.h"
+#include "kvm/kw_qmp.h"
+#include "util/kw_util.h"
+#include "core/kw_vm.h"
 
 static const char *code_name(long r)
 {
