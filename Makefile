@@ -30,6 +30,9 @@ BPF_LIBS       := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf 
 # Libraries every front end links besides libkwcommon.a.
 COMMON_LIBS = $(BPF_LIBS) $(LIBVIRT_LIBS) -lcap -lpthread -lm
 
+# The version, from one place: VERSION (kvmwatch --version, kvmwatch.plugin -V).
+KW_VERSION := $(shell cat $(CURDIR)/VERSION)
+
 ALL_TARGETS :=
 TEST_DEPS   :=
 CLEAN_FILES :=
@@ -44,6 +47,11 @@ MODULE_MKS := $(filter-out common/module.mk guest/module.mk,$(sort $(wildcard */
 include $(MODULE_MKS)
 
 all: $(ALL_TARGETS)
+
+$(O)/kw_version.h: VERSION
+	@mkdir -p $(dir $@)
+	printf '#define KW_VERSION "%s"\n' "$(KW_VERSION)" > $@
+$(O)/cli/main.o $(O)/netdata-plugin/nd_main.o: $(O)/kw_version.h
 
 # The test command (README and .ci/run use `make test`).
 PYTEST ?= /usr/bin/python3 -m pytest

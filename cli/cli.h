@@ -7,7 +7,8 @@
 #include "core/kw_collector.h"
 
 enum kw_out { KW_OUT_TEXT, KW_OUT_JSON };
-enum kw_view { KW_VIEW_SUMMARY, KW_VIEW_VCPU, KW_VIEW_NET, KW_VIEW_HOST, KW_VIEW_LIST, KW_VIEW_METRICS,
+/* Index in kw_views[] (core/kw_views.c). */
+enum cli_view { KW_VIEW_SUMMARY, KW_VIEW_VCPU, KW_VIEW_NET, KW_VIEW_HOST, KW_VIEW_LIST, KW_VIEW_METRICS,
 	       KW_VIEW_MEM, KW_VIEW_KVM, KW_VIEW_DISK };
 
 struct cli_opts {
@@ -16,7 +17,7 @@ struct cli_opts {
 	long count;               /* reports, -1 = until interrupted */
 	double duration;          /* -t: stop after this many seconds (0 = no limit) */
 	int output;               /* enum kw_out */
-	int view;                 /* enum kw_view */
+	int view;                 /* enum cli_view: index in kw_views[] */
 	int verbose;
 	int demo;                 /* start the demo guest */
 	unsigned events;          /* eBPF event feature flags (-e -f -m -d -n -w -i) */

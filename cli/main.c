@@ -10,13 +10,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/kw_view.h"
 #include "kvm/kw_bpf.h"
 #include "util/kw_priv.h"
 #include "util/kw_util.h"
 
-#ifndef KW_VERSION
-#define KW_VERSION "0.1"
-#endif
+#include "kw_version.h"
 
 volatile sig_atomic_t kw_exiting;
 volatile sig_atomic_t kw_output_abandoned;
@@ -60,7 +59,6 @@ enum {
 	OPT_LIMIT,
 	OPT_NO_HOST,
 	OPT_DEMO,
-	OPT_DEMO_GUEST,
 	OPT_PER_VCPU,
 	OPT_BPF,
 	OPT_NO_PROCFS,
@@ -92,7 +90,6 @@ static const struct argp_option options[] = {
 	{ "demo", OPT_DEMO, NULL, 0, "Start the project's tiny demo guest (a real KVM VM) and watch it", 0 },
 	{ "privileges", OPT_PRIVILEGES, NULL, 0, "Print which capability each source needs and why, and which of "
 	  "them this process has; then exit", 0 },
-	{ "demo-guest", OPT_DEMO_GUEST, NULL, OPTION_HIDDEN, "Run as the demo guest process", 0 },
 	{ "verbose", 'v', NULL, 0, "Verbose messages (and libbpf's own log)", 0 },
 	{ NULL, 0, NULL, 0, "eBPF event tracing (root; flags combine; events stream unless -s):", 1 },
 	{ "exits", 'e', NULL, 0, "VM exits: reason, count, latency (in-kernel and to user space)", 1 },
@@ -155,14 +152,12 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			argp_error(state, "invalid output format '%s' (text or json)", arg);
 		break;
 	case OPT_VIEW: {
-		static const char *const names[] = { "summary", "vcpu", "net", "host", "list", "all", "mem", "kvm",
-						      "disk" };
 		size_t i;
 
-		for (i = 0; i < KW_ARRAY_SIZE(names); i++)
-			if (!strcmp(arg, names[i]))
+		for (i = 0; kw_views[i]; i++)
+			if (!strcmp(arg, kw_views[i]->name))
 				break;
-		if (i == KW_ARRAY_SIZE(names))
+		if (!kw_views[i])
 			argp_error(state, "invalid view '%s' (summary, vcpu, net, host, list, all, mem, kvm, disk)", arg);
 		o->view = (int)i;
 		break;
@@ -226,9 +221,6 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_PRIVILEGES:
 		exit(print_privileges());
-	case OPT_DEMO_GUEST:
-		o->demo = 2;
-		break;
 	case 'v':
 		o->verbose++;
 		break;

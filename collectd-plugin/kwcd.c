@@ -165,7 +165,7 @@ static int ds_name_fits(const struct kw_metric_def *m, const char *ds)
 		if (strcmp(ds_words[i].ds, ds))
 			continue;
 		for (j = 0; j < KW_ARRAY_SIZE(ds_words[i].words) && ds_words[i].words[j]; j++)
-			if (strstr(m->name, ds_words[i].words[j]) || strstr(m->dim, ds_words[i].words[j]))
+			if (strstr(m->name, ds_words[i].words[j]) || strstr(m->nd.dim, ds_words[i].words[j]))
 				return 1;
 		return 0;
 	}
@@ -179,8 +179,8 @@ static int host_side(int scope)
 
 static int same_group(const struct kw_metric_def *a, const struct kw_metric_def *b)
 {
-	return host_side(a->scope) == host_side(b->scope) && !strcmp(a->cd_type, b->cd_type) &&
-	       !strcmp(a->cd_ti, b->cd_ti);
+	return host_side(a->scope) == host_side(b->scope) && !strcmp(a->cd.type, b->cd.type) &&
+	       !strcmp(a->cd.ti, b->cd.ti);
 }
 
 static const char *ds_type_name(int t)
@@ -203,35 +203,35 @@ int kwcd_table_check(struct kwcd_row *rows, kwcd_type_lookup_fn lookup, void *ar
 		struct kwcd_type t;
 		int dt, fits;
 
-		if (!m->cd_type || !m->cd_type[0])
+		if (!m->cd.type || !m->cd.type[0])
 			continue; /* not published to collectd */
-		if (lookup(m->cd_type, &t, arg)) {
-			kw_err("metric %s: collectd type \"%s\" is not in types.db", m->name, m->cd_type);
+		if (lookup(m->cd.type, &t, arg)) {
+			kw_err("metric %s: collectd type \"%s\" is not in types.db", m->name, m->cd.type);
 			bad_row[i] = 1;
 			continue;
 		}
-		if (m->cd_ds >= t.n) {
+		if (m->cd.ds >= t.n) {
 			kw_err("metric %s: data source index %u out of range: type %s has %zu data source%s",
-			       m->name, m->cd_ds, m->cd_type, t.n, t.n == 1 ? "" : "s");
+			       m->name, m->cd.ds, m->cd.type, t.n, t.n == 1 ? "" : "s");
 			bad_row[i] = 1;
 			continue;
 		}
-		dt = t.ds[m->cd_ds].type;
+		dt = t.ds[m->cd.ds].type;
 		if ((m->kind == KW_GAUGE) != (dt == KWCD_DS_GAUGE)) {
 			kw_err("metric %s: a %s metric cannot fill %s data source %s:%s", m->name,
-			       m->kind == KW_GAUGE ? "gauge" : "counter", ds_type_name(dt), m->cd_type,
-			       t.ds[m->cd_ds].name);
+			       m->kind == KW_GAUGE ? "gauge" : "counter", ds_type_name(dt), m->cd.type,
+			       t.ds[m->cd.ds].name);
 			bad_row[i] = 1;
 			continue;
 		}
-		fits = ds_name_fits(m, t.ds[m->cd_ds].name);
+		fits = ds_name_fits(m, t.ds[m->cd.ds].name);
 		if (t.n > 1 && fits == 0) {
 			kw_err("metric %s: data source %u of type %s is \"%s\", which does not fit this metric",
-			       m->name, m->cd_ds, m->cd_type, t.ds[m->cd_ds].name);
+			       m->name, m->cd.ds, m->cd.type, t.ds[m->cd.ds].name);
 			bad_row[i] = 1;
 			continue;
 		}
-		if (m->cd_div == 0) {
+		if (m->cd.div == 0) {
 			kw_err("metric %s: collectd divisor is 0", m->name);
 			bad_row[i] = 1;
 			continue;
@@ -249,35 +249,35 @@ int kwcd_table_check(struct kwcd_row *rows, kwcd_type_lookup_fn lookup, void *ar
 		unsigned seen = 0, dup = 0, group_bad = 0;
 		int first = 1;
 
-		if (!m->cd_type || !m->cd_type[0] || !rows[i].ds_num)
+		if (!m->cd.type || !m->cd.type[0] || !rows[i].ds_num)
 			continue;
 		for (j = 0; j < i; j++)
-			if (kw_metrics[j].cd_type && same_group(&kw_metrics[j], m) && rows[j].ds_num)
+			if (kw_metrics[j].cd.type && same_group(&kw_metrics[j], m) && rows[j].ds_num)
 				first = 0;
 		if (!first)
 			continue; /* checked with the group's first row */
 		for (j = i; j < KW_METRIC__N; j++) {
 			const struct kw_metric_def *o = &kw_metrics[j];
 
-			if (!o->cd_type || !o->cd_type[0] || !same_group(o, m))
+			if (!o->cd.type || !o->cd.type[0] || !same_group(o, m))
 				continue;
 			if (bad_row[j])
 				group_bad = 1;
 			if (!rows[j].ds_num)
 				continue;
-			if (seen & (1u << o->cd_ds))
+			if (seen & (1u << o->cd.ds))
 				dup = 1;
-			seen |= 1u << o->cd_ds;
+			seen |= 1u << o->cd.ds;
 		}
 		if (dup)
-			kw_err("collectd type %s/%s: two metrics fill the same data source", m->cd_type,
-			       m->cd_ti[0] ? m->cd_ti : "(no type instance)");
+			kw_err("collectd type %s/%s: two metrics fill the same data source", m->cd.type,
+			       m->cd.ti[0] ? m->cd.ti : "(no type instance)");
 		else if (!group_bad && seen != (1u << rows[i].ds_num) - 1)
 			kw_err("collectd type %s/%s: %u data sources but the metric table fills only some of them",
-			       m->cd_type, m->cd_ti[0] ? m->cd_ti : "(no type instance)", rows[i].ds_num);
+			       m->cd.type, m->cd.ti[0] ? m->cd.ti : "(no type instance)", rows[i].ds_num);
 		if (dup || group_bad || seen != (1u << rows[i].ds_num) - 1) {
 			for (j = i; j < KW_METRIC__N; j++)
-				if (kw_metrics[j].cd_type && same_group(&kw_metrics[j], m))
+				if (kw_metrics[j].cd.type && same_group(&kw_metrics[j], m))
 					bad_row[j] = 1;
 		}
 	}
@@ -759,7 +759,7 @@ static int ent_cmp(const void *pa, const void *pb)
 		return r;
 	if ((r = strcmp(a->ti, b->ti)))
 		return r;
-	return (int)kw_metrics[a->metric].cd_ds - (int)kw_metrics[b->metric].cd_ds;
+	return (int)kw_metrics[a->metric].cd.ds - (int)kw_metrics[b->metric].cd.ds;
 }
 
 static void set_value(struct kwcd_vl *vl, int i, int dstype, const struct kw_sample *s, uint32_t div)
@@ -805,9 +805,9 @@ int kwcd_publish_set(struct kwcd *k, const struct kw_sampleset *ss, const char *
 			if (kw_ignorelist_ignored(il, s->inst, alt))
 				continue;
 		}
-		kw_metric_fmt(raw, sizeof(raw), m->cd_ti, s->inst);
+		kw_metric_fmt(raw, sizeof(raw), m->cd.ti, s->inst);
 		kwcd_sanitize(e[n].ti, KWCD_IDENT_MAX, raw, NULL);
-		e[n].type = m->cd_type;
+		e[n].type = m->cd.type;
 		e[n].metric = s->metric;
 		e[n].s = s;
 		n++;
@@ -834,8 +834,8 @@ int kwcd_publish_set(struct kwcd *k, const struct kw_sampleset *ss, const char *
 		for (j = g; j < n && !strcmp(e[j].type, e[g].type) && !strcmp(e[j].ti, e[g].ti); j++) {
 			const struct kw_metric_def *m = &kw_metrics[e[j].metric];
 
-			set_value(&vl, m->cd_ds, k->rows[e[j].metric].ds_type, e[j].s, m->cd_div);
-			have |= 1u << m->cd_ds;
+			set_value(&vl, m->cd.ds, k->rows[e[j].metric].ds_type, e[j].s, m->cd.div);
+			have |= 1u << m->cd.ds;
 		}
 		g = j;
 		/* A data source without a sample this cycle: a GAUGE is sent as NaN

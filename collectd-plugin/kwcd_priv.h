@@ -1,4 +1,5 @@
-/* kwcd_priv.h - kwcd internals exposed to its unit tests (needs common/). */
+/* kwcd_priv.h - kwcd internals (the plugin state and its table of rows),
+ * exposed to its unit tests in collectd-plugin/tests/. */
 #ifndef KWCD_PRIV_H
 #define KWCD_PRIV_H
 

@@ -17,6 +17,7 @@ CD_TEST_GLUE := $(O)/collectd-plugin/tests/test_glue
 
 $(CD_GLUE_OBJ) $(O)/collectd-plugin/tests/mock_plugin.o: CFLAGS += $(COLLECTD_CFLAGS)
 $(CD_LOGIC_OBJ) $(O)/collectd-plugin/tests/%.o: CFLAGS += -I$(CURDIR)/collectd-plugin
+$(O)/collectd-plugin/tests/%.o: CFLAGS += -I$(CURDIR)/tests
 
 # Only module_register is exported: the library inside stays private to the
 # plugin (no clash with collectd or other plugins).

@@ -159,7 +159,7 @@ static void emit_definition(struct nd_state *st, const struct nd_obj *o, const s
 		const struct kw_metric_def *m = &kw_metrics[ch->dims[i].metric];
 
 		fprintf(st->out, "DIMENSION \"%s\" \"%s\" \"%s\" %d %d \"\"\n", ch->dims[i].id, ch->dims[i].id,
-			m->algo, m->nd_mul ? m->nd_mul : 1, m->nd_div ? m->nd_div : 1);
+			m->nd.algo, m->nd.mul ? m->nd.mul : 1, m->nd.div ? m->nd.div : 1);
 	}
 	/* CLABEL needs three arguments and must follow a CHART (netdata 1.37). */
 	if (!o->is_host) {
@@ -187,7 +187,7 @@ static void emit_definition(struct nd_state *st, const struct nd_obj *o, const s
 static int64_t set_value(const struct kw_metric_def *m, const struct kw_sample *s)
 {
 	if (s->is_double) {
-		int mul = m->nd_mul ? abs(m->nd_mul) : 1, div = m->nd_div ? m->nd_div : 1;
+		int mul = m->nd.mul ? abs(m->nd.mul) : 1, div = m->nd.div ? m->nd.div : 1;
 		double v = s->v.d * (double)div / (double)mul;
 
 		if (!isfinite(v))
@@ -259,7 +259,7 @@ static struct nd_dim *get_dim(struct nd_obj *o, struct nd_chart *ch, int metric,
 	struct nd_dim *d;
 	size_t i;
 
-	kw_metric_fmt(raw, sizeof(raw), m->dim, inst);
+	kw_metric_fmt(raw, sizeof(raw), m->nd.dim, inst);
 	nd_sanitize_id(id, sizeof(id), raw, ND_DIM_MAX);
 	if (!*id)
 		kw_strlcpy(id, "_", sizeof(id));
@@ -305,9 +305,9 @@ static int route(struct nd_state *st, struct nd_obj *o, const struct kw_samplese
 		if (s->metric >= KW_METRIC__N)
 			continue;
 		m = &kw_metrics[s->metric];
-		if (m->chart >= KW_CHART__N)
+		if (m->nd.chart >= KW_CHART__N)
 			continue;
-		cd = &kw_charts[m->chart];
+		cd = &kw_charts[m->nd.chart];
 		inst_chart = is_inst_chart(cd);
 		if (o->is_host != (cd->scope == KW_CH_HOST || cd->scope == KW_CH_HOST_INST) ||
 		    (inst_chart && !*s->inst)) {
@@ -317,8 +317,8 @@ static int route(struct nd_state *st, struct nd_obj *o, const struct kw_samplese
 				    m->name, cd->id);
 			continue;
 		}
-		ch = find_chart(o, m->chart, inst_chart ? s->inst : "");
-		if (!ch && !(ch = add_chart(o, m->chart, inst_chart ? s->inst : "")))
+		ch = find_chart(o, m->nd.chart, inst_chart ? s->inst : "");
+		if (!ch && !(ch = add_chart(o, m->nd.chart, inst_chart ? s->inst : "")))
 			continue;
 		if (!(d = get_dim(o, ch, s->metric, s->inst)))
 			continue;

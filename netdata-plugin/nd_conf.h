@@ -5,9 +5,6 @@
 
 #include <limits.h>
 
-/* eBPF feature keys of [bpf], in the order of their bits in
- * kw_config.bpf_features (the CLI's -e -f -m -d -n -w -i). */
-
 struct nd_conf {
 	char path[PATH_MAX];    /* file read, "" when none was found */
 	int update_every;       /* [global] update every; 0 = not set */

@@ -22,9 +22,7 @@
 #include "nd_chart.h"
 #include "nd_conf.h"
 
-#ifndef KW_VERSION
-#define KW_VERSION "0.1"
-#endif
+#include "kw_version.h"
 
 static volatile sig_atomic_t exiting;
 

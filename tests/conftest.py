@@ -1,14 +1,20 @@
 """Shared pytest fixtures for kvmwatch's tests.
 
+The suites mirror the code: tests/sources/ (one file per source),
+tests/frontends/ (CLI, collectd, netdata), tests/system/ (security, hostile
+input, soak, fuzzing, the guest); the helpers they share are in tests/lib/.
+
 Tests that need /dev/kvm, root, BTF or a daemon skip with the reason where
 those are missing; on the project's CI machines everything is present.
 """
 import os
 import shutil
 import subprocess
+import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 BUILD = os.environ.get("KW_BUILD", os.path.join(ROOT, "build"))
 
 

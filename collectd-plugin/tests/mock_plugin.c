@@ -115,14 +115,7 @@ int plugin_dispatch_values(value_list_t const *vl)
 }
 
 /* ----------------------------------------------------------- the tests */
-static int failures;
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                        \
-		}                                                                          \
-	} while (0)
+#include "ctest.h"
 
 /* A <Plugin kvmwatch> block from "Key" "value"... lines; values "true",
  * "false" become booleans, "#N" numbers. */
@@ -288,8 +281,8 @@ int main(int argc, char **argv)
 		shutdown_cb();
 	}
 	kwcd_typesdb_free(&db);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed; log:\n%s", failures, logs);
+	if (ctest_failures) {
+		fprintf(stderr, "%d check(s) failed; log:\n%s", ctest_failures, logs);
 		return 1;
 	}
 	printf("all glue tests passed\n");

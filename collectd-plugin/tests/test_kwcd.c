@@ -10,14 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                        \
-		}                                                                          \
-	} while (0)
+#include "ctest.h"
 
 /* ------------------------------------------------------------ log capture */
 static char logbuf[65536];
@@ -78,7 +71,7 @@ static void test_table(struct kwcd_typesdb *db)
 	for (i = 0; i < KW_METRIC__N; i++) {
 		const struct kw_metric_def *d = &kw_metrics[i];
 		/* every row with a collectd type is published; its kind matches */
-		if (d->cd_type && d->cd_type[0]) {
+		if (d->cd.type && d->cd.type[0]) {
 			CHECK(rows[i].publish);
 			CHECK((d->kind == KW_GAUGE) == (rows[i].ds_type == KWCD_DS_GAUGE));
 			published++;
@@ -454,8 +447,8 @@ int main(int argc, char **argv)
 	test_ignorelist();
 	kwcd_log_sink(NULL, NULL);
 	kwcd_typesdb_free(&db);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
+	if (ctest_failures) {
+		fprintf(stderr, "%d check(s) failed\n", ctest_failures);
 		return 1;
 	}
 	printf("all kwcd tests passed\n");

@@ -17,9 +17,12 @@ const struct kw_chart_def kw_charts[KW_CHART__N] = {
 
 const struct kw_metric_def kw_metrics[KW_METRIC__N] = {
 #define KW_CHART(...)
-#define KW_METRIC(e, name, scope, kind, unit, src, chart, dim, algo, mul, div, cdt, cdti, cdds, cddiv, desc) \
-	[KW_##e] = { name, KW_SCOPE_##scope, KW_##kind, unit, KW_SRC_##src, KW_##chart, dim, algo, mul, div, \
-		     cdt, cdti, cdds, cddiv, desc },
+/* ND(chart, dim, algo, mul, div): how netdata shows the row;
+ * CD(type, type_instance, ds, div): how collectd dispatches it. */
+#define ND(chart, dim, algo, mul, div) KW_##chart, dim, algo, mul, div
+#define CD(type, ti, ds, div) type, ti, ds, div
+#define KW_METRIC(e, name, scope, kind, unit, src, nd, cd, desc) \
+	[KW_##e] = { name, KW_SCOPE_##scope, KW_##kind, unit, KW_SRC_##src, { nd }, { cd }, desc },
 #include "metrics.def"
 #undef KW_CHART
 #undef KW_METRIC
@@ -175,6 +178,7 @@ static struct kw_sample *get_or_add(struct kw_sampleset *ss, int metric, const c
 	s = &ss->s[ss->n++];
 	memset(s, 0, sizeof(*s));
 	s->metric = (uint16_t)metric;
+	s->src = KW_SRC__N;
 	kw_strlcpy(s->inst, inst ? inst : "", sizeof(s->inst));
 	return s;
 }

@@ -60,14 +60,18 @@ struct kw_metric_def {
 	uint8_t kind;         /* enum kw_kind */
 	const char *unit;     /* ns, us, ms, bytes, count, percent, pages */
 	uint8_t source;       /* enum kw_source_id */
-	uint16_t chart;       /* enum kw_chart_id */
-	const char *dim;      /* netdata dimension id ("%s" = instance) */
-	const char *algo;     /* netdata algorithm */
-	int nd_mul, nd_div;
-	const char *cd_type;  /* collectd types.db type */
-	const char *cd_ti;    /* collectd type_instance ("%s" = instance) */
-	uint8_t cd_ds;        /* index in a multi-value collectd type */
-	uint32_t cd_div;      /* divide the raw value by this for collectd */
+	struct kw_nd_map {    /* how netdata shows it */
+		uint16_t chart;       /* enum kw_chart_id */
+		const char *dim;      /* dimension id ("%s" = instance) */
+		const char *algo;     /* algorithm */
+		int mul, div;
+	} nd;
+	struct kw_cd_map {    /* how collectd dispatches it */
+		const char *type;     /* types.db type */
+		const char *ti;       /* type_instance ("%s" = instance) */
+		uint8_t ds;           /* index in a multi-value type */
+		uint32_t div;         /* divide the raw value by this */
+	} cd;
 	const char *desc;
 };
 
@@ -94,6 +98,7 @@ struct kw_sample {
 		double d;           /* gauges with fractions (kind GAUGE, unit percent) */
 	} v;
 	uint8_t is_double;
+	uint8_t src;                /* the source that set it (kw_ss_put_u64), else KW_SRC__N */
 };
 
 /* An unordered set of samples belonging to one object (a VM or the host).
@@ -119,6 +124,11 @@ const struct kw_sample *kw_ss_get(const struct kw_sampleset *ss, int metric, con
 /* Value of a sample as a double (0 and returns -1 when missing). */
 int kw_ss_value(const struct kw_sampleset *ss, int metric, const char *inst, double *out);
 double kw_sample_value(const struct kw_sample *s);
+/* Set a row that more than one source fills (kw_precedence.c): kept as it
+ * is when a source ranked above this one set it.  0 or -ENOMEM. */
+int kw_ss_put_u64(struct kw_sampleset *ss, int source, int metric, const char *inst, uint64_t v);
+/* Rank of a source for a row: 0 wins; 255 never fills it when another did. */
+int kw_metric_rank(int metric, int source);
 /* Sort samples by (metric, instance) so output order is stable. */
 void kw_ss_sort(struct kw_sampleset *ss);
 

@@ -554,3 +554,11 @@ int kw_parse_qemu_cmdline(const char *cmdline, size_t len, struct kw_vm *vm)
 	free(qmp);
 	return is_qemu;
 }
+
+void kw_vm_found_str(char *out, size_t len, unsigned found)
+{
+	snprintf(out, len, "%s%s%s", found & KW_FOUND_PROC ? "proc," : "", found & KW_FOUND_KVMFD ? "kvmfd," : "",
+		 found & KW_FOUND_LIBVIRT ? "libvirt," : "");
+	if (*out)
+		out[strlen(out) - 1] = '\0';
+}

@@ -114,6 +114,8 @@ void kw_vmcache_free(struct kw_vmcache *c, void (*drop)(void *item));
  * with -mon chardev=X,mode=control; the first one).  Fields not present are
  * left unchanged. Returns 1 if argv[0] looks like QEMU, else 0. */
 int kw_parse_qemu_cmdline(const char *cmdline, size_t len, struct kw_vm *vm);
+/* "proc,kvmfd,libvirt": how a VM was found (KW_FOUND_*). */
+void kw_vm_found_str(char *out, size_t len, unsigned found);
 /* Is this comm/argv[0] basename a QEMU/KVM VMM? */
 int kw_is_qemu_name(const char *name);
 /* "CPU 3/KVM" -> 3; -1 for other thread names. */

@@ -468,9 +468,10 @@ static int kvmstat_collect_vm(struct kw_collector *c, void *state, struct kw_vm 
 			continue;
 		publish(&st->tmp, k);
 	}
-	/* set, not add: the libvirt source may have filled the same rows */
+	/* set, not add: libvirt or QMP may have filled the same rows (the
+	 * binary stats win: core/kw_precedence.c) */
 	for (i = 0; i < (int)st->tmp.n; i++)
-		if (kw_ss_set_u64(&vm->stats, st->tmp.s[i].metric, st->tmp.s[i].inst, st->tmp.s[i].v.u))
+		if (kw_ss_put_u64(&vm->stats, KW_SRC_KVMSTAT, st->tmp.s[i].metric, st->tmp.s[i].inst, st->tmp.s[i].v.u))
 			return -ENOMEM;
 	return 0;
 }

@@ -97,14 +97,6 @@ static int param_u64(const virTypedParameter *p, uint64_t *out)
 	}
 }
 
-/* Set a shared row only when another source did not. */
-static int set_absent(struct kw_vm *vm, int metric, const char *inst, uint64_t v)
-{
-	if (kw_ss_get(&vm->stats, metric, inst))
-		return 0;
-	return kw_ss_set_u64(&vm->stats, metric, inst, v);
-}
-
 struct field_map {
 	const char *name;
 	int metric;
@@ -154,7 +146,7 @@ static const struct field_map *find_field(const struct field_map *m, size_t n, c
 
 static int put(struct kw_vm *vm, const struct field_map *f, const char *inst, uint64_t v)
 {
-	return f->shared ? set_absent(vm, f->metric, inst, v * f->mul)
+	return f->shared ? kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, f->metric, inst, v * f->mul)
 			 : kw_ss_set_u64(&vm->stats, f->metric, inst, v * f->mul);
 }
 
@@ -246,16 +238,16 @@ int kw_libvirt_map_stats(struct kw_vm *vm, const virTypedParameter *params, int 
 		} else if (!strcmp(p->field, "cpu.time")) {
 			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_CPU_TIME, NULL, v);
 		} else if (!strcmp(p->field, "cpu.user")) {
-			r = set_absent(vm, KW_M_CPU_USER, NULL, v);
+			r = kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_CPU_USER, NULL, v);
 		} else if (!strcmp(p->field, "cpu.system")) {
-			r = set_absent(vm, KW_M_CPU_SYSTEM, NULL, v);
+			r = kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_CPU_SYSTEM, NULL, v);
 		} else if (kw_startswith(p->field, "balloon.")) {
 			if ((f = find_field(balloon_map, KW_ARRAY_SIZE(balloon_map), p->field + 8)))
 				r = put(vm, f, NULL, v);
 		} else if (!strcmp(p->field, "vcpu.current")) {
 			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_VCPUS, NULL, v);
 			if (!r)
-				r = set_absent(vm, KW_M_VCPUS, NULL, v);
+				r = kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_VCPUS, NULL, v);
 			if (vm->nthreads == 0 && v < 65536)
 				vm->nvcpus = (int)v; /* no local threads: libvirt's count */
 		} else if (!strcmp(p->field, "vcpu.maximum")) {
@@ -733,7 +725,7 @@ static int fallback_info(struct libvirt_state *st, struct kw_vm *vm, virDomainPt
 	    kw_ss_set_u64(&vm->stats, KW_M_DOM_MEM_CUR, NULL, (uint64_t)info.memory * 1024) ||
 	    kw_ss_set_u64(&vm->stats, KW_M_DOM_VCPUS, NULL, info.nrVirtCpu) ||
 	    kw_ss_set_u64(&vm->stats, KW_M_DOM_CPU_TIME, NULL, info.cpuTime) ||
-	    set_absent(vm, KW_M_VCPUS, NULL, info.nrVirtCpu))
+	    kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_VCPUS, NULL, info.nrVirtCpu))
 		return -ENOMEM;
 	if (vm->nthreads == 0)
 		vm->nvcpus = info.nrVirtCpu;

@@ -61,14 +61,6 @@ struct qcpu {
 	int index;
 };
 
-/* Set a shared row only when another source (libvirt) did not. */
-static int set_absent(struct kw_vm *vm, int metric, const char *inst, uint64_t v)
-{
-	if (kw_ss_get(&vm->stats, metric, inst))
-		return 0;
-	return kw_ss_set_u64(&vm->stats, metric, inst, v);
-}
-
 static int shape_error(struct kw_qmp *q, enum qcmd c, const char *what)
 {
 	snprintf(q->err, sizeof(q->err), "%s: unexpected reply (%s)", qcmd_name[c], what);
@@ -205,10 +197,10 @@ static int map_block(struct kw_qmp *q, struct kw_vm *vm, struct media *m)
 			return KW_QMP_NOMEM;
 		img = kw_json_get_type(j, ins, "image", KW_JSON_OBJECT);
 		if (!kw_json_u64(j, kw_json_get(j, img, "virtual-size"), &v) &&
-		    set_absent(vm, KW_M_DISK_CAPACITY, name, v))
+		    kw_ss_put_u64(&vm->stats, KW_SRC_QMP, KW_M_DISK_CAPACITY, name, v))
 			return KW_QMP_NOMEM;
 		if (!kw_json_u64(j, kw_json_get(j, img, "actual-size"), &v) &&
-		    set_absent(vm, KW_M_DISK_PHYSICAL, name, v))
+		    kw_ss_put_u64(&vm->stats, KW_SRC_QMP, KW_M_DISK_PHYSICAL, name, v))
 			return KW_QMP_NOMEM;
 	}
 	return KW_QMP_OK;
@@ -266,7 +258,7 @@ static int map_blockstats(struct kw_qmp *q, struct kw_vm *vm, const struct media
 			uint64_t v;
 
 			if (!kw_json_u64(j, kw_json_get(j, st, blockstats_map[f].field), &v) &&
-			    set_absent(vm, blockstats_map[f].metric, name, v))
+			    kw_ss_put_u64(&vm->stats, KW_SRC_QMP, blockstats_map[f].metric, name, v))
 				return KW_QMP_NOMEM;
 		}
 	}
@@ -541,13 +533,13 @@ static int session(struct kw_qmp *q, struct qmp_vm *v, struct kw_vm *vm)
 	/* no balloon device: DeviceNotActive, skipped */
 	STEP(run(q, v, vm, Q_BALLOON, NULL));
 	if (r == KW_QMP_OK && !kw_json_u64(j, kw_json_get(j, q->ret, "actual"), &a) &&
-	    set_absent(vm, KW_M_DOM_MEM_CUR, NULL, a))
+	    kw_ss_put_u64(&vm->stats, KW_SRC_QMP, KW_M_DOM_MEM_CUR, NULL, a))
 		STEP(KW_QMP_NOMEM);
 	STEP(run(q, v, vm, Q_MEMSIZE, NULL));
 	if (r == KW_QMP_OK && !kw_json_u64(j, kw_json_get(j, q->ret, "base-memory"), &a)) {
 		if (kw_json_u64(j, kw_json_get(j, q->ret, "plugged-memory"), &b))
 			b = 0;
-		if (set_absent(vm, KW_M_DOM_MEM_MAX, NULL, a + b))
+		if (kw_ss_put_u64(&vm->stats, KW_SRC_QMP, KW_M_DOM_MEM_MAX, NULL, a + b))
 			STEP(KW_QMP_NOMEM);
 	}
 	if (!has_kvm_rows(vm))
@@ -684,7 +676,7 @@ static int merge(struct kw_vm *vm, const struct kw_vm *s)
 		if (kw_vm_add_disk(vm, s->disks[d].name) == -ENOMEM)
 			return -ENOMEM;
 	for (i = 0; i < s->stats.n; i++)
-		if (set_absent(vm, s->stats.s[i].metric, s->stats.s[i].inst, s->stats.s[i].v.u))
+		if (kw_ss_put_u64(&vm->stats, KW_SRC_QMP, s->stats.s[i].metric, s->stats.s[i].inst, s->stats.s[i].v.u))
 			return -ENOMEM;
 	return 0;
 }

@@ -2,7 +2,7 @@
 # for every /proc, /sys and configuration parser.  The library sources they
 # need are rebuilt with clang and the fuzzer's instrumentation under
 # $(O)/fuzz/obj (the gcc objects of $(LIBKW) cannot be instrumented).
-# tests/test_fuzz.py runs each target for a bounded time (part of `make
+# tests/system/test_fuzz.py runs each target for a bounded time (part of `make
 # test`); `make fuzz` runs them longer (FUZZ_SECONDS per target).
 FUZZ_SRCS     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS     := $(FUZZ_SRCS:tests/fuzz/%.c=$(O)/fuzz/%)
@@ -29,4 +29,4 @@ TEST_DEPS += $(FUZZ_BINS)
 
 .PHONY: fuzz
 fuzz: $(FUZZ_BINS)
-	KW_BUILD=$(CURDIR)/$(O) KW_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PYTEST) -ra -p no:cacheprovider tests/test_fuzz.py
+	KW_BUILD=$(CURDIR)/$(O) KW_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PYTEST) -ra -p no:cacheprovider tests/system/test_fuzz.py

@@ -1,4 +1,4 @@
-"""A fake QEMU for tests/test_qmp.py.
+"""A fake QEMU for tests/sources/test_qmp.py.
 
 Run with argv[0] = "qemu-system-x86_64" and a QEMU-like command line that
 names a QMP socket (-chardev socket,id=qmp,path=P,server=on + -mon

@@ -10,9 +10,10 @@ import shutil
 
 import pytest
 
+from conftest import ROOT
 from kwtest import KVMWATCH, kvmwatch, kvmwatch_json, find_vm
 
-FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "qemu1")
+FIX = os.path.join(ROOT, "tests", "fixtures", "qemu1")
 PROC = os.path.join(FIX, "proc")
 SYS = os.path.join(FIX, "sys")
 TICK_NS = 10**9 // os.sysconf("SC_CLK_TCK")
@@ -258,7 +259,7 @@ def test_nonexistent_procfs_is_an_error(tmp_path):
 
 
 def _fake_vms(n, prefix):
-    fq = os.path.join(os.environ.get("KW_BUILD", os.path.join(os.path.dirname(__file__), "..", "build")),
+    fq = os.path.join(os.environ.get("KW_BUILD", os.path.join(ROOT, "build")),
                       "bench", "fakeqemu")
     procs = []
     for i in range(n):

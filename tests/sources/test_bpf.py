@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import needs_btf, needs_kvm, needs_root
+from conftest import ROOT, needs_btf, needs_kvm, needs_root
 from kwtest import KVMWATCH, Guest, kvmwatch
 
 pytestmark = [needs_kvm, needs_root, needs_btf]
@@ -438,7 +438,7 @@ def test_collector_source_non_root_degrades():
 
 
 def test_build_without_btf_is_a_clear_error(tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     out = tmp_path / "b"
     r = subprocess.run(["make", "-C", root, "O=%s" % out, "VMLINUX_BTF=/nonexistent/vmlinux",
                         "%s/bpf/vmlinux.h" % out], capture_output=True, text=True, timeout=120)

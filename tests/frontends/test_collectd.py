@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import build_path, needs_binary, needs_kvm, needs_root
+from conftest import ROOT, build_path, needs_binary, needs_kvm, needs_root
 from kwtest import Guest, kvmwatch_json, find_vm, wait_for
 
 PLUGIN_DIR = os.path.dirname(build_path("collectd-plugin", "kvmwatch.so"))
@@ -301,7 +301,7 @@ def test_read_failure_backs_off_and_recovers():
 
 
 def test_make_install(tmp_path):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     build = os.path.dirname(build_path("x"))
     mk = ["make", "-C", root, "O=" + build, "SAN=%d" % build.endswith("build-san")]
     dest = tmp_path / "dest"
@@ -347,3 +347,12 @@ def test_two_vms_with_one_name_keep_apart():
         assert idents() == found
         assert "Value too old" not in cd.logtext()
         assert errors_in(cd.logtext()) == [], cd.logtext()
+
+
+def test_plugin_exports_only_module_register():
+    """kvmwatch.so exports collectd's entry point and nothing of the
+    library inside it (no clash with collectd or other plugins)."""
+    r = subprocess.run(["nm", "-D", "--defined-only", build_path("collectd-plugin", "kvmwatch.so")],
+                       capture_output=True, text=True, check=True)
+    syms = [l.split()[-1] for l in r.stdout.splitlines() if l.strip()]
+    assert syms == ["module_register"], syms

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from conftest import needs_kvm, needs_root, needs_binary
+from conftest import ROOT, build_path, needs_kvm, needs_root, needs_binary
 from kwtest import KVMWATCH, Guest, kvmwatch, kvmwatch_json, find_vm, wait_for
 
-FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "qemu1")
+FIX = os.path.join(ROOT, "tests", "fixtures", "qemu1")
 FIXARGS = ["--procfs", FIX + "/proc", "--sysfs", FIX + "/sys"]
 
 
@@ -334,3 +334,13 @@ def test_hidepid_proc_is_said():
                             "0.2", "1"], capture_output=True, text=True, timeout=60)
         assert "hidepid" not in r.stderr
         assert [v for v in json.loads(r.stdout.splitlines()[-1])["vms"] if v["pid"] == g.pid]
+
+
+def test_version_from_one_place():
+    """The version is the file VERSION, for the CLI and the netdata plugin."""
+    with open(os.path.join(ROOT, "VERSION")) as f:
+        version = f.read().strip()
+    r = kvmwatch("--version", check=True)
+    assert r.stdout.strip() == "kvmwatch " + version
+    r = subprocess.run([build_path("kvmwatch.plugin"), "-V"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and r.stdout.strip() == "kvmwatch.plugin " + version
