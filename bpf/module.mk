@@ -34,4 +34,4 @@ ALL_TARGETS += $(BPF_SKELS)
 .SECONDARY: $(BPF_OBJS) $(O)/bpf/vmlinux.h
 
 # The CLI's event modes read the BPF ABI structs.
-$(O)/cli/events.o: CFLAGS += -I$(CURDIR)/bpf
+$(O)/cli/events.o $(O)/cli/ev_%.o: CFLAGS += -I$(CURDIR)/bpf

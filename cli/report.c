@@ -43,38 +43,24 @@ int cli_sort_key(const char *name)
 static void print_cell(FILE *f, const struct kw_view *v, const struct kw_vcol *col, const struct kw_vrow_ctx *r)
 {
 	char txt[1024], cell[1024 + 64];
-	double x[2];
 
-	if (col->kind < KW_VC__TEXT) {
-		kw_vcol_text(col, r, txt, sizeof(txt));
-		if (!col->width)
-			fputs(txt, f);
-		else if (col->kind == KW_VC_NAME || col->kind == KW_VC_INST) /* pad by display columns */
-			fputs(kw_text_safe(cell, sizeof(cell), txt, col->width, 1), f);
-		else
-			fprintf(f, (col->flags & KW_VC_LEFT) ? "%-*s" : "%*s", col->width, txt);
-	} else if (kw_vcol_values(v, col, r, x) < 0) {
-		fprintf(f, "%*s", col->width, "-");
-	} else {
-		fprintf(f, "%*.*f", col->width, col->prec, x[0]);
-	}
+	kw_vcol_format(v, col, r, 0, txt, sizeof(txt));
+	if (!col->width)
+		fputs(txt, f);
+	else if (col->kind == KW_VC_NAME || col->kind == KW_VC_INST) /* pad by display columns */
+		fputs(kw_text_safe(cell, sizeof(cell), txt, col->width, 1), f);
+	else
+		fprintf(f, (col->flags & KW_VC_LEFT) ? "%-*s" : "%*s", col->width, txt);
 }
 
 static int print_row(const struct kw_view *v, const struct kw_vrow_ctx *r, void *arg)
 {
 	FILE *f = arg;
+	char line[2048];
 	size_t i;
 
 	if (v->style == KW_VSTYLE_LINE) {
-		fprintf(f, "%s:", v->title);
-		for (i = 0; i < v->ncols; i++) {
-			double x[2];
-
-			kw_vcol_values(v, &v->cols[i], r, x);
-			fputs(i ? "  " : " ", f);
-			fprintf(f, v->cols[i].fmt, x[0], x[1]);
-		}
-		fputc('\n', f);
+		fprintf(f, "%s\n", kw_vline_format(v, r, line, sizeof(line)));
 		return 0;
 	}
 	for (i = 0; i < v->ncols; i++) {

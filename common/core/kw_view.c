@@ -19,7 +19,7 @@ static const struct unit units[] = {
 	{ "ns", 't', 1 }, { "us", 't', 1e3 }, { "ms", 't', 1e6 }, { "s", 't', 1e9 },
 	{ "bytes", 'b', 1 }, { "KiB", 'b', 1024 }, { "MiB", 'b', 1048576 }, { "GiB", 'b', 1073741824.0 },
 	{ "kbit", 'b', 125 }, { "Mbit", 'b', 125000 },
-	{ "count", 'c', 1 }, { "", 'c', 1 }, { "pages", 'c', 1 },
+	{ "count", 'c', 1 }, { "", 'c', 1 }, { "pages", 'c', 1 }, { "pages/s", 'c', 1 },
 	{ "percent", 'p', 1 }, { "%", 'p', 1 },
 };
 
@@ -187,6 +187,76 @@ const char *kw_vcol_text(const struct kw_vcol *col, const struct kw_vrow_ctx *r,
 	default: break;
 	}
 	return kw_text_safe(buf, len, s, col->width && col->kind != KW_VC_S_INST ? col->width : len, 0);
+}
+
+/* ------------------------------------------------------------ text */
+
+const char *kw_human(double v, const char *unit, char *buf, size_t len)
+{
+	static const char sfx[] = "KMGTP";
+	const struct unit *u;
+	double base = 1, step = 1000;
+	size_t ul = strlen(unit ? unit : "");
+	int i = -1;
+
+	if (ul >= 2 && !strcmp(unit + ul - 2, "/s"))
+		ul -= 2;
+	u = unit_of(unit ? unit : "", ul);
+	if (u && u->family == 'b') {
+		base = u->base;     /* to bytes, or bits for kbit */
+		step = 1024;
+		if (!strncmp(unit, "kbit", 4) || !strncmp(unit, "Mbit", 4)) {
+			base = u->base * 8;
+			step = 1000;
+		}
+	} else if (u && u->family == 'p') {
+		snprintf(buf, len, "%.1f", v);
+		return buf;
+	} else if (u && u->family == 't') {
+		snprintf(buf, len, "%.1f", v);
+		return buf;
+	}
+	v *= base;
+	while (v >= step * 0.9995 && i < (int)sizeof(sfx) - 2) {
+		v /= step;
+		i++;
+	}
+	if (i < 0)
+		snprintf(buf, len, "%.0f", v);
+	else
+		snprintf(buf, len, v < 9.995 ? "%.2f%c" : v < 99.95 ? "%.1f%c" : "%.0f%c", v, sfx[i]);
+	return buf;
+}
+
+const char *kw_vcol_format(const struct kw_view *v, const struct kw_vcol *col, const struct kw_vrow_ctx *r,
+			   int human, char *buf, size_t len)
+{
+	double x[2];
+
+	if (col->kind < KW_VC__TEXT)
+		return kw_vcol_text(col, r, buf, len);
+	if (kw_vcol_values(v, col, r, x) < 0)
+		snprintf(buf, len, "-");
+	else if (human)
+		kw_human(x[0], col->unit, buf, len);
+	else
+		snprintf(buf, len, "%.*f", col->prec, x[0]);
+	return buf;
+}
+
+const char *kw_vline_format(const struct kw_view *v, const struct kw_vrow_ctx *r, char *buf, size_t len)
+{
+	size_t o = (size_t)snprintf(buf, len, "%s:", v->title ? v->title : v->name);
+
+	for (size_t i = 0; i < v->ncols && o < len; i++) {
+		double x[2];
+
+		kw_vcol_values(v, &v->cols[i], r, x);
+		o += (size_t)snprintf(buf + o, len - o, i ? "  " : " ");
+		if (o < len)
+			o += (size_t)snprintf(buf + o, len - o, v->cols[i].fmt, x[0], x[1]);
+	}
+	return buf;
 }
 
 /* ------------------------------------------------------------ rows */

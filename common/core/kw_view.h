@@ -46,6 +46,7 @@ enum kw_vc {
 
 #define KW_VC_LEFT 0x1     /* left-aligned */
 #define KW_VC_NEED 0x2     /* "-" when m[0] has no sample */
+#define KW_VC_HIDE 0x4     /* the interactive screen: off until the field selector turns it on */
 #define KW_VC_MAXM 4
 
 struct kw_vcol {
@@ -104,6 +105,16 @@ int kw_vcol_values(const struct kw_view *v, const struct kw_vcol *col, const str
 /* A text column's value: printable (control characters and invalid UTF-8
  * as '?'), cut to the column's width. */
 const char *kw_vcol_text(const struct kw_vcol *col, const struct kw_vrow_ctx *r, char *buf, size_t len);
+
+/* A cell as text, not padded: a text column's value, a number with the
+ * column's decimals (human: scaled with K/M/G/T to a few digits, for the
+ * interactive screen), "-" when missing.  Returns buf. */
+const char *kw_vcol_format(const struct kw_view *v, const struct kw_vcol *col, const struct kw_vrow_ctx *r,
+			   int human, char *buf, size_t len);
+/* A line section's one line: "title: col  col  ...".  Returns buf. */
+const char *kw_vline_format(const struct kw_view *v, const struct kw_vrow_ctx *r, char *buf, size_t len);
+/* v in the column's unit, human-scaled ("1.5G", "320K", "12.0"). */
+const char *kw_human(double v, const char *unit, char *buf, size_t len);
 
 /* Factor from a metric's unit to a display unit; rate: the value is per
  * second (then "%" of a time unit means share of one second, and a display

@@ -204,7 +204,61 @@ static const struct kw_vcol disk_cols[] = {
 static const struct kw_view view_disk = SECTION("disk", KW_VROW_DISK, disk_cols,
 						ROW_IF(KW_M_DISK_RD_REQS, KW_M_DISK_CAPACITY));
 
+/* -------------------------------------------------------------- top */
+/* The interactive screen's VM list (kvmwatch top); KW_VC_HIDE columns are
+ * off until its field selector turns them on. */
+static const struct kw_vcol top_cols[] = {
+	NAME_COL,
+	ATTR("PVEID", "pve_id", KW_VC_PVEID, 5, 0),
+	ATTR("PID", "pid", KW_VC_PID, 8, KW_VC_HIDE),
+	ATTR("STATE", "state", KW_VC_STATE, 8, KW_VC_LEFT),
+	ATTR("VCPU", "vcpus", KW_VC_VCPUS, 4, 0),
+	RATE("CPU%", "cpu", 7, 1, "%", KW_M_CPU_USER, KW_M_CPU_SYSTEM),
+	{ "GUEST%", "guest", KW_VC_RATE, 7, 1, KW_VC_HIDE, "%", NULL, M(KW_M_CPU_GUEST) },
+	RATE("STEAL%", "steal", 7, 1, "%", KW_M_STEAL_VCPU, KW_M_STEAL_OTHER),
+	RATE("OTHER%", "other", 7, 1, "%", KW_M_CPU_OTHER),
+	GAUGE("RSS_MiB", "rss", 9, 1, "MiB", KW_M_MEM_RSS),
+	RATE("FLT/s", "faults", 7, 0, "/s", KW_M_MINFLT, KW_M_MAJFLT),
+	RATE("RD_KiB/s", "read", 9, 1, "KiB/s", KW_M_IO_RBYTES),
+	RATE("WR_KiB/s", "write", 9, 1, "KiB/s", KW_M_IO_WBYTES),
+	RATE_NEED("IOW_ms/s", "iowait", 8, 1, "ms/s", KW_M_IO_DELAY),
+	RATE("RX_kbit/s", "rx", 10, 1, "kbit/s", KW_M_NET_RX_BYTES),
+	RATE("TX_kbit/s", "tx", 10, 1, "kbit/s", KW_M_NET_TX_BYTES),
+	{ "DISK_R/s", "disk_read", KW_VC_RATE, 9, 1, KW_VC_HIDE, "KiB/s", NULL, M(KW_M_DISK_RD_BYTES) },
+	{ "DISK_W/s", "disk_write", KW_VC_RATE, 9, 1, KW_VC_HIDE, "KiB/s", NULL, M(KW_M_DISK_WR_BYTES) },
+	ATTR("UUID", "uuid", KW_VC_UUID, 36, KW_VC_LEFT | KW_VC_HIDE),
+};
+static const struct kw_view view_top = SECTION("top", KW_VROW_VM, top_cols, NO_ROW_IF);
+
+/* The screen's drill-down: one VM's threads (vCPUs; the others as one row
+ * in the VM's own columns) and its migration job. */
+static const struct kw_vcol thread_cols[] = {
+	ATTR("TID", "tid", KW_VC_TID, 8, 0),
+	ATTR("VCPU", "vcpu", KW_VC_VCPU, 5, 0),
+	RATE("RUN%", "run", 7, 1, "%", KW_M_VCPU_RUN),
+	RATE("STEAL%", "steal", 7, 1, "%", KW_M_VCPU_DELAY),
+};
+static const struct kw_view view_threads = SECTION("threads", KW_VROW_VCPU, thread_cols, NO_ROW_IF);
+static const struct kw_vcol other_cols[] = {
+	RATE("OTHER%", "other", 7, 1, "%", KW_M_CPU_OTHER),
+	RATE("OTHER_STEAL%", "other_steal", 12, 1, "%", KW_M_STEAL_OTHER),
+	GAUGE("THREADS", "threads", 7, 0, "", KW_M_THREADS),
+};
+static const struct kw_view view_other_threads = SECTION("other threads", KW_VROW_VM, other_cols, NO_ROW_IF);
+static const struct kw_vcol mig_cols[] = {
+	GAUGE("TYPE", "type", 4, 0, "", KW_M_JOB_TYPE),
+	GAUGE("ELAPSED_s", "elapsed", 9, 1, "s", KW_M_JOB_ELAPSED),
+	GAUGE("TOTAL_MiB", "total", 9, 1, "MiB", KW_M_JOB_DATA_TOTAL),
+	GAUGE("DONE_MiB", "processed", 9, 1, "MiB", KW_M_JOB_DATA_PROC),
+	GAUGE("LEFT_MiB", "remaining", 9, 1, "MiB", KW_M_JOB_DATA_REM),
+	GAUGE("DIRTY_pg/s", "dirty_rate", 10, 0, "pages/s", KW_M_JOB_DIRTY_RATE),
+	GAUGE("ITER", "iteration", 5, 0, "", KW_M_JOB_ITERATION),
+	GAUGE("DOWNTIME_ms", "downtime", 11, 0, "ms", KW_M_JOB_DOWNTIME),
+};
+static const struct kw_view view_migration = SECTION("migration", KW_VROW_VM, mig_cols, ROW_IF(KW_M_JOB_TYPE));
+
 const struct kw_view *const kw_views[] = {
 	&view_summary, &view_vcpu, &view_net, &view_host, &view_list, &view_all, &view_mem, &view_kvm, &view_disk,
+	&view_top, &view_threads, &view_other_threads, &view_migration,
 	NULL,
 };

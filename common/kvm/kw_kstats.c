@@ -8,9 +8,10 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
-/* KVM's stat names: lower-case identifiers. */
-static int stat_name_ok(const char *n)
+int kw_kstats_name_ok(const char *n)
 {
+	if (!*n)
+		return 0;
 	for (; *n; n++)
 		if (!((*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '_'))
 			return 0;
@@ -57,7 +58,7 @@ int kw_kstats_load(struct kw_kstats *k)
 			continue;
 		memcpy(d->name, sd->name, nl);
 		d->name[nl] = '\0';
-		if (!stat_name_ok(d->name))
+		if (!kw_kstats_name_ok(d->name))
 			continue;
 		d->type = sd->flags & KVM_STATS_TYPE_MASK;
 		d->offset = sd->offset;

@@ -49,6 +49,8 @@ int kw_kstats_find(const struct kw_kstats *k, const char *name);
 uint64_t kw_kstats_value(const struct kw_kstats *k, unsigned idx);
 /* Read only stat idx's first value from the fd now.  0 or -errno. */
 int kw_kstats_read_one(const struct kw_kstats *k, unsigned idx, uint64_t *v);
+/* Is n a name KVM gives a stat: a non-empty lower-case identifier? */
+int kw_kstats_name_ok(const char *n);
 /* Close the fd and free what load allocated (k->fd becomes -1). */
 void kw_kstats_close(struct kw_kstats *k);
 

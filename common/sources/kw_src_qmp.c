@@ -8,6 +8,7 @@
  * reply ends that VM's session only.  VMs libvirt manages are left alone:
  * libvirtd owns their monitor.  The client itself is kvm/kw_qmp.c. */
 #include "core/kw_collector.h"
+#include "kvm/kw_kstats.h"
 #include "kvm/kw_qmp.h"
 #include "util/kw_util.h"
 
@@ -101,17 +102,6 @@ static void capped(const struct kw_vm *vm, const char *what, unsigned limit)
 	snprintf(key, sizeof(key), "qmp-cap:%s:%s", what, vm->key);
 	kw_log_once(KW_LOG_WARN, key, "qmp: VM %s (pid %d): the monitor returned more than %u %s: the rest are "
 		    "ignored", vm->name, vm->pid, limit, what);
-}
-
-/* KVM's stat names: lower-case identifiers. */
-static int stat_name_ok(const char *n)
-{
-	if (!*n)
-		return 0;
-	for (; *n; n++)
-		if (!((*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '_'))
-			return 0;
-	return 1;
 }
 
 /* Block device names become instances: QEMU ids are [A-Za-z0-9._-]. */
@@ -315,7 +305,7 @@ static int map_schema(struct kw_qmp *q, struct qmp_vm *v, const struct kw_vm *vm
 
 			memset(&d, 0, sizeof(d));
 			if (kw_json_strcpy(j, kw_json_get(j, s, "name"), d.name, sizeof(d.name)) <= 0 ||
-			    !stat_name_ok(d.name))
+			    !kw_kstats_name_ok(d.name))
 				continue;
 			if (kw_json_streq(j, type, "cumulative") || kw_json_streq(j, type, "linear-histogram") ||
 			    kw_json_streq(j, type, "log2-histogram"))

@@ -1,0 +1,288 @@
+/* ev_agg.c - the in-kernel aggregates: snapshots of every feature's stats
+ * map, interval deltas, one VM's rows, and the statistics columns,
+ * histograms and top-address lists every feature's table shares. */
+#include "events.h"
+#include "kvm/kw_decode.h"
+#include "util/kw_util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct addr_row {
+	struct kw_addr_key k;
+	uint64_t count;
+};
+
+static int collect_agg(const struct kw_key *k, const struct kw_agg *v, void *arg)
+{
+	struct agg_set *s = arg;
+
+	if (kw_grow((void **)&s->r, &s->cap, s->n, sizeof(*s->r)))
+		return -ENOMEM;
+	s->r[s->n].k = *k;
+	s->r[s->n].v = *v;
+	s->n++;
+	return 0;
+}
+
+void snap_free(struct snap *s)
+{
+	int i;
+
+	for (i = 0; i < KW_BPF__N; i++) {
+		free(s->a[i].r);
+		s->a[i].r = NULL;
+		s->a[i].n = s->a[i].cap = 0;
+	}
+}
+
+int snap_take(struct ev_ctx *x, struct snap *s)
+{
+	int i;
+
+	for (i = 0; i < KW_BPF__N; i++) {
+		s->a[i].n = 0;
+		if (kw_bpf_active(x->b) & (1u << i))
+			kw_bpf_foreach_agg(x->b, i, collect_agg, &s->a[i]);
+	}
+	return 0;
+}
+
+static const struct kw_agg *snap_find(const struct snap *s, int bit, const struct kw_key *k)
+{
+	size_t i;
+
+	for (i = 0; s && i < s->a[bit].n; i++)
+		if (!memcmp(&s->a[bit].r[i].k, k, sizeof(*k)))
+			return &s->a[bit].r[i].v;
+	return NULL;
+}
+
+/* cur - prev for counters, sums, slots and aux counts; min/max stay
+ * cumulative (the kernel keeps them since start). */
+static struct kw_agg agg_delta(const struct kw_agg *cur, const struct kw_agg *prev, int bit)
+{
+	struct kw_agg d = *cur;
+	int i;
+
+	if (!prev)
+		return d;
+	d.count -= prev->count;
+	d.timed -= prev->timed;
+	d.sum_ns -= prev->sum_ns;
+	for (i = 0; i < KW_HIST_SLOTS; i++)
+		d.slots[i] -= prev->slots[i];
+	if (bit != KW_BPF_BIT_HALTPOLL) /* there aux is the last halt_poll_ns */
+		d.aux -= prev->aux;
+	return d;
+}
+
+static int merge_rows(const struct snap *cur, const struct snap *prev, int bit, pid_t tgid, int per_tid,
+		      struct vm_rows *out)
+{
+	size_t i, j;
+
+	out->n = 0;
+	out->total_count = out->total_ns = 0;
+	for (i = 0; i < cur->a[bit].n; i++) {
+		const struct agg_row *c = &cur->a[bit].r[i];
+		struct kw_agg d;
+		struct kw_key k = c->k;
+
+		if (c->k.tgid != (uint32_t)tgid)
+			continue;
+		d = agg_delta(&c->v, snap_find(prev, bit, &c->k), bit);
+		if (!per_tid)
+			k.tid = 0;
+		for (j = 0; j < out->n; j++)
+			if (!memcmp(&out->r[j].k, &k, sizeof(k)))
+				break;
+		if (j == out->n) {
+			if (kw_grow((void **)&out->r, &out->cap, out->n, sizeof(*out->r)))
+				return -ENOMEM;
+			memset(&out->r[j], 0, sizeof(out->r[j]));
+			out->r[j].k = k;
+			out->n++;
+		}
+		{
+			struct kw_agg *m = &out->r[j].v;
+			int s;
+
+			m->count += d.count;
+			m->timed += d.timed;
+			m->sum_ns += d.sum_ns;
+			if (d.min_ns && (!m->min_ns || d.min_ns < m->min_ns))
+				m->min_ns = d.min_ns;
+			if (d.max_ns > m->max_ns)
+				m->max_ns = d.max_ns;
+			if (bit == KW_BPF_BIT_HALTPOLL)
+				m->aux = d.aux;
+			else
+				m->aux += d.aux;
+			for (s = 0; s < KW_HIST_SLOTS; s++)
+				m->slots[s] += d.slots[s];
+		}
+		out->total_count += d.count;
+		out->total_ns += d.sum_ns;
+	}
+	return 0;
+}
+
+static int row_cmp(const void *pa, const void *pb)
+{
+	const struct agg_row *a = pa, *b = pb;
+
+	if (a->v.count != b->v.count)
+		return a->v.count < b->v.count ? 1 : -1;
+	if (a->k.tid != b->k.tid)
+		return a->k.tid < b->k.tid ? -1 : 1;
+	if (a->k.kind != b->k.kind)
+		return a->k.kind < b->k.kind ? -1 : 1;
+	return a->k.reason < b->k.reason ? -1 : a->k.reason > b->k.reason;
+}
+
+static void print_hist_text(FILE *f, const struct kw_agg *v, const char *unit_label)
+{
+	int i, lo = -1, hi = -1;
+	uint64_t max = 0;
+
+	for (i = 0; i < KW_HIST_SLOTS; i++) {
+		if (v->slots[i]) {
+			if (lo < 0)
+				lo = i;
+			hi = i;
+			if (v->slots[i] > max)
+				max = v->slots[i];
+		}
+	}
+	if (lo < 0)
+		return;
+	fprintf(f, "    %24s : %-10s |%-40s|\n", unit_label, "count", "distribution");
+	for (i = lo; i <= hi; i++) {
+		char range[48], bar[41];
+		int w = (int)(v->slots[i] * 40 / max), k;
+
+		snprintf(range, sizeof(range), "%llu -> %llu", i ? 1ull << i : 0ull, (1ull << (i + 1)) - 1);
+		for (k = 0; k < 40; k++)
+			bar[k] = k < w ? '*' : ' ';
+		bar[40] = '\0';
+		fprintf(f, "    %24s : %-10llu |%s|\n", range, (unsigned long long)v->slots[i], bar);
+	}
+}
+
+void ew_hist(struct ew *w, const struct kw_agg *v, const char *text_label)
+{
+	int i, first = 1;
+
+	if (!w->json) {
+		if (text_label)
+			print_hist_text(w->f, v, text_label);
+		return;
+	}
+	ew_open(w, "hist_log2_ns", '{');
+	for (i = 0; i < KW_HIST_SLOTS; i++) {
+		if (!v->slots[i])
+			continue;
+		fprintf(w->f, "%s\"%llu\":%llu", first ? "" : ",", i ? 1ull << i : 0ull, (unsigned long long)v->slots[i]);
+		first = 0;
+	}
+	ew_close(w, '{');
+}
+
+void ew_lat_stats(struct ew *w, const struct kw_agg *v)
+{
+	ew_u(w, "samples", NULL, v->count);
+	ew_u(w, "timed", NULL, v->timed);
+	ew_u(w, "time_ns", NULL, v->sum_ns);
+	if (v->timed) {
+		double avg = (double)v->sum_ns / (double)v->timed;
+
+		/* JSON in ns, the text table in us */
+		ew_u(w, "min_ns", NULL, v->min_ns);
+		ew_f(w, "avg_ns", NULL, avg, 1);
+		ew_u(w, "max_ns", NULL, v->max_ns);
+		ew_f(w, NULL, " %10.3f", (double)v->min_ns / 1e3, 0);
+		ew_f(w, NULL, " %10.3f", avg / 1e3, 0);
+		ew_f(w, NULL, " %10.3f", (double)v->max_ns / 1e3, 0);
+	} else {
+		ew_null(w, "min_ns", "          -");
+		ew_null(w, "avg_ns", "          -");
+		ew_null(w, "max_ns", "          -");
+	}
+}
+
+struct top_ctx {
+	pid_t tgid;
+	struct addr_row *r;
+	size_t n, cap;
+};
+
+static int collect_addr(const struct kw_addr_key *k, uint64_t count, void *arg)
+{
+	struct top_ctx *t = arg;
+
+	if (k->tgid != (uint32_t)t->tgid)
+		return 0;
+	if (kw_grow((void **)&t->r, &t->cap, t->n, sizeof(*t->r)))
+		return -ENOMEM;
+	t->r[t->n].k = *k;
+	t->r[t->n].count = count;
+	t->n++;
+	return 0;
+}
+
+static int addr_cmp(const void *pa, const void *pb)
+{
+	const struct addr_row *a = pa, *b = pb;
+
+	if (a->count != b->count)
+		return a->count < b->count ? 1 : -1;
+	return a->k.addr < b->k.addr ? -1 : a->k.addr > b->k.addr;
+}
+
+#define TOP_N 10
+
+void ew_top(struct ew *w, struct ev_ctx *x, int bit, pid_t tgid)
+{
+	struct top_ctx t = { .tgid = tgid };
+	size_t i;
+
+	kw_bpf_foreach_addr(x->b, bit, collect_addr, &t);
+	if (t.n > 1)
+		qsort(t.r, t.n, sizeof(*t.r), addr_cmp);
+	if (w->json) {
+		ew_open(w, "top", '[');
+		for (i = 0; i < t.n && i < TOP_N; i++) {
+			if (bit == KW_BPF_BIT_DIRTY)
+				fprintf(w->f, "%s{\"slot\":%u,\"gfn\":%llu,\"count\":%llu}", i ? "," : "",
+					t.r[i].k.slot, (unsigned long long)t.r[i].k.addr, (unsigned long long)t.r[i].count);
+			else
+				fprintf(w->f, "%s{\"type\":\"%s\",\"gpa\":%llu,\"count\":%llu}", i ? "," : "",
+					kw_kvm_mmio_type(t.r[i].k.slot), (unsigned long long)t.r[i].k.addr,
+					(unsigned long long)t.r[i].count);
+		}
+		ew_close(w, '[');
+	} else if (t.n) {
+		fprintf(w->f, "  top %s (since start):\n", bit == KW_BPF_BIT_DIRTY ? "GFNs" : "GPAs");
+		for (i = 0; i < t.n && i < TOP_N; i++) {
+			if (bit == KW_BPF_BIT_DIRTY)
+				fprintf(w->f, "    slot %-6u gfn 0x%-12llx %10llu\n", t.r[i].k.slot,
+					(unsigned long long)t.r[i].k.addr, (unsigned long long)t.r[i].count);
+			else
+				fprintf(w->f, "    %-16s gpa 0x%-12llx %10llu\n", kw_kvm_mmio_type(t.r[i].k.slot),
+					(unsigned long long)t.r[i].k.addr, (unsigned long long)t.r[i].count);
+		}
+	}
+	free(t.r);
+}
+
+int rows_for(const struct snap *cur, const struct snap *prev, int bit, pid_t tgid, int per_tid,
+	     struct vm_rows *out)
+{
+	int r = merge_rows(cur, prev, bit, tgid, per_tid, out);
+
+	if (!r && out->n > 1)
+		qsort(out->r, out->n, sizeof(*out->r), row_cmp);
+	return r;
+}

@@ -1,0 +1,357 @@
+/* ev_feat.c - one ops record per eBPF feature (like perf kvm stat's
+ * kvm_events_ops): how its events stream and how its summary table reads,
+ * each field written once for text and JSON (ev_write.c). */
+#include "events.h"
+#include "kvm/kw_decode.h"
+#include "util/kw_util.h"
+
+#include <string.h>
+
+static const char *vcpu_col(const struct ev_section *s, const struct agg_row *row, char *buf, size_t len)
+{
+	if (!s->per)
+		return "all";
+	ev_vcpu_str(s->x, buf, len, s->vm, row->k.tid);
+	return buf;
+}
+
+static const char *delivery_mode(unsigned dm)
+{
+	static const char *const n[8] = { "fixed", "lowest", "smi", "res3", "nmi", "init", "sipi", "extint" };
+	return n[dm & 7];
+}
+
+/* ------------------------------------------------------------ exits */
+
+static void exit_fields(struct ew *w, unsigned isa, unsigned reason, int timed, uint64_t lat, int unfinished)
+{
+	char buf[64];
+
+	ew_s(w, "isa", "%-4s", kw_kvm_isa_name(isa));
+	ew_s(w, "reason", " %-24s", kw_kvm_exit_name(isa, reason, buf, sizeof(buf)));
+	ew_u(w, "code", NULL, reason);
+	ew_latency(w, "latency_ns", "latency", timed, lat);
+	ew_b(w, "unfinished", "%s", unfinished, " (unfinished)", "");
+	ew_eol(w);
+}
+
+static void exit_event(struct ew *w, const struct kw_event *e)
+{
+	exit_fields(w, e->exit.isa, e->exit.reason, e->exit.timed, e->exit.lat_ns, 0);
+}
+
+static void exit_head(struct ew *w, const struct ev_section *s)
+{
+	if (!w->json)
+		fprintf(w->f, "  %-5s %-4s %-28s %10s %9s %8s %10s %10s %10s\n", "VCPU", "ISA", "EXIT REASON",
+			"SAMPLES", "SAMPLES%", "TIME%", "MIN_us", "AVG_us", "MAX_us");
+}
+
+static void exit_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
+{
+	unsigned isa = row->k.kind % 3;
+	double sp = s->tot[isa] ? 100.0 * (double)row->v.count / (double)s->tot[isa] : 0;
+	double tp = s->tns[isa] ? 100.0 * (double)row->v.sum_ns / (double)s->tns[isa] : 0;
+	char vc[24], buf[64];
+
+	ew_elem(w, i);
+	ew_s(w, s->per ? "vcpu" : NULL, "  %-5s", vcpu_col(s, row, vc, sizeof(vc)));
+	ew_s(w, "isa", " %-4s", kw_kvm_isa_name(row->k.kind));
+	ew_s(w, "reason", " %-28s", kw_kvm_exit_name(row->k.kind, row->k.reason, buf, sizeof(buf)));
+	ew_u(w, "code", NULL, row->k.reason);
+	ew_u(w, NULL, " %10llu", row->v.count);
+	ew_f(w, "samples_pct", " %8.2f%%", sp, 2);
+	ew_f(w, "time_pct", " %7.2f%%", tp, 2);
+	ew_lat_stats(w, &row->v);
+	ew_hist(w, &row->v, NULL);
+	ew_text(w, "\n");
+	ew_elem_end(w);
+}
+
+static void exit_foot(struct ew *w, const struct ev_section *s)
+{
+	if (!w->json)
+		fprintf(w->f, "  total: %llu exits in the kernel, %llu to user space\n",
+			(unsigned long long)(s->tot[KW_ISA_VMX] + s->tot[KW_ISA_SVM]),
+			(unsigned long long)s->tot[KW_ISA_USER]);
+}
+
+/* ----------------------------------------------------------- faults */
+
+static void fault_fields(struct ew *w, uint64_t addr, uint64_t ec, uint64_t gfn, unsigned src, unsigned level,
+			 int timed, uint64_t lat, int unfinished)
+{
+	char ecs[96];
+
+	kw_kvm_pferr_str(ec, ecs, sizeof(ecs));
+	ew_u(w, "addr", "addr=0x%llx", addr);
+	ew_u(w, "error_code", " error=0x%llx", ec);
+	ew_s(w, "error", "(%s)", ecs);
+	if (gfn == ~0ull)
+		ew_null(w, "gfn", " gfn=-");
+	else
+		ew_u(w, "gfn", " gfn=0x%llx", gfn);
+	ew_u(w, "level", " level=%llu", level);
+	ew_s(w, "source", NULL, src == KW_FAULT_SRC_PF ? "kvm_page_fault" : "kvm_mmu_spte_requested");
+	ew_latency(w, "latency_ns", "latency", timed, lat);
+	ew_b(w, "unfinished", "%s", unfinished, " (unfinished)", "");
+	ew_eol(w);
+}
+
+static void fault_event(struct ew *w, const struct kw_event *e)
+{
+	fault_fields(w, e->fault.addr, e->fault.error_code, e->fault.gfn, e->fault.src, e->fault.level,
+		     e->fault.lat_ns != 0, e->fault.lat_ns, 0);
+}
+
+static void fault_head(struct ew *w, const struct ev_section *s)
+{
+	if (!w->json)
+		fprintf(w->f, "  %-5s %-8s %10s %10s %10s %10s %10s\n", "VCPU", "", "SAMPLES", "TIMED", "MIN_us",
+			"AVG_us", "MAX_us");
+}
+
+/* Faults and wakeups: one row per vCPU (and how the vCPU woke), timed. */
+static void timed_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i, int wake)
+{
+	char vc[24];
+
+	ew_elem(w, i);
+	ew_s(w, "vcpu", "  %-5s", vcpu_col(s, row, vc, sizeof(vc)));
+	ew_s(w, wake ? "how" : NULL, " %-8s", wake ? (row->k.kind ? "waited" : "polled") : "");
+	ew_u(w, NULL, " %10llu", row->v.count);
+	ew_u(w, wake ? "valid" : NULL, " %10llu", wake ? row->v.aux : row->v.timed);
+	ew_lat_stats(w, &row->v);
+	ew_text(w, "\n");
+	ew_hist(w, &row->v, wake ? "halt ns" : "fault ns");
+	ew_elem_end(w);
+}
+
+static void fault_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
+{
+	timed_row(w, s, row, i, 0);
+}
+
+/* ------------------------------------------------------------- mmio */
+
+static void mmio_event(struct ew *w, const struct kw_event *e)
+{
+	ew_s(w, "access", "%-16s", kw_kvm_mmio_type(e->mmio.type));
+	ew_u(w, "gpa", " gpa=0x%llx", e->mmio.gpa);
+	ew_u(w, "len", " len=%llu", e->mmio.len);
+	ew_u(w, "val", " val=0x%llx", e->mmio.val);
+	ew_eol(w);
+}
+
+/* MMIO and IRQs: a count per kind (per vCPU with --per-vcpu). */
+static void count_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, const char *name,
+		      int coalesced)
+{
+	char vc[24], key[64];
+	const char *v = vcpu_col(s, row, vc, sizeof(vc));
+
+	snprintf(key, sizeof(key), "%s%s%s", s->per ? v : "", s->per ? ":" : "", name);
+	ew_open(w, key, '{');
+	ew_s(w, NULL, "  %-5s", v);
+	ew_s(w, NULL, " %-16s", name);
+	ew_u(w, "count", " %10llu", row->v.count);
+	if (coalesced)
+		ew_u(w, "coalesced", "  coalesced %llu", row->v.aux);
+	ew_text(w, "\n");
+	ew_close(w, '{');
+}
+
+static void mmio_head(struct ew *w, const struct ev_section *s)
+{
+	ew_open(w, "counts", '{');
+}
+
+static void mmio_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
+{
+	count_row(w, s, row, kw_kvm_mmio_type(row->k.kind), 0);
+}
+
+static void mmio_foot(struct ew *w, const struct ev_section *s)
+{
+	ew_close(w, '{');
+	ew_top(w, s->x, KW_BPF_BIT_MMIO, s->tgid);
+}
+
+/* ------------------------------------------------------------ dirty */
+
+static void dirty_event(struct ew *w, const struct kw_event *e)
+{
+	ew_u(w, "slot", "slot=%llu", e->dirty.slot);
+	ew_u(w, "gfn", " gfn=0x%llx", e->dirty.gfn);
+	ew_s(w, "source", " (%s)", e->dirty.src == KW_DIRTY_SRC_MARK ? "mark_page_dirty_in_slot" : "dirty_ring_push");
+	ew_eol(w);
+}
+
+static void dirty_head(struct ew *w, const struct ev_section *s)
+{
+	double rate = s->dt > 0 ? (double)s->r->total_count / s->dt : 0.0;
+
+	ew_u(w, "pages", "  dirtied pages: %llu", s->r->total_count);
+	ew_f(w, "rate", " (%.1f pages/s)\n", rate, 1);
+}
+
+static void dirty_foot(struct ew *w, const struct ev_section *s)
+{
+	ew_top(w, s->x, KW_BPF_BIT_DIRTY, s->tgid);
+}
+
+/* --------------------------------------------------------- haltpoll */
+
+static void haltpoll_event(struct ew *w, const struct kw_event *e)
+{
+	ew_u(w, "vcpu_id", "vcpu_id=%llu", e->hp.vcpu_id);
+	ew_s(w, "change", " %-6s", e->hp.grow ? "grow" : "shrink");
+	ew_u(w, "old_ns", " halt_poll_ns %llu", e->hp.old_ns);
+	ew_u(w, "new_ns", " -> %llu", e->hp.new_ns);
+	ew_eol(w);
+}
+
+static void haltpoll_head(struct ew *w, const struct ev_section *s)
+{
+	if (!w->json)
+		fprintf(w->f, "  %-8s %-6s %10s %16s\n", "VCPU_ID", "CHANGE", "COUNT", "LAST_NS");
+}
+
+static void haltpoll_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
+{
+	ew_elem(w, i);
+	ew_u(w, "vcpu_id", "  %-8llu", row->k.reason);
+	ew_s(w, "change", " %-6s", row->k.kind ? "grow" : "shrink");
+	ew_u(w, "count", " %10llu", row->v.count);
+	ew_u(w, "last_ns", " %16llu\n", row->v.aux); /* aux: the last halt_poll_ns */
+	ew_elem_end(w);
+}
+
+/* ----------------------------------------------------------- wakeup */
+
+static void wakeup_event(struct ew *w, const struct kw_event *e)
+{
+	ew_s(w, "how", "%-6s", e->wake.waited ? "waited" : "polled");
+	ew_u(w, "halt_ns", NULL, e->wake.ns);
+	ew_f(w, NULL, " halted %.3fus", (double)e->wake.ns / 1e3, 0);
+	ew_b(w, "valid", " polling %s", e->wake.valid, "valid", "invalid");
+	ew_eol(w);
+}
+
+static void wakeup_head(struct ew *w, const struct ev_section *s)
+{
+	if (!w->json)
+		fprintf(w->f, "  %-5s %-8s %10s %10s %10s %10s %10s\n", "VCPU", "HOW", "SAMPLES", "VALID", "MIN_us",
+			"AVG_us", "MAX_us");
+}
+
+static void wakeup_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
+{
+	timed_row(w, s, row, i, 1);
+}
+
+/* -------------------------------------------------------------- irq */
+
+static void irq_event(struct ew *w, const struct kw_event *e)
+{
+	uint64_t a = e->irq.a, b = e->irq.b;
+
+	ew_s(w, "kind", "%-6s ", kw_kvm_irq_kind(e->irq.kind));
+	switch (e->irq.kind) {
+	case KW_IRQ_SET:
+		ew_u(w, "gsi", "gsi=%llu", e->irq.pin);
+		ew_i(w, "level", " level=%lld", (int32_t)b);
+		break;
+	case KW_IRQ_PIC:
+		ew_s(w, "chip", "chip=%s", a ? "slave" : "master");
+		ew_u(w, "pin", " pin=%llu", e->irq.pin);
+		ew_u(w, "elcr", " elcr=%llu", b & 0xff);
+		ew_u(w, "imr", " imr=%llu", (b >> 8) & 0xff);
+		ew_b(w, "coalesced", " coalesced=%s", e->irq.coalesced, "true", "false");
+		break;
+	case KW_IRQ_IOAPIC:
+		/* redirection entry: vector 0-7, delivery mode 8-10, dest mode 11,
+		 * trigger 15, mask 16, destination 56-63 */
+		ew_u(w, "pin", "pin=%llu", e->irq.pin);
+		ew_u(w, "vector", " vector=%llu", a & 0xff);
+		ew_s(w, "delivery", " delivery=%s", delivery_mode((unsigned)(a >> 8)));
+		ew_s(w, "dest_mode", " dest_mode=%s", (a >> 11) & 1 ? "logical" : "physical");
+		ew_s(w, "trigger", " trigger=%s", (a >> 15) & 1 ? "level" : "edge");
+		ew_b(w, "masked", " masked=%s", (a >> 16) & 1, "true", "false");
+		ew_u(w, "dest", " dest=%llu", a >> 56);
+		ew_b(w, "coalesced", " coalesced=%s", e->irq.coalesced, "true", "false");
+		break;
+	case KW_IRQ_MSI:
+		/* address: dest id 12-19, dest mode 2; data: vector 0-7, delivery 8-10, trigger 15 */
+		ew_u(w, "address", "address=0x%llx", a);
+		ew_u(w, "data", " data=0x%llx", b);
+		ew_u(w, "dest", " dest=%llu", (a >> 12) & 0xff);
+		ew_s(w, "dest_mode", " dest_mode=%s", (a >> 2) & 1 ? "logical" : "physical");
+		ew_u(w, "vector", " vector=%llu", b & 0xff);
+		ew_s(w, "delivery", " delivery=%s", delivery_mode((unsigned)(b >> 8)));
+		ew_s(w, "trigger", " trigger=%s", (b >> 15) & 1 ? "level" : "edge");
+		break;
+	case KW_IRQ_APIC:
+		ew_u(w, "apicid", "apicid=%llu", e->irq.pin);
+		ew_u(w, "vector", " vector=%llu", a);
+		ew_s(w, "delivery", " delivery=%s", delivery_mode((unsigned)((b & 0xffff) >> 8)));
+		ew_s(w, "trigger", " trigger=%s", (b >> 16) ? "level" : "edge");
+		break;
+	case KW_IRQ_EOI:
+		/* the kernel passes -1 when no interrupt was in service */
+		if (e->irq.pin == UINT32_MAX)
+			ew_null(w, "vector", "vector=none");
+		else
+			ew_u(w, "vector", "vector=%llu", e->irq.pin);
+		break;
+	case KW_IRQ_ACK:
+		ew_u(w, "irqchip", "irqchip=%llu", a);
+		ew_u(w, "pin", " pin=%llu", e->irq.pin);
+		break;
+	case KW_IRQ_VIRQ:
+		ew_u(w, "vector", "vector=%llu", e->irq.pin);
+		ew_b(w, "soft", " soft=%s", b & 1, "true", "false");
+		ew_b(w, "reinjected", " reinjected=%s", b & 2, "true", "false");
+		break;
+	}
+	ew_eol(w);
+}
+
+static void irq_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
+{
+	count_row(w, s, row, kw_kvm_irq_kind(row->k.kind), row->k.kind == KW_IRQ_PIC || row->k.kind == KW_IRQ_IOAPIC);
+}
+
+/* ------------------------------------------------------------ table */
+
+const struct ev_feature ev_features[KW_BPF__N] = {
+	[KW_BPF_BIT_EXITS] = { KW_BPF_BIT_EXITS, KW_EV_EXIT, "exit", exit_event, '[', exit_head, exit_row,
+			       exit_foot, NULL },
+	[KW_BPF_BIT_FAULTS] = { KW_BPF_BIT_FAULTS, KW_EV_FAULT, "fault", fault_event, '[', fault_head, fault_row,
+				NULL, "MMU faults" },
+	[KW_BPF_BIT_MMIO] = { KW_BPF_BIT_MMIO, KW_EV_MMIO, "mmio", mmio_event, '{', mmio_head, mmio_row, mmio_foot,
+			      "MMIO accesses" },
+	[KW_BPF_BIT_DIRTY] = { KW_BPF_BIT_DIRTY, KW_EV_DIRTY, "dirty", dirty_event, '{', dirty_head, NULL,
+			       dirty_foot, NULL },
+	[KW_BPF_BIT_HALTPOLL] = { KW_BPF_BIT_HALTPOLL, KW_EV_HALTPOLL, "haltpoll", haltpoll_event, '[',
+				  haltpoll_head, haltpoll_row, NULL, "halt-polling changes" },
+	[KW_BPF_BIT_WAKEUP] = { KW_BPF_BIT_WAKEUP, KW_EV_WAKEUP, "wakeup", wakeup_event, '[', wakeup_head,
+				wakeup_row, NULL, "wakeups" },
+	[KW_BPF_BIT_IRQ] = { KW_BPF_BIT_IRQ, KW_EV_IRQ, "irq", irq_event, '{', NULL, irq_row, NULL, "interrupts" },
+};
+
+const struct ev_feature *ev_feature_of(unsigned ev_type)
+{
+	for (int i = 0; i < KW_BPF__N; i++)
+		if ((unsigned)ev_features[i].ev_type == ev_type)
+			return &ev_features[i];
+	return NULL;
+}
+
+void ev_pending(struct ew *w, const struct kw_pending *p, int kind)
+{
+	if (kind == KW_PENDING_FAULT)
+		fault_fields(w, p->addr, p->error_code, p->gfn, p->isa, 0, 0, 0, 1);
+	else
+		exit_fields(w, kind == KW_PENDING_UEXIT ? KW_ISA_USER : p->isa, p->reason, 0, 0, 1);
+}
