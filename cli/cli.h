@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* cli.h - options shared by the kvmwatch CLI's modes. */
 #ifndef KW_CLI_H
 #define KW_CLI_H
@@ -26,6 +27,8 @@ struct cli_opts {
 	int sort;                 /* summary order: CLI_SORT_NAME, _PID or a column (cli_sort_key) */
 	long limit;               /* summary: at most this many VMs (0 = all) */
 	int interval_given;       /* INTERVAL was on the command line */
+	int top;                  /* kvmwatch top: the interactive screen */
+	int bpf_given;            /* --bpf was on the command line */
 };
 
 #define CLI_SORT_NAME (-1)
@@ -40,6 +43,8 @@ extern volatile sig_atomic_t kw_output_abandoned;
 
 /* Periodic per-VM metric reports (summary/vcpu/net/host/list views). */
 int cli_run_metrics(struct cli_opts *o);
+/* kvmwatch top: the interactive screen (top.c). */
+int cli_run_top(struct cli_opts *o);
 /* eBPF event modes (-e -f -m -d -n -w -i, -s): events.c. */
 int cli_run_events(struct cli_opts *o);
 /* --demo: start the demo guest child, run `run` (metric reports or event

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* main.c - kvmwatch: watch KVM virtual machines from the host.
  * argp option parsing and mode dispatch; the modes live in their own files. */
 #include <argp.h>
@@ -49,7 +50,7 @@ static const char doc[] =
 	"memory and balloon: libvirt or QMP), kvm (KVM binary stats: exits and faults per second), disk (per "
 	"VM disk: IOPS, KiB/s, latency, failed requests, capacity).";
 
-static const char args_doc[] = "[INTERVAL [COUNT]]";
+static const char args_doc[] = "[INTERVAL [COUNT]]\ntop [INTERVAL]";
 
 enum {
 	OPT_PROCFS = 1000,
@@ -70,7 +71,7 @@ enum {
 
 static const struct argp_option options[] = {
 	{ "output", 'o', "FORMAT", 0, "Output format: text (default) or json (one object per interval)", 0 },
-	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list, all, mem, kvm or disk", 0 },
+	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list, all, mem, kvm, disk, top (and the screen's threads, other_threads, migration, exits)", 0 },
 	{ "sort", OPT_SORT, "KEY", 0, "Summary order: name (default), pid, or highest first by cpu, guest, steal, other, rss, "
 	  "faults, read, write, iowait, rx, tx", 0 },
 	{ "limit", OPT_LIMIT, "N", 0, "Summary: show at most N VMs (with --sort: the top N)", 0 },
@@ -157,8 +158,14 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		for (i = 0; kw_views[i]; i++)
 			if (!strcmp(arg, kw_views[i]->name))
 				break;
-		if (!kw_views[i])
-			argp_error(state, "invalid view '%s' (summary, vcpu, net, host, list, all, mem, kvm, disk)", arg);
+		if (!kw_views[i]) {
+			char names[512];
+			size_t n = 0;
+
+			for (i = 0; kw_views[i] && n < sizeof(names); i++)
+				n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "", kw_views[i]->name);
+			argp_error(state, "invalid view '%s' (%s)", arg, names);
+		}
 		o->view = (int)i;
 		break;
 	}
@@ -238,6 +245,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 
 		if (kw_features_parse(arg, &o->cfg.bpf_features, err, sizeof(err)))
 			argp_error(state, "%s", err);
+		o->bpf_given = 1;
 		break;
 	}
 	case ARGP_KEY_ARG:
@@ -300,6 +308,13 @@ int main(int argc, char **argv)
 	/* The demo guest takes QEMU-like identity arguments: don't let argp see them. */
 	if (argc > 1 && !strcmp(argv[1], "--demo-guest"))
 		return cli_demo_guest_main(argc, argv);
+	/* kvmwatch top [options] [INTERVAL]: the interactive screen */
+	if (argc > 1 && !strcmp(argv[1], "top")) {
+		o.top = 1;
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
 	if (argp_parse(&argp, argc, argv, 0, NULL, &o))
 		return 2;
 	if (o.verbose)
@@ -328,8 +343,15 @@ int main(int argc, char **argv)
 		kw_config_free(&o.cfg);
 		return 2;
 	}
+	if (o.top && (o.events || o.stats || o.view != KW_VIEW_SUMMARY)) {
+		fprintf(stderr, "kvmwatch: top has its own views: the event flags and --view do not apply\n");
+		kw_config_free(&o.cfg);
+		return 2;
+	}
 	if (o.demo == 1)
-		r = cli_run_demo(&o, o.events || o.stats ? cli_run_events : cli_run_metrics);
+		r = cli_run_demo(&o, o.top ? cli_run_top : o.events || o.stats ? cli_run_events : cli_run_metrics);
+	else if (o.top)
+		r = cli_run_top(&o);
 	else if (o.events || o.stats)
 		r = cli_run_events(&o);
 	else

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* report.c - kvmwatch's periodic per-VM reports: aligned text tables of the
  * views (core/kw_views.c: summary, vcpu, net, host, list, all, mem, kvm,
  * disk) printed by one function, and JSON (every row of the metric table),
@@ -147,13 +148,13 @@ static void print_view(FILE *f, const struct kw_view *v, const struct cli_opts *
 	for (; v; v = v->next) {
 		print_header(f, v);
 		if (strcmp(v->name, "summary")) {
-			kw_view_rows(v, c, prev, dt, print_row, f);
+			kw_view_rows(v, &c->vms, &c->host, prev, dt, print_row, f);
 			continue;
 		}
 		struct sorted s = { 0 };
 		size_t i, n;
 
-		if (kw_view_rows(v, c, prev, dt, keep_row, &s)) {
+		if (kw_view_rows(v, &c->vms, &c->host, prev, dt, keep_row, &s)) {
 			fprintf(stderr, "kvmwatch: out of memory\n");
 			free(s.r);
 			return;

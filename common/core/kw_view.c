@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_view.c - rows and column values of the views (see kw_view.h; the
  * tables themselves are kw_views.c). */
 #include "core/kw_view.h"
@@ -299,8 +300,8 @@ static int sample_wanted(const struct kw_view *v, const struct kw_vrow_ctx *r)
 	return 1;
 }
 
-int kw_view_rows(const struct kw_view *v, const struct kw_collector *c, const struct kw_snapshot *prev, double dt,
-		 kw_vrow_fn fn, void *arg)
+int kw_view_rows(const struct kw_view *v, const struct kw_vmtable *vms, const struct kw_sampleset *host,
+		 const struct kw_snapshot *prev, double dt, kw_vrow_fn fn, void *arg)
 {
 	struct kw_vrow_ctx r = { .dt = dt, .inst = "" };
 	char idx[16];
@@ -308,21 +309,21 @@ int kw_view_rows(const struct kw_view *v, const struct kw_collector *c, const st
 	int n, ret;
 
 	if (v->rows == KW_VROW_HOST || v->rows == KW_VROW_HOST_INST) {
-		r.cur = &c->host;
+		r.cur = host;
 		r.prev = prev && prev->valid ? &prev->host : NULL;
 		if (v->rows == KW_VROW_HOST)
 			return fn(v, &r, arg);
-		for (k = 0; k < c->host.n; k++) {
-			if (c->host.s[k].metric != v->row_if[0])
+		for (k = 0; k < host->n; k++) {
+			if (host->s[k].metric != v->row_if[0])
 				continue;
-			r.inst = c->host.s[k].inst;
+			r.inst = host->s[k].inst;
 			if ((ret = fn(v, &r, arg)))
 				return ret;
 		}
 		return 0;
 	}
-	for (i = 0; i < c->vms.n; i++) {
-		const struct kw_vm *vm = &c->vms.vms[i], *p = prev_vm(prev, vm);
+	for (i = 0; i < vms->n; i++) {
+		const struct kw_vm *vm = &vms->vms[i], *p = prev_vm(prev, vm);
 
 		r.vm = vm;
 		r.cur = &vm->stats;

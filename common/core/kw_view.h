@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_view.h - views as data: what the CLI's text views (and the
  * interactive screen) show, as tables of columns over the metric table.
  *
@@ -93,10 +94,12 @@ struct kw_vrow_ctx {
 	const struct kw_sample *sample;     /* SAMPLE rows */
 };
 
-/* Call fn for each row of a section (fn returns non-zero to stop). */
+/* Call fn for each row of a section over the VMs and host samples of one
+ * cycle (a collector's, or a snapshot's), prev the cycle before (fn returns
+ * non-zero to stop). */
 typedef int (*kw_vrow_fn)(const struct kw_view *v, const struct kw_vrow_ctx *r, void *arg);
-int kw_view_rows(const struct kw_view *v, const struct kw_collector *c, const struct kw_snapshot *prev, double dt,
-		 kw_vrow_fn fn, void *arg);
+int kw_view_rows(const struct kw_view *v, const struct kw_vmtable *vms, const struct kw_sampleset *host,
+		 const struct kw_snapshot *prev, double dt, kw_vrow_fn fn, void *arg);
 
 /* A number column's values (two for PAIR), converted to its unit.  Returns
  * how many, or -1 when missing (a NEED column without its sample, a rate of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_views.c - the views: what each --view (and the interactive screen)
  * shows, as columns over the metric table.  One row per column:
  *   header, key, width, decimals, display unit, metrics.
@@ -244,7 +245,7 @@ static const struct kw_vcol other_cols[] = {
 	RATE("OTHER_STEAL%", "other_steal", 12, 1, "%", KW_M_STEAL_OTHER),
 	GAUGE("THREADS", "threads", 7, 0, "", KW_M_THREADS),
 };
-static const struct kw_view view_other_threads = SECTION("other threads", KW_VROW_VM, other_cols, NO_ROW_IF);
+static const struct kw_view view_other_threads = SECTION("other_threads", KW_VROW_VM, other_cols, NO_ROW_IF);
 static const struct kw_vcol mig_cols[] = {
 	GAUGE("TYPE", "type", 4, 0, "", KW_M_JOB_TYPE),
 	GAUGE("ELAPSED_s", "elapsed", 9, 1, "s", KW_M_JOB_ELAPSED),
@@ -256,9 +257,18 @@ static const struct kw_vcol mig_cols[] = {
 	GAUGE("DOWNTIME_ms", "downtime", 11, 0, "ms", KW_M_JOB_DOWNTIME),
 };
 static const struct kw_view view_migration = SECTION("migration", KW_VROW_VM, mig_cols, ROW_IF(KW_M_JOB_TYPE));
+/* Exit reasons counted by the eBPF aggregates (bpf source, --bpf exits). */
+static const struct kw_vcol exits_cols[] = {
+	ATTR("EXITS", "metric", KW_VC_S_METRIC, 24, KW_VC_LEFT),
+	ATTR("REASON", "reason", KW_VC_S_INST, 28, KW_VC_LEFT),
+	{ "RATE/s", "rate", KW_VC_S_RATE, 12, 1, 0, "", NULL, NOM },
+	ATTR("TOTAL", "total", KW_VC_S_VALUE, 14, 0),
+};
+static const struct kw_view view_exits = SECTION("exits", KW_VROW_SAMPLE, exits_cols,
+						 ROW_IF(KW_M_BPF_EXITS, KW_M_BPF_UEXITS));
 
 const struct kw_view *const kw_views[] = {
 	&view_summary, &view_vcpu, &view_net, &view_host, &view_list, &view_all, &view_mem, &view_kvm, &view_disk,
-	&view_top, &view_threads, &view_other_threads, &view_migration,
+	&view_top, &view_threads, &view_other_threads, &view_migration, &view_exits,
 	NULL,
 };
