@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* fakeqemu: a process that looks like a QEMU VM to /proc discovery, for the
  * scaling benchmark and the soak test: comm "qemu-system-x86", argv as given
  * (run it with argv[0] = "qemu-system-x86_64", e.g. `exec -a`, and

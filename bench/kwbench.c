@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kwbench: time kvmwatch's collection cycle (kw_collector_collect) the way a
  * front end runs it, for the scaling benchmark (bench/run).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kvmwatch.h - types shared by kvmwatch's BPF programs (bpf/NAME.bpf.c) and
  * their loader (common/kvm/kw_bpf.c).  Only fixed-size __u32/__u64 structs. */
 #ifndef KW_BPF_ABI_H

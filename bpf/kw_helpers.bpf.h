@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_helpers.bpf.h - inline helpers shared by kvmwatch's BPF programs:
  * filtering, log2 latency histograms, event emission with lost-event
  * accounting.  Maps are declared by each program file (KW_COMMON_MAPS), but

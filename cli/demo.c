@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* demo.c - `kvmwatch --demo`: start the project's tiny demo guest (a real
  * KVM VM created through /dev/kvm, vCPU threads named like QEMU's) as a
  * child process with a QEMU-like command line, watch it, stop it at exit. */

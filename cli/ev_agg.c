@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* ev_agg.c - the in-kernel aggregates: snapshots of every feature's stats
  * map, interval deltas, one VM's rows, and the statistics columns,
  * histograms and top-address lists every feature's table shares. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* ev_feat.c - one ops record per eBPF feature (like perf kvm stat's
  * kvm_events_ops): how its events stream and how its summary table reads,
  * each field written once for text and JSON (ev_write.c). */

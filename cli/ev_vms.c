@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* ev_vms.c - attributing events to VMs: the VM table (procfs only) gives
  * tgid -> VM and tid -> vCPU; VMs that start during the run are found by a
  * rescan, VMs that exit keep their identity for their last events. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* ev_write.c - the event modes' one writer: each field once, for text and
  * JSON (see events.h). */
 #include "events.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* events.c - kvmwatch's eBPF event modes (-e -f -m -d -n -w -i, combinable):
  * without -s each event is printed as it happens (ring buffer, with lost
  * events counted); with -s the kernel aggregates per VM and reason and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* events.h - the pieces of kvmwatch's eBPF event modes (cli/ev_*.c):
  *   ev_vms.c    attributing events to VMs (tgid -> VM, tid -> vCPU)
  *   ev_write.c  text and JSON behind one small writer

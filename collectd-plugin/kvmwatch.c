@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kvmwatch.c - collectd glue for the kvmwatch read plugin.
  *
  * Only this translation unit sees collectd's headers (its config.h defines

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_ignorelist.c - literal and /regex/ name lists (collectd ignorelist semantics). */
 #include "kw_ignorelist.h"
 

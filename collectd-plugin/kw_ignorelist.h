@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_ignorelist.h - select or ignore names (VMs, interfaces, block devices)
  * with the semantics of collectd's utils/ignorelist: an entry is a literal
  * name or a POSIX extended regular expression written as "/regex/"; an empty

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kwcd.c - the collectd plugin's logic without collectd: configuration,
  * identifiers, the metric-table check and grouping samples into value lists. */
 #include "kwcd_priv.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kwcd.h - the collectd plugin's logic, independent of collectd's headers:
  * the <Plugin kvmwatch> configuration model, collectd identifiers for VMs and
  * host totals, the metric-table check against types.db, and grouping one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kwcd_priv.h - kwcd internals (the plugin state and its table of rows),
  * exposed to its unit tests in collectd-plugin/tests/. */
 #ifndef KWCD_PRIV_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_guest: the project's own KVM guests (see kw_guest.h). */
 #include "kw_guest.h"
 #include "kvm/kw_decode.h"

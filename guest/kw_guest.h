@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_guest: the project's own KVM guests.
  *
  * Creates a real VM through /dev/kvm and runs one small guest program whose

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_pattern.c - netdata-style simple patterns (see kw_pattern.h). */
 #include "kw_pattern.h"
 

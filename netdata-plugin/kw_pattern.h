@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_pattern.h - netdata-style "simple patterns": a space-separated list of
  * globs where '*' matches any run of characters and a leading '!' negates.
  * The first pattern that matches decides; no match means "not wanted".

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* nd_chart.c - the plugins.d protocol side of kvmwatch.plugin (see nd_chart.h). */
 #include "nd_chart.h"
 #include "util/kw_util.h"

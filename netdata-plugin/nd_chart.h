@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* nd_chart.h - publishes the collector's VM table and host samples as
  * netdata plugins.d charts, iterating the metric table (kw_charts[] /
  * kw_metrics[]) generically.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* nd_conf.c - kvmwatch.conf parsing (see nd_conf.h). */
 #include "nd_conf.h"
 #include "kvm/kw_bpf.h"

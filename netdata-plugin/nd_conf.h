@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* nd_conf.h - kvmwatch.conf, the netdata plugin's INI configuration (same
  * syntax as netdata's own ebpf.d.conf: [section], "key = value", '#' comments). */
 #ifndef ND_CONF_H

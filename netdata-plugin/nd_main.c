@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* nd_main.c - kvmwatch.plugin: a netdata external plugin publishing every
  * metric of kvmwatch's collector (see nd_chart.h for the charts).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* ctest.h - the one CHECK macro of the project's C unit tests (run from
  * pytest): a failed check is printed with its place and counted, the test
  * goes on; main returns ctest_failures != 0. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* mock_plugin.c - collectd's plugin API mocked, linked with the real glue
  * (kvmwatch.o): drives module_register, the config/init/read/shutdown
  * callbacks with oconfig trees and records dispatched value lists and log

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* test_kwcd.c - unit tests of the collectd plugin's logic (no collectd):
  * the metric table against types.db, identifiers, config, grouping.
  * Usage: test_kwcd TYPES_DB */

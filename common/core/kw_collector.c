@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_collector.c - runs the sources in order each cycle and keeps the VM table. */
 #include "core/kw_collector.h"
 #include "sources/kw_sources.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_collector.h - one collection cycle over every enabled source: discover
  * VMs, merge them into the VM table, and fill per-VM and host samples. */
 #ifndef KW_COLLECTOR_H

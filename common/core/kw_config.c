@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_config.c - the collector's configuration and the name tables of
  * sources and eBPF features. */
 #include "core/kw_config.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_config.h - what a front end asks of the collector: roots, sources,
  * VM selection, eBPF features; and the name <-> bit tables of sources and
  * eBPF features that every front end's configuration parses. */

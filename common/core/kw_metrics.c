@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_metrics.c - the metric table and sample sets. */
 #include "core/kw_metrics.h"
 #include "util/kw_util.h"

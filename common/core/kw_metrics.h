@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_metrics.h - the metric table (generated from metrics.def) and the
  * per-object sample sets every source fills and every front end reads. */
 #ifndef KW_METRICS_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_precedence.c - which source wins a row that more than one fills.
  *
  * Most rows have one source (the row's own, metrics*.def).  These are

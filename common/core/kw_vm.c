@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_vm.c - the VM table and VMM command-line parsing. */
 #include "core/kw_vm.h"
 #include "util/kw_util.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_vm.h - the VM table: one entry per virtual machine, merged from every
  * source (QEMU/VMM process in /proc, libvirt domain, ...). */
 #ifndef KW_VM_H

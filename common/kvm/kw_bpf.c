@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_bpf.c - loads kvmwatch's BPF objects, picks each hook's program at run
  * time, reads the in-kernel aggregates, streams events.  The collector's
  * source over the aggregates is sources/kw_src_bpf.c. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_bpf.h - kvmwatch's eBPF loader: KVM event tracing (VM exits, MMU faults,
  * MMIO, dirty pages, halt-polling, wakeups, IRQ injection).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_decode.c - names of KVM exit reasons, MMIO types, IRQ kinds and
  * page-fault error bits (see kw_decode.h). */
 #include "kvm/kw_decode.h"

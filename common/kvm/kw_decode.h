@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_decode.h - names for what KVM events carry: exit reasons (VMX, SVM,
  * KVM_EXIT_* exits to user space), MMIO access types, interrupt kinds and
  * page-fault error codes.  Shared by the eBPF loader's consumers (the CLI's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_json.c - a small, strict JSON reader (see kw_json.h). */
 #include "kvm/kw_json.h"
 #include "util/kw_util.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_json.h - a small, strict JSON reader (RFC 8259) for QMP replies.
  *
  * One value is parsed into a flat array of tokens (root = token 0; a

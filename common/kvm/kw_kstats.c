@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_kstats.c - bounded reader of KVM binary statistics (see kw_kstats.h). */
 #include "kvm/kw_kstats.h"
 #include "util/kw_util.h"

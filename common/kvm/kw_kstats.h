@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_kstats.h - reader of KVM's binary statistics (KVM_GET_STATS_FD, the
  * kernel's Documentation/virt/kvm/api.rst "KVM_GET_STATS_FD").
  *

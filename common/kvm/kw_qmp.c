@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_qmp.c - a minimal, bounded QMP client.
  *
  * A QMP monitor serves one client at a time: while Proxmox's qm/pvestatd (or

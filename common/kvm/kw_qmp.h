@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_qmp.h - a minimal QMP (QEMU Machine Protocol) client.
  *
  * The QMP source (sources/kw_src_qmp.c, KW_SRC_QMP) reaches QEMU VMs that no libvirt

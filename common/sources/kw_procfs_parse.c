@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_procfs_parse.c - the /proc and /sys text parsers of the procfs source
  * (see kw_procfs_parse.h). */
 #include "sources/kw_procfs_parse.h"

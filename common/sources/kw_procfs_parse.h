@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_parse.h - the /proc and /sys text parsers of the procfs source
  * (kw_procfs.c), exposed for the fuzz targets (tests/fuzz/).  Each takes a
  * NUL-terminated buffer as read from the file and never reads past it. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_sources.h - the collector's sources, one per file in this folder, in
  * the order the collector runs them (core/kw_collector.c).  Only the
  * collector refers to them: front ends ask the collector. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_src_bpf.c - the bpf source of the collector: the in-kernel aggregates
  * of cfg.bpf_features (kvm/kw_bpf.c loads and attaches them) as metric rows
  * (metrics_bpf.def), per VM; entries of VMs that are gone are pruned. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_src_kvmstat.c - the KVM binary statistics source (KVM_GET_STATS_FD).
  *
  * For each VMM process the collector found, the VM's and vCPUs' statistics

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_src_libvirt.c - the libvirt source.
  *
  * One virConnectGetAllDomainStats call per cycle (no per-domain round trips

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_libvirt.h - the libvirt source's mapping of libvirt's typed parameters
  * to metric-table samples (exported for tests; the source itself is
  * kw_source_libvirt in kw_collector.h). */

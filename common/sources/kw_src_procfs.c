@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_src_procfs.c - the /proc + /sys source: finds VMM processes (QEMU by name,
  * any process holding a KVM VM fd), their vCPU threads and tap interfaces,
  * and reads per-VM and host metrics.  Everything is read below the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_src_qmp.c - the QMP source: per-disk I/O, capacity, balloon and KVM stats
  * straight from QEMU's monitor, for VMs no libvirt manages.
  *

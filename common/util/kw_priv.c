@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_priv.c - capability checks by name, the privilege table, and opening
  * caller-chosen paths with the caller's own rights (kw_priv.h). */
 #include "util/kw_priv.h"

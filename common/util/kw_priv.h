@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_priv.h - least privilege: which capability serves which source, and
  * how kvmwatch uses privilege it holds (SECURITY.md).
  *

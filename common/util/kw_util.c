@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_util.c - logging, file reading and small string helpers. */
 #include "util/kw_util.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_util.h - logging, file reading and small string helpers shared by all of kvmwatch. */
 #ifndef KW_UTIL_H
 #define KW_UTIL_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* fuzz.h - helpers shared by kvmwatch's libFuzzer targets. */
 #ifndef KW_FUZZ_H
 #define KW_FUZZ_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_parse_qemu_cmdline on arbitrary /proc/PID/cmdline contents. */
 #include "fuzz.h"
 #include "core/kw_vm.h"

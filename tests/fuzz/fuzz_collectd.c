@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* The collectd plugin's configuration model (kwcd_config_set, as the glue
  * feeds it from a <Plugin kvmwatch> block) and its identifiers.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_ignorelist: every line but the last is an entry (literal or /regex/),
  * the last line a name; the first byte's low bit is ignore_selected. */
 #include "fuzz.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_json_str: for any bytes the output is one valid JSON string (RFC 8259:
  * quoted, control characters and quote/backslash escaped, valid UTF-8, no
  * surrogate escapes) that decodes back to the input, with bytes that are not

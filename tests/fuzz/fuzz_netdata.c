@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* The netdata plugin's kvmwatch.conf parser (nd_conf_load reads the input
  * as the file) and its sanitisers (chart type/id, quoted text). */
 #include "fuzz.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_pattern (netdata simple patterns): the first line is the pattern list,
  * every further line a name matched against it; kw_glob_match too. */
 #include "fuzz.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* The /proc text parsers of the procfs source (common/sources/kw_procfs_parse.h).  The
  * first input byte picks the parser, the rest is the file's contents:
  * 0 /proc/PID/stat, 1 status/meminfo/io "Key: value", 2 PSI, 3 /proc/stat,

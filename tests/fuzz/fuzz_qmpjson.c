@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_json, the strict bounded JSON reader of QMP replies: the input is a
  * byte stream from a QEMU monitor (or anything listening there).  Parsing
  * never reads past the buffer, tokens stay inside it and nest properly, and

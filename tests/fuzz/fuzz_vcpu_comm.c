@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kw_vcpu_from_comm and kw_is_qemu_name on arbitrary thread / process names. */
 #include "fuzz.h"
 #include "core/kw_vm.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kvmguest: run one of kw_guest's programs in a real KVM VM (for tests and
  * demos).  Looks like QEMU to /proc discovery: accepts `-name guest=NAME,...`
  * and `-uuid UUID` (ignored otherwise) and names its vCPU threads

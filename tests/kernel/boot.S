@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* Multiboot (v1) entry of the tiny test kernel: 32-bit protected mode,
  * paging off, EAX = magic, EBX = multiboot info. */
 	.set MB_MAGIC, 0x1BADB002

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* tiny-kernel: the project's own multiboot kernel for QEMU tests.
  *
  * Command line (QEMU -append), all keys optional, numbers decimal or 0x-hex:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* idle-kernel.S - a tiny multiboot kernel for libvirt tests: QEMU boots it
  * directly (-kernel / <kernel>), it writes KW_OUTS bytes to port 0x700, then
  * halts with interrupts off, so the domain stays running and idle until it

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0
 /* kwqmptest - drives common/kvm/kw_json.c, the QMP part of kw_parse_qemu_cmdline
  * and the QMP client for tests/test_qmp.py.
  *
