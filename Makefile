@@ -18,10 +18,15 @@ O       ?= build
 SANFLAGS :=
 endif
 
-WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -Wno-format-nonliteral
+# Warnings are errors in the development and CI build (WERROR=1, the
+# default); packagers build with WERROR=0.  CPPFLAGS, CFLAGS and LDFLAGS
+# from the command line or the environment (dpkg-buildflags) come after the
+# project's own flags, which they never replace.
+WERROR  ?= 1
+WARN    := -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -Wno-unused-parameter -Wshadow -Wformat=2 -Wno-format-nonliteral
 CFLAGS  ?= -O2 -g
-CFLAGS  += $(WARN) -std=gnu11 -D_GNU_SOURCE -fPIC $(SANFLAGS) -I$(CURDIR)/common -I$(CURDIR)/$(O)
-LDFLAGS += $(SANFLAGS)
+KW_CFLAGS  = $(WARN) -std=gnu11 -D_GNU_SOURCE -fPIC $(SANFLAGS) -I$(CURDIR)/common -I$(CURDIR)/$(O)
+KW_LDFLAGS = $(SANFLAGS)
 
 LIBVIRT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libvirt 2>/dev/null)
 LIBVIRT_LIBS   := $(shell $(PKG_CONFIG) --libs libvirt 2>/dev/null)
@@ -66,6 +71,6 @@ clean:
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(KW_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

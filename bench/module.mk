@@ -7,10 +7,10 @@ FAKEQEMU := $(O)/bench/fakeqemu
 BENCH_JSON ?= $(CURDIR)/$(O)/bench.json
 
 $(KWBENCH): $(O)/bench/kwbench.o $(LIBKW)
-	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
+	$(CC) $(KW_LDFLAGS) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
 
 $(FAKEQEMU): $(O)/bench/fakeqemu.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+	$(CC) $(KW_LDFLAGS) $(LDFLAGS) -o $@ $^ -lpthread
 
 ALL_TARGETS += $(KWBENCH) $(FAKEQEMU)
 TEST_DEPS   += $(KWBENCH) $(FAKEQEMU)

@@ -27,11 +27,11 @@ $(O)/bpf/%.skel.h: $(O)/bpf/%.bpf.o
 # The loader includes the skeletons and bpf/kvmwatch.h; the bpf source and
 # the decoders read the BPF ABI (bpf/kvmwatch.h).
 $(O)/common/kvm/kw_bpf.o: $(BPF_SKELS)
-$(O)/common/kvm/kw_bpf.o: CFLAGS += -I$(CURDIR)/bpf -I$(CURDIR)/$(O)/bpf
-$(O)/common/sources/kw_src_bpf.o $(O)/common/kvm/kw_decode.o: CFLAGS += -I$(CURDIR)/bpf
+$(O)/common/kvm/kw_bpf.o: KW_CFLAGS += -I$(CURDIR)/bpf -I$(CURDIR)/$(O)/bpf
+$(O)/common/sources/kw_src_bpf.o $(O)/common/kvm/kw_decode.o: KW_CFLAGS += -I$(CURDIR)/bpf
 
 ALL_TARGETS += $(BPF_SKELS)
 .SECONDARY: $(BPF_OBJS) $(O)/bpf/vmlinux.h
 
 # The CLI's event modes read the BPF ABI structs.
-$(O)/cli/events.o $(O)/cli/ev_%.o: CFLAGS += -I$(CURDIR)/bpf
+$(O)/cli/events.o $(O)/cli/ev_%.o: KW_CFLAGS += -I$(CURDIR)/bpf

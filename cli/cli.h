@@ -7,7 +7,7 @@
 
 #include "core/kw_collector.h"
 
-enum kw_out { KW_OUT_TEXT, KW_OUT_JSON };
+enum kw_out { KW_OUT_TEXT, KW_OUT_JSON, KW_OUT_PROM };
 /* Index in kw_views[] (core/kw_views.c). */
 enum cli_view { KW_VIEW_SUMMARY, KW_VIEW_VCPU, KW_VIEW_NET, KW_VIEW_HOST, KW_VIEW_LIST, KW_VIEW_METRICS,
 	       KW_VIEW_MEM, KW_VIEW_KVM, KW_VIEW_DISK };
@@ -28,6 +28,9 @@ struct cli_opts {
 	long limit;               /* summary: at most this many VMs (0 = all) */
 	int interval_given;       /* INTERVAL was on the command line */
 	int top;                  /* kvmwatch top: the interactive screen */
+	int serve;                /* kvmwatch serve: the Prometheus endpoint */
+	char listen[128];         /* serve --listen ADDR:PORT */
+	char output_file[4096];   /* --output FILE: each report replaces it (written atomically) */
 	int bpf_given;            /* --bpf was on the command line */
 };
 
@@ -43,6 +46,8 @@ extern volatile sig_atomic_t kw_output_abandoned;
 
 /* Periodic per-VM metric reports (summary/vcpu/net/host/list views). */
 int cli_run_metrics(struct cli_opts *o);
+/* kvmwatch serve: a Prometheus /metrics endpoint (serve.c). */
+int cli_run_serve(struct cli_opts *o);
 /* kvmwatch top: the interactive screen (top.c). */
 int cli_run_top(struct cli_opts *o);
 /* eBPF event modes (-e -f -m -d -n -w -i, -s): events.c. */

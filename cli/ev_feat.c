@@ -119,7 +119,7 @@ static void timed_row(struct ew *w, const struct ev_section *s, const struct agg
 
 	ew_elem(w, i);
 	ew_s(w, "vcpu", "  %-5s", vcpu_col(s, row, vc, sizeof(vc)));
-	ew_s(w, wake ? "how" : NULL, " %-8s", wake ? (row->k.kind ? "waited" : "polled") : "");
+	ew_s(w, wake ? "how" : NULL, " %-8s", wake ? kw_kvm_wakeup_how(row->k.kind) : "");
 	ew_u(w, NULL, " %10llu", row->v.count);
 	ew_u(w, wake ? "valid" : NULL, " %10llu", wake ? row->v.aux : row->v.timed);
 	ew_lat_stats(w, &row->v);
@@ -206,7 +206,7 @@ static void dirty_foot(struct ew *w, const struct ev_section *s)
 static void haltpoll_event(struct ew *w, const struct kw_event *e)
 {
 	ew_u(w, "vcpu_id", "vcpu_id=%llu", e->hp.vcpu_id);
-	ew_s(w, "change", " %-6s", e->hp.grow ? "grow" : "shrink");
+	ew_s(w, "change", " %-6s", kw_kvm_haltpoll_change(e->hp.grow));
 	ew_u(w, "old_ns", " halt_poll_ns %llu", e->hp.old_ns);
 	ew_u(w, "new_ns", " -> %llu", e->hp.new_ns);
 	ew_eol(w);
@@ -222,7 +222,7 @@ static void haltpoll_row(struct ew *w, const struct ev_section *s, const struct 
 {
 	ew_elem(w, i);
 	ew_u(w, "vcpu_id", "  %-8llu", row->k.reason);
-	ew_s(w, "change", " %-6s", row->k.kind ? "grow" : "shrink");
+	ew_s(w, "change", " %-6s", kw_kvm_haltpoll_change(row->k.kind));
 	ew_u(w, "count", " %10llu", row->v.count);
 	ew_u(w, "last_ns", " %16llu\n", row->v.aux); /* aux: the last halt_poll_ns */
 	ew_elem_end(w);
@@ -232,7 +232,7 @@ static void haltpoll_row(struct ew *w, const struct ev_section *s, const struct 
 
 static void wakeup_event(struct ew *w, const struct kw_event *e)
 {
-	ew_s(w, "how", "%-6s", e->wake.waited ? "waited" : "polled");
+	ew_s(w, "how", "%-6s", kw_kvm_wakeup_how(e->wake.waited));
 	ew_u(w, "halt_ns", NULL, e->wake.ns);
 	ew_f(w, NULL, " halted %.3fus", (double)e->wake.ns / 1e3, 0);
 	ew_b(w, "valid", " polling %s", e->wake.valid, "valid", "invalid");

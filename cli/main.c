@@ -12,7 +12,6 @@
 
 #include "cli.h"
 #include "core/kw_view.h"
-#include "kvm/kw_bpf.h"
 #include "util/kw_priv.h"
 #include "util/kw_util.h"
 
@@ -50,10 +49,12 @@ static const char doc[] =
 	"memory and balloon: libvirt or QMP), kvm (KVM binary stats: exits and faults per second), disk (per "
 	"VM disk: IOPS, KiB/s, latency, failed requests, capacity).";
 
-static const char args_doc[] = "[INTERVAL [COUNT]]\ntop [INTERVAL]";
+static const char args_doc[] = "[INTERVAL [COUNT]]\ntop [INTERVAL]\nserve [--listen ADDR:PORT] [INTERVAL]";
 
 enum {
 	OPT_PROCFS = 1000,
+	OPT_OUTPUT_FILE,
+	OPT_LISTEN,
 	OPT_SYSFS,
 	OPT_VIEW,
 	OPT_SORT,
@@ -70,7 +71,9 @@ enum {
 };
 
 static const struct argp_option options[] = {
-	{ "output", 'o', "FORMAT", 0, "Output format: text (default) or json (one object per interval)", 0 },
+	{ "output", 'o', "FORMAT", 0, "Output format: text (default), json (one object per interval) or prometheus (the text exposition, e.g. for node_exporter's textfile collector with --output-file)", 0 },
+	{ "output-file", OPT_OUTPUT_FILE, "FILE", 0, "Each report replaces FILE (written to FILE.tmp, then renamed)", 0 },
+	{ "listen", OPT_LISTEN, "ADDR:PORT", 0, "serve: where /metrics listens (default 127.0.0.1:9977; :PORT for every address)", 0 },
 	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list, all, mem, kvm, disk, top (and the screen's threads, other_threads, migration, exits)", 0 },
 	{ "sort", OPT_SORT, "KEY", 0, "Summary order: name (default), pid, or highest first by cpu, guest, steal, other, rss, "
 	  "faults, read, write, iowait, rx, tx", 0 },
@@ -149,8 +152,18 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 			o->output = KW_OUT_TEXT;
 		else if (!strcmp(arg, "json"))
 			o->output = KW_OUT_JSON;
+		else if (!strcmp(arg, "prometheus"))
+			o->output = KW_OUT_PROM;
 		else
-			argp_error(state, "invalid output format '%s' (text or json)", arg);
+			argp_error(state, "invalid output format '%s' (text, json or prometheus)", arg);
+		break;
+	case OPT_OUTPUT_FILE:
+		if (kw_strlcpy(o->output_file, arg, sizeof(o->output_file)) >= sizeof(o->output_file) || !*arg)
+			argp_error(state, "invalid --output-file '%s'", arg);
+		break;
+	case OPT_LISTEN:
+		if (kw_strlcpy(o->listen, arg, sizeof(o->listen)) >= sizeof(o->listen))
+			argp_error(state, "--listen too long");
 		break;
 	case OPT_VIEW: {
 		size_t i;
@@ -308,9 +321,13 @@ int main(int argc, char **argv)
 	/* The demo guest takes QEMU-like identity arguments: don't let argp see them. */
 	if (argc > 1 && !strcmp(argv[1], "--demo-guest"))
 		return cli_demo_guest_main(argc, argv);
-	/* kvmwatch top [options] [INTERVAL]: the interactive screen */
-	if (argc > 1 && !strcmp(argv[1], "top")) {
-		o.top = 1;
+	/* kvmwatch top|serve [options] [INTERVAL]: the interactive screen,
+	 * the Prometheus endpoint */
+	if (argc > 1 && (!strcmp(argv[1], "top") || !strcmp(argv[1], "serve"))) {
+		if (!strcmp(argv[1], "top"))
+			o.top = 1;
+		else
+			o.serve = 1;
 		argv[1] = argv[0];
 		argv++;
 		argc--;
@@ -348,8 +365,21 @@ int main(int argc, char **argv)
 		kw_config_free(&o.cfg);
 		return 2;
 	}
+	if (o.serve && (o.events || o.stats || o.top)) {
+		fprintf(stderr, "kvmwatch: serve exports the metric table: the event flags do not apply\n");
+		kw_config_free(&o.cfg);
+		return 2;
+	}
+	if (o.output == KW_OUT_PROM && (o.events || o.stats)) {
+		fprintf(stderr, "kvmwatch: -o prometheus is for the metric reports, not the event modes\n");
+		kw_config_free(&o.cfg);
+		return 2;
+	}
 	if (o.demo == 1)
-		r = cli_run_demo(&o, o.top ? cli_run_top : o.events || o.stats ? cli_run_events : cli_run_metrics);
+		r = cli_run_demo(&o, o.serve ? cli_run_serve : o.top ? cli_run_top
+							     : o.events || o.stats ? cli_run_events : cli_run_metrics);
+	else if (o.serve)
+		r = cli_run_serve(&o);
 	else if (o.top)
 		r = cli_run_top(&o);
 	else if (o.events || o.stats)

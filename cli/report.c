@@ -5,6 +5,7 @@
  * one object per interval.  Rates come from deltas between two cycles. */
 #include "cli.h"
 #include "core/kw_view.h"
+#include "prom.h"
 #include "util/kw_util.h"
 
 #include <errno.h>
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 /* ------------------------------------------------------------ text views */
 
@@ -318,13 +321,51 @@ static void json_report(FILE *f, const struct kw_collector *c, const struct kw_s
 static void report(FILE *f, const struct cli_opts *o, const struct kw_collector *c, const struct kw_snapshot *prev,
 		   double dt)
 {
-	if (o->output == KW_OUT_JSON) {
+	if (o->output == KW_OUT_PROM) {
+		struct cli_src src[KW_SRC__N];
+
+		cli_src_states(c, src);
+		cli_prom_write(f, &c->vms, &c->host, src, -1);
+	} else if (o->output == KW_OUT_JSON) {
 		json_report(f, c, prev, dt);
 	} else {
 		print_time_header(f, c);
 		print_named(f, o->view, o, c, prev, dt);
 	}
 	fflush(f);
+}
+
+/* --output-file: the report replaces FILE at once (a temporary file in
+ * the same directory, then rename), so a reader such as node_exporter's
+ * textfile collector never sees half of one.  0 or -errno. */
+static int report_to_file(const struct cli_opts *o, const struct kw_collector *c, const struct kw_snapshot *prev,
+			  double dt)
+{
+	char tmp[sizeof(o->output_file) + 16];
+	FILE *f;
+	int fd, e;
+
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", o->output_file);
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return -errno;
+	fchmod(fd, 0644);
+	f = fdopen(fd, "w");
+	if (!f) {
+		e = -errno;
+		close(fd);
+		unlink(tmp);
+		return e;
+	}
+	report(f, o, c, prev, dt);
+	e = ferror(f) ? -EIO : 0;
+	if (fclose(f) && !e)
+		e = -errno;
+	if (!e && rename(tmp, o->output_file))
+		e = -errno;
+	if (e)
+		unlink(tmp);
+	return e;
 }
 
 int cli_run_metrics(struct cli_opts *o)
@@ -383,17 +424,25 @@ int cli_run_metrics(struct cli_opts *o)
 			break;
 		}
 		dt = (double)(c.ts_mono_ns - prev.ts_mono_ns) / 1e9;
-		report(stdout, o, &c, &prev, dt);
-		if (ferror(stdout)) {
-			if (kw_output_abandoned) {
-				r = 0; /* stopped while the reader was not reading */
+		if (o->output_file[0]) {
+			r = report_to_file(o, &c, &prev, dt);
+			if (r < 0) {
+				fprintf(stderr, "kvmwatch: failed to write %s: %s\n", o->output_file, strerror(-r));
 				break;
 			}
-			/* A closed pipe (the reader is done) ends quietly. */
-			if (errno != EPIPE)
-				fprintf(stderr, "kvmwatch: failed to write report: %s\n", strerror(errno));
-			r = -EPIPE;
-			break;
+		} else {
+			report(stdout, o, &c, &prev, dt);
+			if (ferror(stdout)) {
+				if (kw_output_abandoned) {
+					r = 0; /* stopped while the reader was not reading */
+					break;
+				}
+				/* A closed pipe (the reader is done) ends quietly. */
+				if (errno != EPIPE)
+					fprintf(stderr, "kvmwatch: failed to write report: %s\n", strerror(errno));
+				r = -EPIPE;
+				break;
+			}
 		}
 		done++;
 		if (o->duration > 0 && kw_now_mono_ns() >= start + (unsigned long long)(o->duration * 1e9))

@@ -231,64 +231,6 @@ static void feed_histories(struct top *t)
 
 /* ------------------------------------------------------------ collection */
 
-/* Under t->lock: the sources' states as the screen says them. */
-static void publish(struct top *t)
-{
-	for (int k = 0; k < KW_SRC__N; k++) {
-		const struct kw_source_state *s = &t->c.src[k];
-		struct top_src *p = &t->pub_src[k];
-
-		p->on = !!(t->c.cfg.sources & (1u << k));
-		p->available = s->available;
-		p->connected = !s->ops || !s->ops->connected || s->ops->connected(&t->c, s->state);
-		kw_strlcpy(p->why, s->why, sizeof(p->why));
-	}
-	t->pub_host_vms = t->c.host_vms;
-	if (kw_snapshot_take(&t->pub, &t->c) == 0)
-		t->pub_seq++;
-	else
-		t->failed = -ENOMEM;
-	if (t->wake_fd[1] > 0 && write(t->wake_fd[1], "", 1) < 0) {
-		/* full: the screen has a wake-up pending already */
-	}
-}
-
-/* The collector thread: one cycle every interval (missed ticks dropped),
- * woken early when the interval changes or the screen ends. */
-static void *collect_main(void *arg)
-{
-	struct top *t = arg;
-	uint64_t last = kw_now_mono_ns(), first = 1;
-
-	pthread_mutex_lock(&t->lock);
-	while (!t->stop && !t->failed) {
-		/* the first rates come soon (half a second at most) */
-		uint64_t step = (uint64_t)(t->interval * 1e9), next = last + (first && step > 500000000ull ? 500000000ull : step);
-		uint64_t now = kw_now_mono_ns();
-		struct timespec ts;
-
-		if (now < next) {
-			uint64_t real = kw_now_real_ns() + (next - now);
-
-			ts.tv_sec = (time_t)(real / 1000000000ull);
-			ts.tv_nsec = (long)(real % 1000000000ull);
-			pthread_cond_timedwait(&t->wake, &t->lock, &ts);
-			continue; /* woken: the interval may have changed */
-		}
-		first = 0;
-		last = now;
-		pthread_mutex_unlock(&t->lock);
-		int r = kw_collector_collect(&t->c);
-		pthread_mutex_lock(&t->lock);
-		if (r == -ENOMEM)
-			t->failed = r;
-		else
-			publish(t);
-	}
-	pthread_mutex_unlock(&t->lock);
-	return NULL;
-}
-
 /* Take the collector's newest cycle for the screen (not while paused).
  * Returns 1 when there was one. */
 static int take(struct top *t)
@@ -296,18 +238,18 @@ static int take(struct top *t)
 	struct kw_snapshot old;
 	int took = 0;
 
-	pthread_mutex_lock(&t->lock);
-	if (!t->paused && t->pub_seq != t->seen_seq && t->pub.valid) {
+	pthread_mutex_lock(&t->bg.lock);
+	if (!t->paused && t->bg.seq != t->seen_seq && t->bg.pub.valid) {
 		old = t->prev;
 		t->prev = t->cur;
-		t->cur = t->pub;
-		t->pub = old; /* the collector's next snapshot replaces it */
-		memcpy(t->src, t->pub_src, sizeof(t->src));
-		t->host_vms = t->pub_host_vms;
-		t->seen_seq = t->pub_seq;
+		t->cur = t->bg.pub;
+		t->bg.pub = old; /* the collector's next snapshot replaces it */
+		memcpy(t->src, t->bg.src, sizeof(t->src));
+		t->host_vms = t->bg.host_vms;
+		t->seen_seq = t->bg.seq;
 		took = 1;
 	}
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&t->bg.lock);
 	if (!took)
 		return 0;
 	t->updated_ns = kw_now_mono_ns();
@@ -326,7 +268,6 @@ static void set_interval(struct top *t, int dir)
 {
 	size_t i;
 
-	pthread_mutex_lock(&t->lock);
 	for (i = 0; i < KW_ARRAY_SIZE(steps) && steps[i] < t->interval - 1e-9; i++)
 		;
 	if (dir > 0)
@@ -336,8 +277,7 @@ static void set_interval(struct top *t, int dir)
 	if (i >= KW_ARRAY_SIZE(steps))
 		i = KW_ARRAY_SIZE(steps) - 1;
 	t->interval = steps[i];
-	pthread_cond_signal(&t->wake);
-	pthread_mutex_unlock(&t->lock);
+	cli_bg_set_interval(&t->bg, t->interval);
 }
 
 static void sort_by(struct top *t, const char *key)
@@ -431,11 +371,7 @@ static int on_key(struct top *t, int ch)
 	case 'l': t->overlay = OV_LOG; break;
 	case 'f': t->overlay = OV_FIELDS; t->field_cur = 0; break;
 	case 'u': t->human = !t->human; break;
-	case 'p': case ' ':
-		pthread_mutex_lock(&t->lock);
-		t->paused = !t->paused;
-		pthread_mutex_unlock(&t->lock);
-		break;
+	case 'p': case ' ': t->paused = !t->paused; break;
 	case '+': case '=': set_interval(t, 1); break;
 	case '-': case '_': set_interval(t, -1); break;
 	case '/': t->editing = 1; kw_strlcpy(t->edit, t->filter, sizeof(t->edit)); break;
@@ -526,12 +462,6 @@ int cli_run_top(struct cli_opts *o)
 
 	memset(&t, 0, sizeof(t));
 	pthread_mutex_init(&t.log_lock, NULL);
-	pthread_mutex_init(&t.lock, NULL);
-	pthread_cond_init(&t.wake, NULL);
-	if (pipe2(t.wake_fd, O_NONBLOCK | O_CLOEXEC)) {
-		fprintf(stderr, "kvmwatch: %s\n", strerror(errno));
-		return 1;
-	}
 	t.o = o;
 	t.interval = o->interval_given ? o->interval : 1;
 	if (t.interval < 0.25)
@@ -552,18 +482,11 @@ int cli_run_top(struct cli_opts *o)
 	/* messages go to the overlay, not across the screen */
 	log_to = &t;
 	kw_log_set_sink(log_sink, &t);
-	if (kw_collector_init(&t.c, &cfg, err, sizeof(err)) < 0) {
+	if (cli_bg_init(&t.bg, &cfg, t.interval, err, sizeof(err)) < 0) {
 		kw_log_set_sink(NULL, NULL);
 		fprintf(stderr, "kvmwatch: %s\n", err);
 		return 1;
 	}
-	if (kw_collector_collect(&t.c) == -ENOMEM) {
-		kw_log_set_sink(NULL, NULL);
-		kw_collector_fini(&t.c);
-		fprintf(stderr, "kvmwatch: out of memory\n");
-		return 1;
-	}
-	publish(&t);
 	take(&t);
 	/* the terminal is given back on SIGHUP too */
 	memset(&sa, 0, sizeof(sa));
@@ -574,7 +497,7 @@ int cli_run_top(struct cli_opts *o)
 	scr = newterm(NULL, stdout, stdin);
 	if (!scr) {
 		kw_log_set_sink(NULL, NULL);
-		kw_collector_fini(&t.c);
+		cli_bg_fini(&t.bg);
 		fprintf(stderr, "kvmwatch: cannot use this terminal (TERM=%s)\n", getenv("TERM") ? getenv("TERM") : "");
 		return 1;
 	}
@@ -588,11 +511,11 @@ int cli_run_top(struct cli_opts *o)
 		use_default_colors();
 		init_pair(1, COLOR_CYAN, -1);
 	}
-	if (pthread_create(&t.collector, NULL, collect_main, &t)) {
+	if (cli_bg_start(&t.bg)) {
 		endwin();
 		delscreen(scr);
 		kw_log_set_sink(NULL, NULL);
-		kw_collector_fini(&t.c);
+		cli_bg_fini(&t.bg);
 		fprintf(stderr, "kvmwatch: cannot start the collector thread\n");
 		return 1;
 	}
@@ -600,9 +523,8 @@ int cli_run_top(struct cli_opts *o)
 	nodelay(stdscr, TRUE);
 	/* Sleep until a key, a cycle published, or (not paused) the numbers
 	 * grow stale; no polling in between. */
-	while (!quit && !kw_exiting && !t.failed) {
-		struct pollfd pf[2] = { { STDIN_FILENO, POLLIN, 0 }, { t.wake_fd[0], POLLIN, 0 } };
-		char drain[64];
+	while (!quit && !kw_exiting && !t.bg.failed) {
+		struct pollfd pf[2] = { { STDIN_FILENO, POLLIN, 0 }, { t.bg.wake_fd[0], POLLIN, 0 } };
 		int ch, r;
 
 		if (take(&t)) {
@@ -619,31 +541,22 @@ int cli_run_top(struct cli_opts *o)
 		if (r == 0 && !t.paused)
 			dirty = 1; /* "stale" counts on */
 		if (r > 0 && (pf[1].revents & POLLIN))
-			while (read(t.wake_fd[0], drain, sizeof(drain)) > 0)
-				;
+			cli_bg_drain(&t.bg);
 		/* keys, and KEY_RESIZE after SIGWINCH (poll: EINTR) */
 		while ((ch = getch()) != ERR) {
 			quit |= on_key(&t, ch);
 			dirty = 1;
 		}
 	}
-	pthread_mutex_lock(&t.lock);
-	t.stop = 1;
-	pthread_cond_signal(&t.wake);
-	pthread_mutex_unlock(&t.lock);
 	endwin();
 	delscreen(scr);
-	pthread_join(t.collector, NULL);
+	cli_bg_fini(&t.bg);
 	kw_log_set_sink(NULL, NULL);
 	log_to = NULL;
-	kw_snapshot_free(&t.pub);
 	kw_snapshot_free(&t.cur);
 	kw_snapshot_free(&t.prev);
-	kw_collector_fini(&t.c);
 	free(t.sp);
-	close(t.wake_fd[0]);
-	close(t.wake_fd[1]);
-	if (t.failed) {
+	if (t.bg.failed) {
 		fprintf(stderr, "kvmwatch: out of memory\n");
 		return 1;
 	}

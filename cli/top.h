@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 
+#include "bg.h"
 #include "cli.h"
 #include "core/kw_view.h"
 
@@ -26,34 +27,16 @@ struct top_spark {
 	uint64_t cycle;       /* last cycle it was fed */
 };
 
-/* What the screen says of a source. */
-struct top_src {
-	int on;               /* asked for */
-	int available;
-	int connected;        /* sources that reconnect: connected now */
-	char why[256];
-};
-
 struct top {
 	struct cli_opts *o;
-	/* The collector runs on a thread of its own (top.c: collect_main) and
-	 * publishes each cycle as a snapshot; the screen takes the newest when
-	 * it is not paused.  A slow source never holds the keys. */
-	struct kw_collector c;                 /* the collector thread's only */
-	pthread_t collector;
-	pthread_mutex_t lock;                  /* the fields up to cur */
-	pthread_cond_t wake;
-	int wake_fd[2];                        /* the collector tells the screen it published */
-	int stop;
-	int failed;                            /* the collector thread gave up (-errno) */
+	/* The collector runs on a thread of its own (bg.c) and publishes each
+	 * cycle; the screen takes the newest when it is not paused.  A slow
+	 * source never holds the keys. */
+	struct cli_bg bg;
 	double interval;
-	struct kw_snapshot pub;                /* its newest cycle */
-	struct top_src pub_src[KW_SRC__N];
-	size_t pub_host_vms;
-	uint64_t pub_seq;
 	/* what the screen shows */
 	struct kw_snapshot cur, prev;
-	struct top_src src[KW_SRC__N];
+	struct cli_src src[KW_SRC__N];
 	size_t host_vms;
 	uint64_t seen_seq, cycle;
 	uint64_t updated_ns;                   /* when cur came */

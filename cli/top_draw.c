@@ -129,7 +129,7 @@ static void source_states(char *out, size_t len, const struct top *t)
 
 	out[0] = '\0';
 	for (int k = 0; k < KW_SRC__N && o + 1 < len; k++) {
-		const struct top_src *s = &t->src[k];
+		const struct cli_src *s = &t->src[k];
 		char why[200];
 		const char *state;
 

@@ -2,7 +2,6 @@
 /* kwcd.c - the collectd plugin's logic without collectd: configuration,
  * identifiers, the metric-table check and grouping samples into value lists. */
 #include "kwcd_priv.h"
-#include "kvm/kw_bpf.h"
 #include "util/kw_util.h"
 
 #include <ctype.h>

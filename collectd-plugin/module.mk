@@ -15,23 +15,23 @@ CD_LOGIC_OBJ := $(O)/collectd-plugin/kwcd.o $(O)/collectd-plugin/kw_ignorelist.o
 CD_TEST_KWCD := $(O)/collectd-plugin/tests/test_kwcd
 CD_TEST_GLUE := $(O)/collectd-plugin/tests/test_glue
 
-$(CD_GLUE_OBJ) $(O)/collectd-plugin/tests/mock_plugin.o: CFLAGS += $(COLLECTD_CFLAGS)
-$(CD_LOGIC_OBJ) $(O)/collectd-plugin/tests/%.o: CFLAGS += -I$(CURDIR)/collectd-plugin
-$(O)/collectd-plugin/tests/%.o: CFLAGS += -I$(CURDIR)/tests
+$(CD_GLUE_OBJ) $(O)/collectd-plugin/tests/mock_plugin.o: KW_CFLAGS += $(COLLECTD_CFLAGS)
+$(CD_LOGIC_OBJ) $(O)/collectd-plugin/tests/%.o: KW_CFLAGS += -I$(CURDIR)/collectd-plugin
+$(O)/collectd-plugin/tests/%.o: KW_CFLAGS += -I$(CURDIR)/tests
 
 # Only module_register is exported: the library inside stays private to the
 # plugin (no clash with collectd or other plugins).
 CD_MAP := collectd-plugin/kvmwatch.map
 
 $(CD_SO): $(CD_GLUE_OBJ) $(CD_LOGIC_OBJ) $(LIBKW) $(CD_MAP)
-	$(CC) $(LDFLAGS) -shared -Wl,--version-script=$(CD_MAP) \
+	$(CC) $(KW_LDFLAGS) $(LDFLAGS) -shared -Wl,--version-script=$(CD_MAP) \
 		-o $@ $(CD_GLUE_OBJ) $(CD_LOGIC_OBJ) $(LIBKW) $(COMMON_LIBS)
 
 $(CD_TEST_KWCD): $(O)/collectd-plugin/tests/test_kwcd.o $(CD_LOGIC_OBJ) $(LIBKW)
-	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
+	$(CC) $(KW_LDFLAGS) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
 
 $(CD_TEST_GLUE): $(O)/collectd-plugin/tests/mock_plugin.o $(CD_GLUE_OBJ) $(CD_LOGIC_OBJ) $(LIBKW)
-	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
+	$(CC) $(KW_LDFLAGS) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
 
 ALL_TARGETS += $(CD_SO)
 TEST_DEPS   += $(CD_SO) $(CD_TEST_KWCD) $(CD_TEST_GLUE)

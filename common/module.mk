@@ -8,7 +8,7 @@ COMMON_SRCS := $(sort $(wildcard common/*/*.c))
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(O)/%.o)
 LIBKW       := $(O)/libkwcommon.a
 
-$(O)/common/%.o: CFLAGS += $(LIBVIRT_CFLAGS)
+$(O)/common/%.o: KW_CFLAGS += $(LIBVIRT_CFLAGS)
 
 $(LIBKW): $(COMMON_OBJS)
 	@mkdir -p $(dir $@)

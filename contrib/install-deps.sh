@@ -5,12 +5,12 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   # build
   make gcc libc6-dev pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
-  libvirt-dev libcap-dev libncurses-dev
+  libvirt-dev libcap-dev libncurses-dev libmicrohttpd-dev
   # run: libvirt, QEMU, the daemons the plugins live in
   libvirt-daemon-system libvirt-clients qemu-system-x86 collectd-core collectd-dev collectd-utils
   netdata-core
   # tests
-  python3 python3-pytest iproute2 util-linux procps libcap2-bin strace tmux
+  python3 python3-pytest iproute2 util-linux procps libcap2-bin strace tmux prometheus man-db systemd
   # benchmarks (bench/run compares kvmwatch's eBPF programs with bpftrace)
   bpftrace
 )

@@ -3,10 +3,10 @@ ND_SRCS   := $(sort $(wildcard netdata-plugin/*.c))
 ND_OBJS   := $(ND_SRCS:%.c=$(O)/%.o)
 ND_PLUGIN := $(O)/kvmwatch.plugin
 
-$(ND_OBJS): CFLAGS += -I$(CURDIR)/netdata-plugin
+$(ND_OBJS): KW_CFLAGS += -I$(CURDIR)/netdata-plugin
 
 $(ND_PLUGIN): $(ND_OBJS) $(LIBKW)
-	$(CC) $(LDFLAGS) -o $@ $(ND_OBJS) $(LIBKW) $(COMMON_LIBS)
+	$(CC) $(KW_LDFLAGS) $(LDFLAGS) -o $@ $(ND_OBJS) $(LIBKW) $(COMMON_LIBS)
 
 ALL_TARGETS += $(ND_PLUGIN)
 TEST_DEPS   += $(ND_PLUGIN)

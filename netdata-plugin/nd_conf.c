@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* nd_conf.c - kvmwatch.conf parsing (see nd_conf.h). */
 #include "nd_conf.h"
-#include "kvm/kw_bpf.h"
 #include "core/kw_metrics.h"
 #include "util/kw_priv.h"
 #include "util/kw_util.h"

@@ -185,6 +185,12 @@ const char *kw_vcol_text(const struct kw_vcol *col, const struct kw_vrow_ctx *r,
 			snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)r->sample->v.u);
 		break;
 	case KW_VC_S_UNIT: s = r->sample ? kw_metric_unit(r->sample->metric, r->sample->inst) : ""; break;
+	case KW_VC_LINK: {
+		const struct kw_sample *l = col->m[0] >= 0 ? kw_ss_get(r->cur, col->m[0], r->inst) : NULL;
+
+		s = !l ? "-" : l->v.u ? "up" : "down";
+		break;
+	}
 	default: break;
 	}
 	return kw_text_safe(buf, len, s, col->width && col->kind != KW_VC_S_INST ? col->width : len, 0);

@@ -36,6 +36,7 @@ enum kw_vc {
 	KW_VC_S_INST,      /* sample rows: the instance ("-" if none) */
 	KW_VC_S_VALUE,     /* sample rows: the raw value */
 	KW_VC_S_UNIT,      /* sample rows: the sample's unit */
+	KW_VC_LINK,        /* "up" / "down" from the gauge m[0] at the row's instance, "-" if none */
 	KW_VC__TEXT,       /* kinds below are numbers */
 	KW_VC_S_RATE,      /* sample rows: per-second rate of a counter */
 	KW_VC_RATE,        /* sum of the per-second rates of m[] */

@@ -67,6 +67,7 @@ static const struct kw_vcol net_cols[] = {
 	RATE("TX_err", "tx_errs", 7, 1, "/s", KW_M_NET_TX_ERRS),
 	RATE("RX_drop", "rx_drops", 7, 1, "/s", KW_M_NET_RX_DROP),
 	RATE("TX_drop", "tx_drops", 7, 1, "/s", KW_M_NET_TX_DROP),
+	{ "LINK", "link", KW_VC_LINK, 4, 0, 0, "", NULL, M(KW_M_NET_UP) },
 };
 static const struct kw_view view_net = SECTION("net", KW_VROW_NETIF, net_cols, NO_ROW_IF);
 
@@ -113,6 +114,7 @@ static const struct kw_vcol host_net_cols[] = {
 	RATE("TX_pkt/s", "tx_pkts", 9, 1, "/s", KW_M_H_NET_TX_PKTS),
 	RATE("RX_err", "rx_errs", 7, 1, "/s", KW_M_H_NET_RX_ERRS),
 	RATE("TX_err", "tx_errs", 7, 1, "/s", KW_M_H_NET_TX_ERRS),
+	{ "LINK", "link", KW_VC_LINK, 4, 0, 0, "", NULL, M(KW_M_H_NET_UP) },
 };
 #define HOST_CPU_STATES KW_M_H_CPU_USER, KW_M_H_CPU_NICE, KW_M_H_CPU_SYSTEM, KW_M_H_CPU_IDLE, KW_M_H_CPU_IOWAIT, \
 	KW_M_H_CPU_IRQ, KW_M_H_CPU_SOFTIRQ, KW_M_H_CPU_STEAL

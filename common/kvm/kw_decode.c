@@ -107,3 +107,13 @@ void kw_kvm_pferr_str(uint64_t ec, char *buf, size_t len)
 		kw_strlcpy(buf, "-", len);
 }
 
+
+const char *kw_kvm_haltpoll_change(int grow)
+{
+	return grow ? "grow" : "shrink";
+}
+
+const char *kw_kvm_wakeup_how(int waited)
+{
+	return waited ? "waited" : "polled";
+}

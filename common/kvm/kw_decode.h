@@ -17,6 +17,10 @@ const char *kw_kvm_uexit_name(unsigned reason);
 const char *kw_kvm_isa_name(unsigned isa);   /* "user", "vmx", "svm" */
 const char *kw_kvm_mmio_type(unsigned type); /* "read_unsatisfied", "read", "write", "fast" */
 const char *kw_kvm_irq_kind(unsigned kind);  /* "gsi", "pic", "ioapic", "msi", "apic", "eoi", "ack", "virq" */
+/* Halt-polling changes: "grow" / "shrink"; vCPU wakeups: "waited" (halted)
+ * / "polled" (woken while polling). */
+const char *kw_kvm_haltpoll_change(int grow);
+const char *kw_kvm_wakeup_how(int waited);
 /* Page fault error code bits, e.g. "P|W|U" ("-" for 0). */
 void kw_kvm_pferr_str(uint64_t ec, char *buf, size_t len);
 

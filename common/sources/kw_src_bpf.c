@@ -58,10 +58,10 @@ static int read_agg(const struct kw_key *k, const struct kw_agg *v, void *arg)
 		add(c, KW_M_BPF_DIRTY, NULL, v->count);
 		break;
 	case KW_BPF_BIT_HALTPOLL:
-		add(c, KW_M_BPF_HALTPOLL, k->kind ? "grow" : "shrink", v->count);
+		add(c, KW_M_BPF_HALTPOLL, kw_kvm_haltpoll_change(k->kind), v->count);
 		break;
 	case KW_BPF_BIT_WAKEUP:
-		add(c, KW_M_BPF_WAKEUPS, k->kind ? "waited" : "polled", v->count);
+		add(c, KW_M_BPF_WAKEUPS, kw_kvm_wakeup_how(k->kind), v->count);
 		add(c, KW_M_BPF_HALT_TIME, NULL, v->sum_ns);
 		break;
 	case KW_BPF_BIT_IRQ:
@@ -89,11 +89,11 @@ int kw_bpf_read_vm(struct kw_bpf *b, pid_t tgid, struct kw_sampleset *ss)
 		} else if (bit == KW_BPF_BIT_DIRTY) {
 			add(&c, KW_M_BPF_DIRTY, NULL, 0);
 		} else if (bit == KW_BPF_BIT_HALTPOLL) {
-			add(&c, KW_M_BPF_HALTPOLL, "grow", 0);
-			add(&c, KW_M_BPF_HALTPOLL, "shrink", 0);
+			add(&c, KW_M_BPF_HALTPOLL, kw_kvm_haltpoll_change(1), 0);
+			add(&c, KW_M_BPF_HALTPOLL, kw_kvm_haltpoll_change(0), 0);
 		} else if (bit == KW_BPF_BIT_WAKEUP) {
-			add(&c, KW_M_BPF_WAKEUPS, "waited", 0);
-			add(&c, KW_M_BPF_WAKEUPS, "polled", 0);
+			add(&c, KW_M_BPF_WAKEUPS, kw_kvm_wakeup_how(1), 0);
+			add(&c, KW_M_BPF_WAKEUPS, kw_kvm_wakeup_how(0), 0);
 			add(&c, KW_M_BPF_HALT_TIME, NULL, 0);
 		}
 		kw_bpf_foreach_agg(b, bit, read_agg, &c);

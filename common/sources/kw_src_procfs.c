@@ -33,6 +33,7 @@ struct neg_entry {
 struct netdev {
 	char name[KW_IFNAME_MAX];
 	uint64_t v[16];
+	int up;            /* IFF_UP and a carrier; -1 when sysfs does not say */
 };
 
 struct procfs_state {
@@ -194,6 +195,24 @@ static int read_host_diskstats(struct kw_collector *c, struct procfs_state *st, 
  * tx bytes packets errs drop fifo colls carrier compressed */
 enum { ND_RXB, ND_RXP, ND_RXE, ND_RXD, ND_TXB = 8, ND_TXP, ND_TXE, ND_TXD };
 
+/* Is the interface up with a carrier?  1, 0, or -1 when sysfs does not
+ * say (no such tree, a name that is no plain file name). */
+static int link_up(struct kw_collector *c, const char *name)
+{
+	char buf[32];
+	uint64_t flags;
+
+	if (!*name || *name == '.' || strchr(name, '/'))
+		return -1;
+	if (kw_read_filef(buf, sizeof(buf), "%s/class/net/%s/flags", KW_SYS(c), name) <= 0)
+		return -1;
+	flags = strtoull(buf, NULL, 16); /* "0x1003" */
+	if (!(flags & 1)) /* IFF_UP */
+		return 0;
+	/* carrier: "1"; reading it fails (EINVAL) while the interface is down */
+	return kw_read_filef(buf, sizeof(buf), "%s/class/net/%s/carrier", KW_SYS(c), name) > 0 && buf[0] == '1';
+}
+
 static int read_netdev(struct kw_collector *c, struct procfs_state *st)
 {
 	char *line, *save = NULL;
@@ -212,6 +231,7 @@ static int read_netdev(struct kw_collector *c, struct procfs_state *st)
 		if (kw_parse_netdev_line(line, KW_IFNAME_MAX, &name, d->v))
 			continue; /* header lines, malformed counters */
 		kw_strlcpy(d->name, name, sizeof(d->name));
+		d->up = link_up(c, name);
 		st->nnd++;
 	}
 	return 0;
@@ -257,6 +277,8 @@ static int procfs_collect_host(struct kw_collector *c, void *state, struct kw_sa
 		kw_ss_set_u64(ss, KW_M_H_NET_TX_ERRS, d->name, d->v[ND_TXE]);
 		kw_ss_set_u64(ss, KW_M_H_NET_RX_DROP, d->name, d->v[ND_RXD]);
 		kw_ss_set_u64(ss, KW_M_H_NET_TX_DROP, d->name, d->v[ND_TXD]);
+		if (d->up >= 0)
+			kw_ss_set_u64(ss, KW_M_H_NET_UP, d->name, (uint64_t)d->up);
 	}
 	return ok ? 0 : -EIO;
 }
@@ -686,6 +708,8 @@ static void read_vm_net(struct procfs_state *st, struct kw_vm *vm)
 		kw_ss_set_u64(&vm->stats, KW_M_NET_TX_ERRS, n, d->v[ND_RXE]);
 		kw_ss_set_u64(&vm->stats, KW_M_NET_RX_DROP, n, d->v[ND_TXD]);
 		kw_ss_set_u64(&vm->stats, KW_M_NET_TX_DROP, n, d->v[ND_RXD]);
+		if (d->up >= 0)
+			kw_ss_set_u64(&vm->stats, KW_M_NET_UP, n, (uint64_t)d->up);
 	}
 }
 

@@ -344,3 +344,36 @@ def test_version_from_one_place():
     assert r.stdout.strip() == "kvmwatch " + version
     r = subprocess.run([build_path("kvmwatch.plugin"), "-V"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and r.stdout.strip() == "kvmwatch.plugin " + version
+
+
+def test_bash_completion():
+    """contrib/kvmwatch.bash-completion completes subcommands, options (from
+    --help) and their values (views from --view's own list)."""
+    comp = os.path.join(ROOT, "contrib", "kvmwatch.bash-completion")
+
+    def complete(*words):
+        script = 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _kvmwatch; echo "${COMPREPLY[*]}"'
+        r = subprocess.run(["bash", "-c", script, "x", comp, KVMWATCH] + list(words), capture_output=True,
+                           text=True, timeout=30, check=True)
+        return r.stdout.split()
+    assert complete("t") == ["top"]
+    assert complete("--vie") == ["--view"]
+    assert complete("--view", "d") == ["disk"]
+    assert complete("-o", "p") == ["prometheus"]
+    assert "--output-file" in complete("--output")
+
+
+def test_build_honours_packagers_flags():
+    """CPPFLAGS/CFLAGS/LDFLAGS (dpkg-buildflags) come after the project's own
+    flags instead of replacing them; WERROR=0 drops -Werror."""
+    from conftest import BUILD
+    r = subprocess.run(["make", "-n", "-B", "-C", ROOT, "O=" + os.path.relpath(BUILD, ROOT), "CFLAGS=-O1 -g0",
+                        "CPPFLAGS=-D_FORTIFY_SOURCE=2", "LDFLAGS=-Wl,-z,relro", "WERROR=0",
+                        os.path.relpath(build_path("kvmwatch"), ROOT)],
+                       capture_output=True, text=True, timeout=120, check=True)
+    cc = [l for l in r.stdout.splitlines() if " -c cli/main.c " in l][0]
+    assert "-I%s/common" % ROOT in cc and "-std=gnu11" in cc and "-Werror" not in cc
+    assert cc.index("-D_FORTIFY_SOURCE=2") < cc.index("-O1 -g0")
+    rel = os.path.relpath(build_path("kvmwatch"), ROOT)
+    link = [l for l in r.stdout.splitlines() if " -o %s " % rel in l]
+    assert link and "-Wl,-z,relro" in link[0], r.stdout[-2000:]

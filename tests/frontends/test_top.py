@@ -193,13 +193,18 @@ def test_needs_a_terminal(tmp_path):
 def test_network_view_hides_firewall_bridges(term):
     """In a network namespace of its own with a Proxmox-style firewall
     bridge and a plain interface: fw* is hidden until 'a'."""
-    setup = ("ip link add fwbr100i0 type veth peer name eth7 && "
-             "ip link set eth7 up && exec \"$0\" \"$@\"")
-    term.start(["unshare", "-n", "sh", "-c", setup, KVMWATCH, "top", "--no-libvirt", "0.5"])
+    # sysfs shows the network namespace of whoever mounted it: mount our own
+    setup = ("mount -t sysfs sysfs /sys && "
+             "ip link add fwbr100i0 type veth peer name eth7 && ip link add eth8 type veth peer name eth9 && "
+             "ip link set fwbr100i0 up && ip link set eth7 up && exec \"$0\" \"$@\"")
+    term.start(["unshare", "-n", "-m", "--propagation", "private", "sh", "-c", setup, KVMWATCH, "top",
+                "--no-libvirt", "0.5"])
     term.wait_text("kvmwatch top")
     term.keys("n")
     s = term.wait(lambda s: re.search(r"^eth7\s", s, re.M), what="eth7 in the network view")
     assert not re.search(r"^fwbr100i0\s", s, re.M), s
+    # link state: eth7 and its peer are up, eth8 is down
+    assert re.search(r"^eth7\s.*\sup\s+-$", s, re.M) and re.search(r"^eth8\s.*\sdown\s+-$", s, re.M), s
     term.keys("a")
     term.wait(lambda s: re.search(r"^fwbr100i0\s", s, re.M), what="fw* shown with 'a'")
     term.keys("q")

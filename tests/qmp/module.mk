@@ -4,7 +4,7 @@ KWQMPTEST := $(O)/tests/kwqmptest
 
 $(KWQMPTEST): $(O)/tests/qmp/kwqmptest.o $(LIBKW)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
+	$(CC) $(KW_LDFLAGS) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
 
 ALL_TARGETS += $(KWQMPTEST)
 TEST_DEPS   += $(KWQMPTEST)
