@@ -28,26 +28,28 @@ static const char doc[] =
 	"\n"
 	"Finds every VM (QEMU processes, any process holding a KVM VM, Proxmox ids, tap interfaces) and prints "
 	"per-VM resource use every INTERVAL seconds (default 1), COUNT times (default: until interrupted), like "
-	"vmstat.\n"
-	"\n"
-	"USAGE: kvmwatch [OPTION...] [INTERVAL [COUNT]]\n"
-	"\n"
-	"EXAMPLES:\n"
+	"vmstat; `top' is the interactive screen, `serve' a Prometheus endpoint."
+	"\vViews: summary (default), vcpu, net, host, list, all (every metric with its rate), mem (state, "
+	"memory and balloon: libvirt or QMP), kvm (KVM binary stats: exits and faults per second), disk (per "
+	"VM disk: IOPS, KiB/s, latency, failed requests, capacity), top (the screen's columns).";
+
+/* Printed as they are after the option list (argp would re-wrap them). */
+static const char examples[] =
+	"Examples:\n"
 	"  kvmwatch 1 5              # five one-second per-VM summaries\n"
 	"  kvmwatch -l               # list the VMs found and exit\n"
 	"  kvmwatch -o json 2 3      # three JSON reports, two seconds apart\n"
 	"  kvmwatch --view vcpu      # per-vCPU run time and steal\n"
 	"  kvmwatch -p web01 -t 10   # only VM web01 (name, uuid or pid), for 10 seconds\n"
 	"  kvmwatch --demo 1 5       # start the project's tiny demo guest and watch it\n"
+	"  kvmwatch top              # the interactive screen (? for its keys)\n"
+	"  kvmwatch serve --listen 127.0.0.1:9977 15   # Prometheus /metrics\n"
 	"  kvmwatch -e -p web01      # stream web01's VM exits (eBPF, needs root)\n"
 	"  kvmwatch -e -f -s -t 10   # exit and MMU fault statistics after 10 seconds\n"
 	"  kvmwatch -s -e 1          # exit statistics every second, like perf kvm stat live\n"
 	"  kvmwatch -d -s -o json    # dirty page counts, rates and top GFNs as JSON\n"
 	"  kvmwatch --bpf all --view all  # per-VM metrics including the eBPF counters\n"
-	"  kvmwatch --view disk 5    # per-VM per-disk IOPS, throughput and latency (libvirt or QMP)\n"
-	"\vViews: summary (default), vcpu, net, host, list, all (every metric with its rate), mem (state, "
-	"memory and balloon: libvirt or QMP), kvm (KVM binary stats: exits and faults per second), disk (per "
-	"VM disk: IOPS, KiB/s, latency, failed requests, capacity).";
+	"  kvmwatch --view disk 5    # per-VM per-disk IOPS, throughput and latency (libvirt or QMP)\n";
 
 static const char args_doc[] = "[INTERVAL [COUNT]]\ntop [INTERVAL]\nserve [--listen ADDR:PORT] [INTERVAL]";
 
@@ -332,6 +334,14 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
+	/* --help: argp's list, then the examples as written */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-?")) {
+			argp_help(&argp, stdout, ARGP_HELP_STD_HELP & ~ARGP_HELP_BUG_ADDR, "kvmwatch");
+			printf("\n%s\nReport bugs to %s.\n", examples, argp_program_bug_address);
+			kw_config_free(&o.cfg);
+			return 0;
+		}
 	if (argp_parse(&argp, argc, argv, 0, NULL, &o))
 		return 2;
 	if (o.verbose)

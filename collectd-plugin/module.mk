@@ -38,6 +38,8 @@ TEST_DEPS   += $(CD_SO) $(CD_TEST_KWCD) $(CD_TEST_GLUE)
 
 .PHONY: install-collectd
 install: install-collectd
-install-collectd: $(CD_SO) collectd-plugin/kvmwatch.conf
+install-collectd: $(CD_SO) collectd-plugin/kvmwatch.conf docs/man/collectd-kvmwatch.5
 	install -D -m 0644 $(CD_SO) $(DESTDIR)$(COLLECTD_PLUGINDIR)/kvmwatch.so
+	install -d $(DESTDIR)$(MANDIR)/man5
+	sed 's|@VERSION@|$(KW_VERSION)|' docs/man/collectd-kvmwatch.5 > $(DESTDIR)$(MANDIR)/man5/collectd-kvmwatch.5
 	install -D -m 0644 collectd-plugin/kvmwatch.conf $(DESTDIR)$(COLLECTD_CONFDIR)/kvmwatch.conf

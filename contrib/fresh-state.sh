@@ -12,7 +12,11 @@ if [ -c /dev/kvm ]; then
   chown root:root /dev/kvm && chmod 0600 /dev/kvm
 fi
 # what the tests and the demo start (daemons run in the foreground, by pid)
-names=(kvmwatch kvmwatch.plugin kvmguest kwqmptest fakeqemu collectd netdata libvirtd virtlogd virtqemud qemu-system-x86_64)
+names=(kvmwatch kvmwatch.plugin kvmguest kwqmptest fakeqemu collectd netdata libvirtd virtlogd virtqemud qemu-system-x86_64 prometheus)
+# the tests' private tmux servers (tests/lib/tmuxterm.py: sockets kwtest-*)
+for s in /tmp/tmux-"$(id -u)"/kwtest-* /tmp/tmux-"$(id -u)"/kwbench-*; do
+  [ -S "$s" ] && tmux -S "$s" kill-server 2>/dev/null
+done
 for sig in TERM KILL; do
   for n in "${names[@]}"; do pkill -"$sig" -x "${n:0:15}" 2>/dev/null; done
   sleep 0.5

@@ -11,6 +11,8 @@ PKGS=(
   netdata-core
   # tests
   python3 python3-pytest iproute2 util-linux procps libcap2-bin strace tmux prometheus man-db systemd
+  # packaging (tests/system/test_debian.py builds the .debs)
+  debhelper dpkg-dev lintian fakeroot git
   # benchmarks (bench/run compares kvmwatch's eBPF programs with bpftrace)
   bpftrace
 )

@@ -23,8 +23,10 @@ SETCAP                   ?= setcap
 
 .PHONY: install-netdata
 install: install-netdata
-install-netdata: $(ND_PLUGIN)
+install-netdata: $(ND_PLUGIN) docs/man/kvmwatch.plugin.8
 	install -D -m 0750 $(ND_PLUGIN) $(DESTDIR)$(NETDATA_PLUGINS_DIR)/kvmwatch.plugin
+	install -d $(DESTDIR)$(MANDIR)/man8
+	sed 's|@VERSION@|$(KW_VERSION)|' docs/man/kvmwatch.plugin.8 > $(DESTDIR)$(MANDIR)/man8/kvmwatch.plugin.8
 	install -D -m 0644 netdata-plugin/kvmwatch.conf $(DESTDIR)$(NETDATA_STOCK_CONFIG_DIR)/kvmwatch.conf
 	@if [ "$$(id -u)" = 0 ] && getent group $(NETDATA_GROUP) >/dev/null; then \
 		chown root:$(NETDATA_GROUP) $(DESTDIR)$(NETDATA_PLUGINS_DIR)/kvmwatch.plugin && \

@@ -377,3 +377,11 @@ def test_build_honours_packagers_flags():
     rel = os.path.relpath(build_path("kvmwatch"), ROOT)
     link = [l for l in r.stdout.splitlines() if " -o %s " % rel in l]
     assert link and "-Wl,-z,relro" in link[0], r.stdout[-2000:]
+
+
+def test_help_prints_examples_verbatim():
+    r = kvmwatch("--help", check=True)
+    assert r.stdout.count("Usage:") == 1 and "USAGE" not in r.stdout
+    assert "\n  kvmwatch -p web01 -t 10   # only VM web01 (name, uuid or pid), for 10 seconds\n" in r.stdout
+    assert "\n  kvmwatch --view disk 5    # per-VM per-disk IOPS, throughput and latency (libvirt or QMP)\n" in r.stdout
+    assert r.stdout.rstrip().endswith("Report bugs to the kvmwatch issue tracker.")
