@@ -4,10 +4,14 @@
 #define KW_CLI_H
 
 #include <signal.h>
+#include <stdio.h>
 
 #include "core/kw_collector.h"
 
 enum kw_out { KW_OUT_TEXT, KW_OUT_JSON, KW_OUT_PROM };
+
+/* The version of the JSON records' layout (docs/json-schema.md). */
+#define KW_JSON_SCHEMA 1
 /* Index in kw_views[] (core/kw_views.c). */
 enum cli_view { KW_VIEW_SUMMARY, KW_VIEW_VCPU, KW_VIEW_NET, KW_VIEW_HOST, KW_VIEW_LIST, KW_VIEW_METRICS,
 	       KW_VIEW_MEM, KW_VIEW_KVM, KW_VIEW_DISK };
@@ -46,6 +50,9 @@ extern volatile sig_atomic_t kw_output_abandoned;
 
 /* Periodic per-VM metric reports (summary/vcpu/net/host/list views). */
 int cli_run_metrics(struct cli_opts *o);
+/* The members every JSON record starts with: "schema", "hostname",
+ * "machine_id", "dmi_uuid" and a trailing comma (report.c). */
+void cli_json_origin(FILE *f);
 /* kvmwatch serve: a Prometheus /metrics endpoint (serve.c). */
 int cli_run_serve(struct cli_opts *o);
 /* kvmwatch top: the interactive screen (top.c). */

@@ -159,14 +159,17 @@ static int summary(struct ev_ctx *x, const struct snap *cur, const struct snap *
 		kw_log_once(KW_LOG_WARN, key, "eBPF %s: its statistics map is full (%u entries): %llu events were not "
 			    "counted", kw_feature_name(bit), kw_bpf_stats_capacity(x->b, bit), (unsigned long long)d);
 	}
-	if (json)
-		fprintf(f, "{\"time\":%.3f,\"interval\":%.3f,\"final\":%s,\"lost\":%llu,\"lost_total\":%llu,"
+	if (json) {
+		fputc('{', f);
+		cli_json_origin(f);
+		fprintf(f, "\"time\":%.3f,\"interval\":%.3f,\"final\":%s,\"lost\":%llu,\"lost_total\":%llu,"
 			"\"vms\":[", (double)kw_now_real_ns() / 1e9, dt, final ? "true" : "false",
 			(unsigned long long)(final ? x->lost_total : x->lost_total - x->lost_reported),
 			(unsigned long long)x->lost_total);
-	else
+	} else {
 		fprintf(f, "\n%s (%.3f s)%s\n", final ? "=== totals" : "--- interval", dt,
 			final ? "" : "  [min/max since start]");
+	}
 	x->lost_reported = x->lost_total;
 	for (i = 0; i < ntg; i++) {
 		const struct kw_vm *vm = ev_vm_of(x, tg[i]);
@@ -357,7 +360,9 @@ int cli_run_events(struct cli_opts *o)
 		x.lost_total = kw_bpf_lost(x.b);
 		if (!r && o->output == KW_OUT_JSON) {
 			/* the stream's last record: its totals */
-			printf("{\"type\":\"end\",\"events\":%llu,\"lost_total\":%llu}\n", (unsigned long long)x.events,
+			putchar('{');
+			cli_json_origin(stdout);
+			printf("\"type\":\"end\",\"events\":%llu,\"lost_total\":%llu}\n", (unsigned long long)x.events,
 			       (unsigned long long)x.lost_total);
 			fflush(stdout);
 		}

@@ -74,7 +74,7 @@ enum {
 
 static const struct argp_option options[] = {
 	{ "output", 'o', "FORMAT", 0, "Output format: text (default), json (one object per interval) or prometheus (the text exposition, e.g. for node_exporter's textfile collector with --output-file)", 0 },
-	{ "output-file", OPT_OUTPUT_FILE, "FILE", 0, "Each report replaces FILE (written to FILE.tmp, then renamed)", 0 },
+	{ "output-file", OPT_OUTPUT_FILE, "FILE|tcp://HOST:PORT|udp://HOST:PORT", 0, "Reports to FILE (appended; reopened on SIGHUP; with -o prometheus replaced atomically) or a log sink (never blocking: buffered, reconnected, drops counted)", 0 },
 	{ "listen", OPT_LISTEN, "ADDR:PORT", 0, "serve: where /metrics listens (default 127.0.0.1:9977; :PORT for every address)", 0 },
 	{ "view", OPT_VIEW, "VIEW", 0, "summary, vcpu, net, host, list, all, mem, kvm, disk, top (and the screen's threads, other_threads, migration, exits)", 0 },
 	{ "sort", OPT_SORT, "KEY", 0, "Summary order: name (default), pid, or highest first by cpu, guest, steal, other, rss, "

@@ -102,10 +102,36 @@ static void help_text(FILE *f, const char *s)
 	}
 }
 
+/* Rows whose quantity the libvirt exporters (kumina's, which Debian ships
+ * as prometheus-libvirt-exporter) export too: also under their names and
+ * labels (domain, target_device), so their dashboards keep working. */
+static const struct {
+	int metric;
+	const char *name;
+} exporter[] = {
+	{ KW_M_DOM_CPU_TIME, "libvirt_domain_info_cpu_time_seconds_total" },
+	{ KW_M_DOM_MEM_MAX, "libvirt_domain_info_maximum_memory_bytes" },
+	{ KW_M_DOM_MEM_CUR, "libvirt_domain_info_memory_usage_bytes" },
+	{ KW_M_VCPUS, "libvirt_domain_info_virtual_cpus" },
+	{ KW_M_DISK_RD_BYTES, "libvirt_domain_block_stats_read_bytes_total" },
+	{ KW_M_DISK_RD_REQS, "libvirt_domain_block_stats_read_requests_total" },
+	{ KW_M_DISK_WR_BYTES, "libvirt_domain_block_stats_write_bytes_total" },
+	{ KW_M_DISK_WR_REQS, "libvirt_domain_block_stats_write_requests_total" },
+	{ KW_M_NET_RX_BYTES, "libvirt_domain_interface_stats_receive_bytes_total" },
+	{ KW_M_NET_RX_PKTS, "libvirt_domain_interface_stats_receive_packets_total" },
+	{ KW_M_NET_RX_ERRS, "libvirt_domain_interface_stats_receive_errors_total" },
+	{ KW_M_NET_RX_DROP, "libvirt_domain_interface_stats_receive_drops_total" },
+	{ KW_M_NET_TX_BYTES, "libvirt_domain_interface_stats_transmit_bytes_total" },
+	{ KW_M_NET_TX_PKTS, "libvirt_domain_interface_stats_transmit_packets_total" },
+	{ KW_M_NET_TX_ERRS, "libvirt_domain_interface_stats_transmit_errors_total" },
+	{ KW_M_NET_TX_DROP, "libvirt_domain_interface_stats_transmit_drops_total" },
+};
+
 /* One line to print: its family sorts the exposition. */
 struct line {
 	char fam[160];
 	int metric;
+	int exporter;               /* under a libvirt exporter's name and labels */
 	const struct kw_vm *vm;     /* NULL: the host */
 	const struct kw_sample *s;
 	double scale;
@@ -127,12 +153,25 @@ static int add(struct line **v, size_t *n, size_t *cap, const struct kw_vm *vm, 
 	if (kw_grow((void **)v, cap, *n, sizeof(**v)))
 		return -ENOMEM;
 	l = &(*v)[*n];
+	memset(l, 0, sizeof(*l));
 	family(s->metric, s->inst, l->fam, sizeof(l->fam), &l->scale);
 	l->metric = s->metric;
 	l->vm = vm;
 	l->s = s;
 	l->order = *n;
 	(*n)++;
+	for (size_t i = 0; vm && i < KW_ARRAY_SIZE(exporter); i++) {
+		if (exporter[i].metric != s->metric)
+			continue;
+		if (kw_grow((void **)v, cap, *n, sizeof(**v)))
+			return -ENOMEM;
+		l = &(*v)[*n];
+		*l = (*v)[*n - 1];
+		kw_strlcpy(l->fam, exporter[i].name, sizeof(l->fam));
+		l->exporter = 1;
+		l->order = *n;
+		(*n)++;
+	}
 	return 0;
 }
 
@@ -141,6 +180,18 @@ static void labels(FILE *f, const struct line *l)
 	const char *il = inst_label(kw_metrics[l->metric].scope);
 	int has_inst = il && l->s->inst[0];
 
+	if (l->exporter) {
+		fputs("{domain=\"", f);
+		label_value(f, l->vm->name);
+		fputc('"', f);
+		if (has_inst) {
+			fputs(",target_device=\"", f);
+			label_value(f, l->s->inst);
+			fputc('"', f);
+		}
+		fputc('}', f);
+		return;
+	}
 	if (!l->vm && !has_inst)
 		return;
 	fputc('{', f);
@@ -240,7 +291,8 @@ int cli_prom_write(FILE *f, const struct kw_vmtable *vms, const struct kw_sample
 		if (strcmp(l->fam, last)) {
 			fprintf(f, "# HELP %s ", l->fam);
 			help_text(f, kw_metrics[l->metric].desc);
-			fprintf(f, " (%s)\n# TYPE %s %s\n", kw_metrics[l->metric].name, l->fam,
+			fprintf(f, " (%s%s)\n# TYPE %s %s\n", kw_metrics[l->metric].name,
+				l->exporter ? ", as prometheus-libvirt-exporter names it" : "", l->fam,
 				kw_metrics[l->metric].kind == KW_COUNTER ? "counter" : "gauge");
 			last = l->fam;
 		}

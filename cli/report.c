@@ -6,9 +6,11 @@
 #include "cli.h"
 #include "core/kw_view.h"
 #include "prom.h"
+#include "sink.h"
 #include "util/kw_util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,12 +242,46 @@ static void json_samples(FILE *f, const struct kw_sampleset *ss, const struct kw
 	fputc('}', f);
 }
 
+/* Who made a record: the host's name, machine id and DMI uuid (read once;
+ * the DMI uuid only where readable, i.e. as root). */
+void cli_json_origin(FILE *f)
+{
+	static char host[256], machine[64], dmi[64];
+	static int done;
+
+	if (!done) {
+		done = 1;
+		if (gethostname(host, sizeof(host)))
+			host[0] = '\0';
+		host[sizeof(host) - 1] = '\0';
+		if (kw_read_file("/etc/machine-id", machine, sizeof(machine)) > 0)
+			machine[strcspn(machine, "\n")] = '\0';
+		if (kw_read_file("/sys/class/dmi/id/product_uuid", dmi, sizeof(dmi)) > 0)
+			dmi[strcspn(dmi, "\n")] = '\0';
+	}
+	fprintf(f, "\"schema\":%d,\"hostname\":", KW_JSON_SCHEMA);
+	kw_json_str(f, host);
+	fputs(",\"machine_id\":", f);
+	if (machine[0])
+		kw_json_str(f, machine);
+	else
+		fputs("null", f);
+	fputs(",\"dmi_uuid\":", f);
+	if (dmi[0])
+		kw_json_str(f, dmi);
+	else
+		fputs("null", f);
+	fputc(',', f);
+}
+
 static void json_report(FILE *f, const struct kw_collector *c, const struct kw_snapshot *prev, double dt)
 {
 	size_t i, k;
 	int n;
 
-	fprintf(f, "{\"time\":%.3f,\"interval\":%.3f,\"sources\":{", (double)c->ts_real_ns / 1e9, dt);
+	fputc('{', f);
+	cli_json_origin(f);
+	fprintf(f, "\"time\":%.3f,\"interval\":%.3f,\"sources\":{", (double)c->ts_real_ns / 1e9, dt);
 	for (k = 0; k < KW_SRC__N; k++) {
 		const struct kw_source_state *s = &c->src[k];
 
@@ -335,41 +371,31 @@ static void report(FILE *f, const struct cli_opts *o, const struct kw_collector 
 	fflush(f);
 }
 
-/* --output-file: the report replaces FILE at once (a temporary file in
- * the same directory, then rename), so a reader such as node_exporter's
- * textfile collector never sees half of one.  0 or -errno. */
-static int report_to_file(const struct cli_opts *o, const struct kw_collector *c, const struct kw_snapshot *prev,
-			  double dt)
+/* One report into a sink (--output-file): rendered in memory first. */
+static int report_to_sink(struct kw_sink *k, const struct cli_opts *o, const struct kw_collector *c,
+			  const struct kw_snapshot *prev, double dt)
 {
-	char tmp[sizeof(o->output_file) + 16];
-	FILE *f;
-	int fd, e;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int r;
 
-	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", o->output_file);
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return -errno;
-	fchmod(fd, 0644);
-	f = fdopen(fd, "w");
-	if (!f) {
-		e = -errno;
-		close(fd);
-		unlink(tmp);
-		return e;
-	}
+	if (!f)
+		return -ENOMEM;
 	report(f, o, c, prev, dt);
-	e = ferror(f) ? -EIO : 0;
-	if (fclose(f) && !e)
-		e = -errno;
-	if (!e && rename(tmp, o->output_file))
-		e = -errno;
-	if (e)
-		unlink(tmp);
-	return e;
+	r = fclose(f) ? -ENOMEM : kw_sink_write(k, buf, len);
+	free(buf);
+	return r;
+}
+
+static void on_hangup(int sig)
+{
+	kw_sink_reopen = 1;
 }
 
 int cli_run_metrics(struct cli_opts *o)
 {
+	struct kw_sink sink = { .fd = -1 };
 	struct kw_collector c;
 	struct kw_snapshot prev = { 0 };
 	char err[512];
@@ -377,9 +403,26 @@ int cli_run_metrics(struct cli_opts *o)
 	long done = 0;
 	int r;
 
+	if (o->output_file[0]) {
+		if (kw_sink_open(&sink, o->output_file, o->output == KW_OUT_PROM, err, sizeof(err)) < 0) {
+			fprintf(stderr, "kvmwatch: %s\n", err);
+			return 1;
+		}
+		if (sink.kind == KW_SINK_FILE) {
+			/* logrotate: SIGHUP reopens the file */
+			struct sigaction sa;
+
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_handler = on_hangup;
+			sa.sa_flags = SA_RESTART;
+			sigaction(SIGHUP, &sa, NULL);
+		}
+	}
 	r = kw_collector_init(&c, &o->cfg, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "kvmwatch: %s\n", err);
+		if (o->output_file[0])
+			kw_sink_close(&sink);
 		return 1;
 	}
 	r = kw_collector_collect(&c);
@@ -393,6 +436,8 @@ int cli_run_metrics(struct cli_opts *o)
 		struct kw_snapshot none = { 0 };
 
 		print_named(stdout, KW_VIEW_LIST, o, &c, &none, 0);
+		if (o->output_file[0])
+			kw_sink_close(&sink);
 		kw_collector_fini(&c);
 		return ferror(stdout) ? 1 : 0;
 	}
@@ -425,7 +470,7 @@ int cli_run_metrics(struct cli_opts *o)
 		}
 		dt = (double)(c.ts_mono_ns - prev.ts_mono_ns) / 1e9;
 		if (o->output_file[0]) {
-			r = report_to_file(o, &c, &prev, dt);
+			r = report_to_sink(&sink, o, &c, &prev, dt);
 			if (r < 0) {
 				fprintf(stderr, "kvmwatch: failed to write %s: %s\n", o->output_file, strerror(-r));
 				break;
@@ -449,6 +494,8 @@ int cli_run_metrics(struct cli_opts *o)
 			break;
 		r = 0;
 	}
+	if (o->output_file[0])
+		kw_sink_close(&sink);
 	kw_snapshot_free(&prev);
 	kw_collector_fini(&c);
 	return r < 0 ? 1 : 0;

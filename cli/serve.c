@@ -6,6 +6,7 @@
 #include "bg.h"
 #include "cli.h"
 #include "prom.h"
+#include "sink.h"
 #include "util/kw_util.h"
 
 #include <arpa/inet.h>
@@ -76,41 +77,6 @@ static MHD_Result_t on_request(void *cls, struct MHD_Connection *conn, const cha
 	return reply(conn, MHD_HTTP_OK, PROM_CONTENT_TYPE, buf, len, 1);
 }
 
-/* "ADDR:PORT", "[v6]:PORT", ":PORT" (every address). */
-static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl, char *err, size_t errlen)
-{
-	char host[256] = "";
-	const char *port = strrchr(s, ':');
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM },
-			*ai = NULL;
-	long p;
-	int r;
-
-	if (!port || kw_parse_int(port + 1, 1, 65535, &p)) {
-		snprintf(err, errlen, "invalid --listen '%s' (ADDR:PORT, [ADDR6]:PORT or :PORT)", s);
-		return -EINVAL;
-	}
-	if ((size_t)(port - s) >= sizeof(host)) {
-		snprintf(err, errlen, "invalid --listen '%s': address too long", s);
-		return -EINVAL;
-	}
-	memcpy(host, s, (size_t)(port - s));
-	host[port - s] = '\0';
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	r = getaddrinfo(host[0] ? host : NULL, port + 1, &hints, &ai);
-	if (r || !ai) {
-		snprintf(err, errlen, "invalid --listen '%s': %s (a numeric address)", s, gai_strerror(r));
-		return -EINVAL;
-	}
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*sl = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
-}
-
 int cli_run_serve(struct cli_opts *o)
 {
 	static struct cli_bg b;
@@ -121,8 +87,8 @@ int cli_run_serve(struct cli_opts *o)
 	char err[512];
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 
-	if (parse_listen(o->listen[0] ? o->listen : "127.0.0.1:9977", &ss, &sl, err, sizeof(err))) {
-		fprintf(stderr, "kvmwatch: %s\n", err);
+	if (kw_hostport(o->listen[0] ? o->listen : "127.0.0.1:9977", SOCK_STREAM, 1, &ss, &sl, err, sizeof(err))) {
+		fprintf(stderr, "kvmwatch: --listen: %s\n", err);
 		return 2;
 	}
 	if (ss.ss_family == AF_INET6)

@@ -39,7 +39,10 @@ def test_json_one_object_per_interval():
     reps = kvmwatch_json(*FIXARGS, "0.01", "3")
     assert len(reps) == 3
     for r in reps:
-        assert set(r) == {"time", "interval", "sources", "host", "vms"}
+        # schema 1 (docs/json-schema.md): who made the record, then the cycle
+        assert set(r) == {"schema", "hostname", "machine_id", "dmi_uuid", "time", "interval", "sources", "host",
+                          "vms"}
+        assert r["schema"] == 1 and r["hostname"] == os.uname().nodename
         assert r["sources"]["procfs"] == {"available": True}
         for vm in r["vms"]:
             assert set(vm) == {"name", "uuid", "pid", "pve_id", "vmm", "found", "state", "vcpus", "threads",

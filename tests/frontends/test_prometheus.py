@@ -15,17 +15,9 @@ import urllib.request
 import pytest
 
 from conftest import needs_binary, needs_kvm, needs_root
-from kwtest import KVMWATCH, Guest, kvmwatch, wait_for
+from kwtest import KVMWATCH, Guest, free_port, kvmwatch, wait_for
 
 pytestmark = [needs_kvm, needs_root, needs_binary("promtool")]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def promtool(text):
@@ -58,6 +50,8 @@ def test_exposition_is_clean(guest):
     name = guest.name.replace("\\", "\\\\").replace('"', '\\"')
     key = '{vm="%s",uuid="%s",pid="%d"}' % (name, guest.uuid, guest.pid)
     assert vcpus == {key: 2}, vcpus
+    # the libvirt exporters' names and labels for the same quantities
+    assert samples(r.stdout, "libvirt_domain_info_virtual_cpus") == {'{domain="%s"}' % name: 2}
     # base units: CPU time in seconds, memory in bytes, counters _total
     assert samples(r.stdout, "kvmwatch_cpu_user_seconds_total")[key] >= 0
     assert samples(r.stdout, "kvmwatch_mem_rss_bytes")[key] > 1 << 20
@@ -152,7 +146,7 @@ def test_real_prometheus_scrapes_serve(serve, guest, tmp_path):
 
 def test_bad_listen_is_a_clear_error():
     r = kvmwatch("serve", "--listen", "nonsense")
-    assert r.returncode == 2 and "invalid --listen 'nonsense'" in r.stderr
+    assert r.returncode == 2 and "--listen: invalid address 'nonsense'" in r.stderr
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen(1)

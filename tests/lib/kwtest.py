@@ -109,3 +109,13 @@ def wait_for(cond, timeout=10.0, interval=0.05, what="condition"):
         if time.monotonic() > end:
             raise AssertionError("timed out waiting for %s" % what)
         time.sleep(interval)
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 nobody listens on (at the time of asking)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

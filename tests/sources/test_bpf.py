@@ -499,7 +499,9 @@ def test_stream_json_carries_lost_and_ends_with_totals():
         lines, err, res = run_traced(g, "-e")
     exits = [l for l in lines if l["type"] == "exit"]
     assert len(exits) == n + 1 and all(l["lost_total"] == 0 for l in exits)
-    assert lines[-1] == {"type": "end", "events": n + 1, "lost_total": 0}
+    end = lines[-1]
+    assert {k: end[k] for k in ("type", "events", "lost_total")} == {"type": "end", "events": n + 1, "lost_total": 0}
+    assert end["schema"] == 1 and end["hostname"] == os.uname().nodename
 
 
 def test_summary_json_lost_per_interval_and_total():

@@ -320,3 +320,14 @@ def test_daemon_started_before_libvirtd_retries(libvirtd, domain, tmp_path):
     finally:
         if not os.path.exists(libvirtd.sock):
             libvirtd.start_libvirtd()
+
+
+def test_prometheus_names_of_the_libvirt_exporters():
+    """-o prometheus gives libvirt's quantities also under the names and
+    labels prometheus-libvirt-exporter uses (exact: the test driver's)."""
+    r = kvmwatch("-c", "test:///default", "--no-kvmstat", "-p", "test", "-o", "prometheus", "0.05", "1", check=True)
+    lines = {l.rsplit(" ", 1)[0]: l.rsplit(" ", 1)[1] for l in r.stdout.splitlines() if l.startswith("libvirt_")}
+    assert lines['libvirt_domain_info_virtual_cpus{domain="test"}'] == "2"
+    assert lines['libvirt_domain_info_maximum_memory_bytes{domain="test"}'] == "8589934592"
+    assert lines['libvirt_domain_info_memory_usage_bytes{domain="test"}'] == "2147483648"
+    assert 'libvirt_domain_info_cpu_time_seconds_total{domain="test"}' in lines
