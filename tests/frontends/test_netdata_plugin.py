@@ -397,3 +397,15 @@ def test_update_every_from_config_never_below_netdata(tmp_path):
 
     assert update_every(["1"]) == {5}
     assert update_every(["10"]) == {10}
+
+
+def test_chart_priorities_are_unique():
+    """Every chart of the table has a priority of its own (1500-1503 were
+    used by the libvirt domain/job charts and the eBPF exit charts)."""
+    import re
+    from conftest import ROOT
+    prios = []
+    for f in ("metrics.def", "metrics_libvirt.def", "metrics_kvmstat.def", "metrics_bpf.def", "metrics_qmp.def"):
+        with open(os.path.join(ROOT, "common", "core", f)) as fh:
+            prios += [int(m) for m in re.findall(r"^KW_CHART\(.*, (\d+)\)\s*$", fh.read(), re.M)]
+    assert len(prios) > 50 and len(prios) == len(set(prios))
