@@ -31,7 +31,7 @@ static void publish(struct cli_bg *b)
 		b->seq++;
 	else
 		b->failed = -ENOMEM;
-	if (b->wake_fd[1] > 0 && write(b->wake_fd[1], "", 1) < 0) {
+	if (b->wake_fd[1] >= 0 && write(b->wake_fd[1], "", 1) < 0) {
 		/* full: a wake-up is pending already */
 	}
 }

@@ -17,7 +17,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 /* ------------------------------------------------------------ text views */
 
@@ -181,18 +180,6 @@ static void print_named(FILE *f, int view, const struct cli_opts *o, const struc
 	print_view(f, kw_views[view], o, c, prev, dt);
 }
 
-static const struct kw_vm *prev_vm(const struct kw_snapshot *prev, const struct kw_vm *vm)
-{
-	size_t i;
-
-	if (!prev->valid)
-		return NULL;
-	for (i = 0; i < prev->vms.n; i++)
-		if (!strcmp(prev->vms.vms[i].key, vm->key))
-			return &prev->vms.vms[i];
-	return NULL;
-}
-
 /* ------------------------------------------------------------------ JSON */
 
 static void json_samples(FILE *f, const struct kw_sampleset *ss, const struct kw_sampleset *prev, double dt,
@@ -300,7 +287,7 @@ static void json_report(FILE *f, const struct kw_collector *c, const struct kw_s
 	fputs("},\"vms\":[", f);
 	for (i = 0; i < c->vms.n; i++) {
 		const struct kw_vm *vm = &c->vms.vms[i];
-		const struct kw_vm *p = prev_vm(prev, vm);
+		const struct kw_vm *p = kw_snapshot_vm(prev, vm->key, i);
 		char found[64];
 
 		fputs(i ? ",{\"name\":" : "{\"name\":", f);

@@ -22,8 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static struct top *log_to; /* the screen that collects library messages */
-
 static void log_sink(int level, const char *msg, void *arg)
 {
 	struct top *t = arg;
@@ -49,7 +47,7 @@ static void log_sink(int level, const char *msg, void *arg)
 struct kw_vrow_ctx top_ctx(const struct top *t, const struct kw_vm *vm)
 {
 	struct kw_vrow_ctx r = { .dt = t->dt, .inst = "" };
-	size_t i;
+	const struct kw_vm *p;
 
 	if (!vm) {
 		r.cur = &t->cur.host;
@@ -58,14 +56,13 @@ struct kw_vrow_ctx top_ctx(const struct top *t, const struct kw_vm *vm)
 	}
 	r.vm = vm;
 	r.cur = &vm->stats;
-	for (i = 0; t->prev.valid && i < t->prev.vms.n; i++)
-		if (!strcmp(t->prev.vms.vms[i].key, vm->key))
-			r.prev = &t->prev.vms.vms[i].stats;
+	p = kw_snapshot_vm(&t->prev, vm->key, (size_t)(vm - t->cur.vms.vms));
+	r.prev = p ? &p->stats : NULL;
 	return r;
 }
 
 /* '/' filter: part of the name or uuid (any case), the pid, or the Proxmox id
- * ("vmid:N", or a number that is either). */
+ * ("vmid:N" as -p takes it, or a number that is either). */
 static int wanted(const struct top *t, const struct kw_vm *vm)
 {
 	const char *f = t->filter;
@@ -73,7 +70,7 @@ static int wanted(const struct top *t, const struct kw_vm *vm)
 
 	if (!*f)
 		return 1;
-	if (kw_startswith(f, "vmid:") && kw_parse_int(f + 5, 0, 0x7fffffff, &n) == 0)
+	if (kw_pve_selector(f, &n))
 		return vm->pve_id == n;
 	if (kw_parse_int(f, 0, 0x7fffffff, &n) == 0 && (vm->pid == n || vm->pve_id == n))
 		return 1;
@@ -148,25 +145,52 @@ const struct kw_vm **top_rows(struct top *t, size_t *n)
 
 /* ------------------------------------------------------------ sparklines */
 
+/* The histories are sorted by key: a lookup is a binary search (the screen
+ * feeds some six per VM each cycle).  Where key is, or would go. */
+static size_t spark_pos(const struct top *t, const char *key, int *found)
+{
+	size_t lo = 0, hi = t->nsp;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(t->sp[mid].key, key);
+
+		if (!c) {
+			*found = 1;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = 0;
+	return lo;
+}
+
 const struct top_spark *top_spark_get(const struct top *t, const char *key)
 {
-	for (size_t i = 0; i < t->nsp; i++)
-		if (!strcmp(t->sp[i].key, key))
-			return &t->sp[i];
-	return NULL;
+	int found;
+	size_t i = spark_pos(t, key, &found);
+
+	return found ? &t->sp[i] : NULL;
 }
 
 static void spark_feed(struct top *t, const char *key, double v)
 {
-	struct top_spark *s = (struct top_spark *)top_spark_get(t, key);
+	int found;
+	size_t i = spark_pos(t, key, &found);
+	struct top_spark *s;
 
-	if (!s) {
+	if (!found) {
 		if (kw_grow((void **)&t->sp, &t->spcap, t->nsp, sizeof(*t->sp)))
 			return;
-		s = &t->sp[t->nsp++];
-		memset(s, 0, sizeof(*s));
-		kw_strlcpy(s->key, key, sizeof(s->key));
+		memmove(&t->sp[i + 1], &t->sp[i], (t->nsp - i) * sizeof(*t->sp));
+		t->nsp++;
+		memset(&t->sp[i], 0, sizeof(t->sp[i]));
+		kw_strlcpy(t->sp[i].key, key, sizeof(t->sp[i].key));
 	}
+	s = &t->sp[i];
 	if (s->n == TOP_SPARK)
 		memmove(s->v, s->v + 1, sizeof(s->v[0]) * (TOP_SPARK - 1));
 	else
@@ -175,20 +199,35 @@ static void spark_feed(struct top *t, const char *key, double v)
 	s->cycle = t->cycle;
 }
 
-/* One value of a view column for a row, for a history. */
-static double col_value(const char *view, const char *key, const struct kw_vrow_ctx *r)
+/* A view's column resolved once per cycle, not once per VM. */
+struct hist_col {
+	const struct kw_view *v;
+	const struct kw_vcol *col;
+};
+
+static struct hist_col hist_col(const char *view, const char *key)
 {
-	const struct kw_view *v = kw_view_find(view);
-	int i = v ? kw_view_col(v, key) : -1;
+	struct hist_col h = { kw_view_find(view), NULL };
+	int i = h.v ? kw_view_col(h.v, key) : -1;
+
+	h.col = i >= 0 ? &h.v->cols[i] : NULL;
+	return h;
+}
+
+/* One value of a column for a row, for a history. */
+static double col_value(struct hist_col h, const struct kw_vrow_ctx *r)
+{
 	double x[2] = { 0, 0 };
 
-	if (i >= 0)
-		kw_vcol_values(v, &v->cols[i], r, x);
+	if (h.col)
+		kw_vcol_values(h.v, h.col, r, x);
 	return x[0];
 }
 
 static void feed_histories(struct top *t)
 {
+	struct hist_col cpu = hist_col("top", "cpu"), rss = hist_col("top", "rss"), run = hist_col("threads", "run"),
+			steal = hist_col("threads", "steal"), rx = hist_col("net", "rx"), tx = hist_col("net", "tx");
 	char key[160], idx[16];
 	size_t i, k;
 	int n;
@@ -198,9 +237,9 @@ static void feed_histories(struct top *t)
 		struct kw_vrow_ctx r = top_ctx(t, vm);
 
 		snprintf(key, sizeof(key), "%s cpu", vm->key);
-		spark_feed(t, key, col_value("top", "cpu", &r));
+		spark_feed(t, key, col_value(cpu, &r));
 		snprintf(key, sizeof(key), "%s rss", vm->key);
-		spark_feed(t, key, col_value("top", "rss", &r));
+		spark_feed(t, key, col_value(rss, &r));
 		for (n = 0; n < vm->nthreads; n++) {
 			if (vm->threads[n].vcpu < 0)
 				continue;
@@ -208,25 +247,24 @@ static void feed_histories(struct top *t)
 			r.inst = idx;
 			r.thread = &vm->threads[n];
 			snprintf(key, sizeof(key), "%s vcpu%s run", vm->key, idx);
-			spark_feed(t, key, col_value("threads", "run", &r));
+			spark_feed(t, key, col_value(run, &r));
 			snprintf(key, sizeof(key), "%s vcpu%s steal", vm->key, idx);
-			spark_feed(t, key, col_value("threads", "steal", &r));
+			spark_feed(t, key, col_value(steal, &r));
 		}
 		r.thread = NULL;
 		for (n = 0; n < vm->nnetifs; n++) {
 			r.inst = vm->netifs[n].name;
 			snprintf(key, sizeof(key), "%s if %s rx", vm->key, r.inst);
-			spark_feed(t, key, col_value("net", "rx", &r));
+			spark_feed(t, key, col_value(rx, &r));
 			snprintf(key, sizeof(key), "%s if %s tx", vm->key, r.inst);
-			spark_feed(t, key, col_value("net", "tx", &r));
+			spark_feed(t, key, col_value(tx, &r));
 		}
 	}
-	/* forget the histories of VMs gone for a while */
-	for (k = 0; k < t->nsp;)
-		if (t->cycle - t->sp[k].cycle > 10)
-			t->sp[k] = t->sp[--t->nsp];
-		else
-			k++;
+	/* forget the histories of VMs gone for a while (the order stays) */
+	for (i = k = 0; i < t->nsp; i++)
+		if (t->cycle - t->sp[i].cycle <= 10)
+			t->sp[k++] = t->sp[i];
+	t->nsp = k;
 }
 
 /* ------------------------------------------------------------ collection */
@@ -462,7 +500,6 @@ int cli_run_top(struct cli_opts *o)
 
 	memset(&t, 0, sizeof(t));
 	pthread_mutex_init(&t.log_lock, NULL);
-	t.o = o;
 	t.interval = o->interval_given ? o->interval : 1;
 	if (t.interval < 0.25)
 		t.interval = 0.25;
@@ -480,7 +517,6 @@ int cli_run_top(struct cli_opts *o)
 	/* the screen stays up: a libvirtd that comes later is taken */
 	cfg.libvirt_retry = 1;
 	/* messages go to the overlay, not across the screen */
-	log_to = &t;
 	kw_log_set_sink(log_sink, &t);
 	if (cli_bg_init(&t.bg, &cfg, t.interval, err, sizeof(err)) < 0) {
 		kw_log_set_sink(NULL, NULL);
@@ -552,7 +588,6 @@ int cli_run_top(struct cli_opts *o)
 	delscreen(scr);
 	cli_bg_fini(&t.bg);
 	kw_log_set_sink(NULL, NULL);
-	log_to = NULL;
 	kw_snapshot_free(&t.cur);
 	kw_snapshot_free(&t.prev);
 	free(t.sp);

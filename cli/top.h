@@ -28,7 +28,6 @@ struct top_spark {
 };
 
 struct top {
-	struct cli_opts *o;
 	/* The collector runs on a thread of its own (bg.c) and publishes each
 	 * cycle; the screen takes the newest when it is not paused.  A slow
 	 * source never holds the keys. */

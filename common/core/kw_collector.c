@@ -114,7 +114,7 @@ int kw_collector_kvm_here(const struct kw_collector *c, const char *dev_kvm)
 {
 	char mod[KW_ROOT_MAX + 16];
 
-	if (c->host_vms || c->vms.n || (dev_kvm && access(dev_kvm, F_OK) == 0))
+	if (c->host_vms || (dev_kvm && access(dev_kvm, F_OK) == 0)) /* host_vms: every VM seen, filtered or not */
 		return 1;
 	if (snprintf(mod, sizeof(mod), "%s/module/kvm", c->cfg.sysfs) < (int)sizeof(mod) && access(mod, F_OK) == 0)
 		return 1;
@@ -127,8 +127,7 @@ int kw_collector_kvm_here(const struct kw_collector *c, const char *dev_kvm)
 	return 0;
 }
 
-/* "vmid:100" (or "pve:100") selects a Proxmox VMID. */
-static int pve_selector(const char *s, long *id)
+int kw_pve_selector(const char *s, long *id)
 {
 	const char *v = kw_startswith(s, "vmid:") ? s + 5 : kw_startswith(s, "pve:") ? s + 4 : NULL;
 
@@ -151,7 +150,7 @@ int kw_collector_wants(const struct kw_collector *c, const struct kw_vm *vm)
 	for (i = 0; i < c->cfg.nnames; i++) {
 		const char *n = c->cfg.names[i];
 
-		if (pve_selector(n, &id) ? vm->pve_id == id : !strcmp(vm->name, n) || !strcasecmp(vm->uuid, n))
+		if (kw_pve_selector(n, &id) ? vm->pve_id == id : !strcmp(vm->name, n) || !strcasecmp(vm->uuid, n))
 			return 1;
 	}
 	return 0;
@@ -276,6 +275,18 @@ void kw_collector_fini(struct kw_collector *c)
 	kw_vmt_free(&c->vms);
 	kw_ss_free(&c->host);
 	kw_config_free(&c->cfg);
+}
+
+const struct kw_vm *kw_snapshot_vm(const struct kw_snapshot *s, const char *key, size_t hint)
+{
+	if (!s || !s->valid)
+		return NULL;
+	if (hint < s->vms.n && !strcmp(s->vms.vms[hint].key, key))
+		return &s->vms.vms[hint];
+	for (size_t i = 0; i < s->vms.n; i++)
+		if (!strcmp(s->vms.vms[i].key, key))
+			return &s->vms.vms[i];
+	return NULL;
 }
 
 int kw_snapshot_take(struct kw_snapshot *s, const struct kw_collector *c)

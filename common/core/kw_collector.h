@@ -72,6 +72,8 @@ int kw_collector_init(struct kw_collector *c, const struct kw_config *cfg, char 
  * procfs root disappeared). */
 int kw_collector_collect(struct kw_collector *c);
 void kw_collector_fini(struct kw_collector *c);
+/* "vmid:100" (or "pve:100") selects a Proxmox VMID: 1 and *id, else 0. */
+int kw_pve_selector(const char *s, long *id);
 /* Does the VM pass the pid / name filters? */
 int kw_collector_wants(const struct kw_collector *c, const struct kw_vm *vm);
 
@@ -95,6 +97,10 @@ struct kw_snapshot {
 };
 int kw_snapshot_take(struct kw_snapshot *s, const struct kw_collector *c);
 void kw_snapshot_free(struct kw_snapshot *s);
+/* The VM of a snapshot with this key, NULL if none (or the snapshot is not
+ * valid).  hint: where it probably is -- the index of the same VM in the
+ * next cycle's table, sorted the same way. */
+const struct kw_vm *kw_snapshot_vm(const struct kw_snapshot *s, const char *key, size_t hint);
 /* Per-second rate of a counter between two sample sets; returns -1 when the
  * sample is missing in either or the counter went backwards (reset). */
 int kw_rate(const struct kw_sampleset *prev, const struct kw_sampleset *cur, int metric,

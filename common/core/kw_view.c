@@ -216,11 +216,8 @@ const char *kw_human(double v, const char *unit, char *buf, size_t len)
 			base = u->base * 8;
 			step = 1000;
 		}
-	} else if (u && u->family == 'p') {
-		snprintf(buf, len, "%.1f", v);
-		return buf;
-	} else if (u && u->family == 't') {
-		snprintf(buf, len, "%.1f", v);
+	} else if (u && (u->family == 'p' || u->family == 't')) {
+		snprintf(buf, len, "%.1f", v); /* percentages and ms/s read best as they are */
 		return buf;
 	}
 	v *= base;
@@ -267,16 +264,6 @@ const char *kw_vline_format(const struct kw_view *v, const struct kw_vrow_ctx *r
 }
 
 /* ------------------------------------------------------------ rows */
-
-static const struct kw_vm *prev_vm(const struct kw_snapshot *prev, const struct kw_vm *vm)
-{
-	if (!prev || !prev->valid)
-		return NULL;
-	for (size_t i = 0; i < prev->vms.n; i++)
-		if (!strcmp(prev->vms.vms[i].key, vm->key))
-			return &prev->vms.vms[i];
-	return NULL;
-}
 
 static int has_any(const struct kw_view *v, const struct kw_sampleset *ss, const char *inst)
 {
@@ -329,7 +316,7 @@ int kw_view_rows(const struct kw_view *v, const struct kw_vmtable *vms, const st
 		return 0;
 	}
 	for (i = 0; i < vms->n; i++) {
-		const struct kw_vm *vm = &vms->vms[i], *p = prev_vm(prev, vm);
+		const struct kw_vm *vm = &vms->vms[i], *p = kw_snapshot_vm(prev, vm->key, i);
 
 		r.vm = vm;
 		r.cur = &vm->stats;
