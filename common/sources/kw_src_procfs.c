@@ -33,7 +33,6 @@ struct neg_entry {
 struct netdev {
 	char name[KW_IFNAME_MAX];
 	uint64_t v[16];
-	int up;            /* IFF_UP and a carrier; -1 when sysfs does not say */
 };
 
 struct procfs_state {
@@ -231,7 +230,6 @@ static int read_netdev(struct kw_collector *c, struct procfs_state *st)
 		if (kw_parse_netdev_line(line, KW_IFNAME_MAX, &name, d->v))
 			continue; /* header lines, malformed counters */
 		kw_strlcpy(d->name, name, sizeof(d->name));
-		d->up = link_up(c, name);
 		st->nnd++;
 	}
 	return 0;
@@ -252,7 +250,7 @@ static int procfs_collect_host(struct kw_collector *c, void *state, struct kw_sa
 	struct procfs_state *st = state;
 	char dir[PATH_MAX];
 	size_t i;
-	int r, ok = 0;
+	int r, up, ok = 0;
 
 	r = read_host_stat(c, st, ss);
 	if (r == -ENOENT || r == -ENOTDIR)
@@ -277,8 +275,9 @@ static int procfs_collect_host(struct kw_collector *c, void *state, struct kw_sa
 		kw_ss_set_u64(ss, KW_M_H_NET_TX_ERRS, d->name, d->v[ND_TXE]);
 		kw_ss_set_u64(ss, KW_M_H_NET_RX_DROP, d->name, d->v[ND_RXD]);
 		kw_ss_set_u64(ss, KW_M_H_NET_TX_DROP, d->name, d->v[ND_TXD]);
-		if (d->up >= 0)
-			kw_ss_set_u64(ss, KW_M_H_NET_UP, d->name, (uint64_t)d->up);
+		/* sysfs only where a row asks: discovery reads net/dev with --no-host too */
+		if ((up = link_up(c, d->name)) >= 0)
+			kw_ss_set_u64(ss, KW_M_H_NET_UP, d->name, (uint64_t)up);
 	}
 	return ok ? 0 : -EIO;
 }
@@ -689,9 +688,9 @@ static void read_pid_io(struct kw_collector *c, struct procfs_state *st, struct 
 			kw_ss_set_u64(&vm->stats, map[i].m, NULL, v);
 }
 
-static void read_vm_net(struct procfs_state *st, struct kw_vm *vm)
+static void read_vm_net(struct kw_collector *c, struct procfs_state *st, struct kw_vm *vm)
 {
-	int i;
+	int i, up;
 
 	for (i = 0; i < vm->nnetifs; i++) {
 		const struct netdev *d = find_netdev(st, vm->netifs[i].name);
@@ -708,8 +707,8 @@ static void read_vm_net(struct procfs_state *st, struct kw_vm *vm)
 		kw_ss_set_u64(&vm->stats, KW_M_NET_TX_ERRS, n, d->v[ND_RXE]);
 		kw_ss_set_u64(&vm->stats, KW_M_NET_RX_DROP, n, d->v[ND_TXD]);
 		kw_ss_set_u64(&vm->stats, KW_M_NET_TX_DROP, n, d->v[ND_RXD]);
-		if (d->up >= 0)
-			kw_ss_set_u64(&vm->stats, KW_M_NET_UP, n, (uint64_t)d->up);
+		if ((up = link_up(c, n)) >= 0)
+			kw_ss_set_u64(&vm->stats, KW_M_NET_UP, n, (uint64_t)up);
 	}
 }
 
@@ -756,7 +755,7 @@ static int procfs_collect_vm(struct kw_collector *c, void *state, struct kw_vm *
 	read_pid_io(c, st, vm);
 	read_thread_schedstats(c, st, vm);
 	read_thread_blkio(c, st, vm);
-	read_vm_net(st, vm);
+	read_vm_net(c, st, vm);
 	if (vm->cgroup[0] && strcmp(vm->cgroup, "/")) {
 		char dir[PATH_MAX];
 
