@@ -25,22 +25,31 @@
 #define NO_ROW_IF .row_if = { -1 }
 
 /* ---------------------------------------------------------- summary */
+/* What each VM uses: the summary's columns, the screen's list too (there
+ * GUEST% starts hidden and FLT/s is a column narrower). */
+#define VM_CPU_COLS(guest_flags) \
+	RATE("CPU%", "cpu", 7, 1, "%", KW_M_CPU_USER, KW_M_CPU_SYSTEM), \
+	{ "GUEST%", "guest", KW_VC_RATE, 7, 1, guest_flags, "%", NULL, M(KW_M_CPU_GUEST) }, \
+	RATE("STEAL%", "steal", 7, 1, "%", KW_M_STEAL_VCPU, KW_M_STEAL_OTHER), \
+	RATE("OTHER%", "other", 7, 1, "%", KW_M_CPU_OTHER), \
+	GAUGE("RSS_MiB", "rss", 9, 1, "MiB", KW_M_MEM_RSS)
+#define VM_FAULTS_COL(width) RATE("FLT/s", "faults", width, 0, "/s", KW_M_MINFLT, KW_M_MAJFLT)
+/* IOW "-": not measured (kernel.task_delayacct off) */
+#define VM_IO_COLS \
+	RATE("RD_KiB/s", "read", 9, 1, "KiB/s", KW_M_IO_RBYTES), \
+	RATE("WR_KiB/s", "write", 9, 1, "KiB/s", KW_M_IO_WBYTES), \
+	RATE_NEED("IOW_ms/s", "iowait", 8, 1, "ms/s", KW_M_IO_DELAY), \
+	RATE("RX_kbit/s", "rx", 10, 1, "kbit/s", KW_M_NET_RX_BYTES), \
+	RATE("TX_kbit/s", "tx", 10, 1, "kbit/s", KW_M_NET_TX_BYTES)
+#define VCPUS_COL ATTR("VCPU", "vcpus", KW_VC_VCPUS, 4, 0)
+
 static const struct kw_vcol summary_cols[] = {
 	NAME_COL,
 	PID_COL,
-	ATTR("VCPU", "vcpus", KW_VC_VCPUS, 4, 0),
-	RATE("CPU%", "cpu", 7, 1, "%", KW_M_CPU_USER, KW_M_CPU_SYSTEM),
-	RATE("GUEST%", "guest", 7, 1, "%", KW_M_CPU_GUEST),
-	RATE("STEAL%", "steal", 7, 1, "%", KW_M_STEAL_VCPU, KW_M_STEAL_OTHER),
-	RATE("OTHER%", "other", 7, 1, "%", KW_M_CPU_OTHER),
-	GAUGE("RSS_MiB", "rss", 9, 1, "MiB", KW_M_MEM_RSS),
-	RATE("FLT/s", "faults", 8, 0, "/s", KW_M_MINFLT, KW_M_MAJFLT),
-	RATE("RD_KiB/s", "read", 9, 1, "KiB/s", KW_M_IO_RBYTES),
-	RATE("WR_KiB/s", "write", 9, 1, "KiB/s", KW_M_IO_WBYTES),
-	/* "-": not measured (kernel.task_delayacct off) */
-	RATE_NEED("IOW_ms/s", "iowait", 8, 1, "ms/s", KW_M_IO_DELAY),
-	RATE("RX_kbit/s", "rx", 10, 1, "kbit/s", KW_M_NET_RX_BYTES),
-	RATE("TX_kbit/s", "tx", 10, 1, "kbit/s", KW_M_NET_TX_BYTES),
+	VCPUS_COL,
+	VM_CPU_COLS(0),
+	VM_FAULTS_COL(8),
+	VM_IO_COLS,
 };
 static const struct kw_view view_summary = SECTION("summary", KW_VROW_VM, summary_cols, NO_ROW_IF);
 
@@ -215,18 +224,10 @@ static const struct kw_vcol top_cols[] = {
 	ATTR("PVEID", "pve_id", KW_VC_PVEID, 5, 0),
 	ATTR("PID", "pid", KW_VC_PID, 8, KW_VC_HIDE),
 	ATTR("STATE", "state", KW_VC_STATE, 8, KW_VC_LEFT),
-	ATTR("VCPU", "vcpus", KW_VC_VCPUS, 4, 0),
-	RATE("CPU%", "cpu", 7, 1, "%", KW_M_CPU_USER, KW_M_CPU_SYSTEM),
-	{ "GUEST%", "guest", KW_VC_RATE, 7, 1, KW_VC_HIDE, "%", NULL, M(KW_M_CPU_GUEST) },
-	RATE("STEAL%", "steal", 7, 1, "%", KW_M_STEAL_VCPU, KW_M_STEAL_OTHER),
-	RATE("OTHER%", "other", 7, 1, "%", KW_M_CPU_OTHER),
-	GAUGE("RSS_MiB", "rss", 9, 1, "MiB", KW_M_MEM_RSS),
-	RATE("FLT/s", "faults", 7, 0, "/s", KW_M_MINFLT, KW_M_MAJFLT),
-	RATE("RD_KiB/s", "read", 9, 1, "KiB/s", KW_M_IO_RBYTES),
-	RATE("WR_KiB/s", "write", 9, 1, "KiB/s", KW_M_IO_WBYTES),
-	RATE_NEED("IOW_ms/s", "iowait", 8, 1, "ms/s", KW_M_IO_DELAY),
-	RATE("RX_kbit/s", "rx", 10, 1, "kbit/s", KW_M_NET_RX_BYTES),
-	RATE("TX_kbit/s", "tx", 10, 1, "kbit/s", KW_M_NET_TX_BYTES),
+	VCPUS_COL,
+	VM_CPU_COLS(KW_VC_HIDE),
+	VM_FAULTS_COL(7),
+	VM_IO_COLS,
 	{ "DISK_R/s", "disk_read", KW_VC_RATE, 9, 1, KW_VC_HIDE, "KiB/s", NULL, M(KW_M_DISK_RD_BYTES) },
 	{ "DISK_W/s", "disk_write", KW_VC_RATE, 9, 1, KW_VC_HIDE, "KiB/s", NULL, M(KW_M_DISK_WR_BYTES) },
 	ATTR("UUID", "uuid", KW_VC_UUID, 36, KW_VC_LEFT | KW_VC_HIDE),
