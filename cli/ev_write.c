@@ -76,12 +76,6 @@ void ew_text(struct ew *w, const char *s)
 		fputs(s, w->f);
 }
 
-void ew_json(struct ew *w, const char *s)
-{
-	if (w->json)
-		fputs(s, w->f);
-}
-
 void ew_open(struct ew *w, const char *k, char bracket)
 {
 	if (!w->json)

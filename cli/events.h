@@ -71,9 +71,8 @@ void ew_b(struct ew *w, const char *key, const char *tfmt, int b, const char *t,
 void ew_f(struct ew *w, const char *key, const char *tfmt, double v, int prec);
 /* JSON null / text literal */
 void ew_null(struct ew *w, const char *key, const char *text);
-/* Literal text (JSON: nothing) / literal JSON (text: nothing). */
+/* Literal text (JSON: nothing). */
 void ew_text(struct ew *w, const char *s);
-void ew_json(struct ew *w, const char *s);
 /* JSON "key":{ / [ (with a comma unless first) and the closing bracket. */
 void ew_open(struct ew *w, const char *key, char bracket);
 void ew_close(struct ew *w, char bracket);

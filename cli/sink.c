@@ -98,7 +98,8 @@ static void tcp_try(struct kw_sink *s)
 		tcp_down(s, strerror(errno));
 }
 
-void kw_sink_flush(struct kw_sink *s)
+/* Send what is buffered (TCP), without blocking. */
+static void kw_sink_flush(struct kw_sink *s)
 {
 	if (s->kind != KW_SINK_TCP)
 		return;
@@ -224,9 +225,7 @@ int kw_sink_write(struct kw_sink *s, const char *rec, size_t len)
 		return write(s->fd, rec, len) == (ssize_t)len ? 0 : -errno;
 	case KW_SINK_UDP:
 		/* one datagram per record; what the kernel cannot take now is dropped */
-		if (send(s->fd, rec, len, MSG_DONTWAIT) == (ssize_t)len)
-			s->sent++;
-		else
+		if (send(s->fd, rec, len, MSG_DONTWAIT) != (ssize_t)len)
 			s->dropped++;
 		return 0;
 	case KW_SINK_TCP:
@@ -240,7 +239,6 @@ int kw_sink_write(struct kw_sink *s, const char *rec, size_t len)
 		}
 		memcpy(s->buf + s->len, rec, len);
 		s->len += len;
-		s->sent++;
 		kw_sink_flush(s);
 		return 0;
 	}

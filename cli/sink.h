@@ -30,7 +30,7 @@ struct kw_sink {
 	char *buf;                   /* TCP: records not sent yet */
 	size_t len;
 	int mid_record;              /* the head of buf was sent in part */
-	uint64_t dropped, sent;
+	uint64_t dropped;            /* records the peer could not take */
 };
 
 /* "HOST:PORT" or "[IPV6]:PORT" (passive: ":PORT" too, numeric only, for
@@ -46,8 +46,6 @@ extern volatile sig_atomic_t kw_sink_reopen;
 int kw_sink_open(struct kw_sink *s, const char *spec, int replace, char *err, size_t errlen);
 /* Hand one record to the sink.  0; -errno only when a file cannot be written. */
 int kw_sink_write(struct kw_sink *s, const char *rec, size_t len);
-/* Send what is buffered (TCP), without blocking. */
-void kw_sink_flush(struct kw_sink *s);
 void kw_sink_close(struct kw_sink *s);
 
 #endif

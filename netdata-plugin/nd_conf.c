@@ -75,9 +75,8 @@ static void set_bit(unsigned *mask, unsigned bit, int on)
 
 static void key_value(struct nd_conf *cf, const char *path, int line, int sec, const char *k, const char *v)
 {
-	int b;
+	int b, bit;
 	long l;
-	size_t i;
 
 	switch (sec) {
 	case SEC_GLOBAL:
@@ -104,23 +103,20 @@ static void key_value(struct nd_conf *cf, const char *path, int line, int sec, c
 				kw_strlcpy(cf->libvirt_uri, v, sizeof(cf->libvirt_uri));
 			return;
 		}
-		for (i = 0; i < KW_SRC__N; i++) {
-			if (strcasecmp(k, kw_source_name((int)i)))
-				continue;
+		if ((bit = kw_source_from_name(k)) >= 0) {
 			if (parse_bool(v, &b))
 				CONF_ERR(cf, path, line, "invalid value '%s' for source '%s' (yes or no): ignored", v, k);
 			else
-				set_bit(&cf->sources, (unsigned)i, b);
+				set_bit(&cf->sources, (unsigned)bit, b);
 			return;
 		}
 		break;
 	case SEC_BPF:
-		if ((b = kw_feature_from_name(k)) >= 0) {
-			i = (size_t)b;
+		if ((bit = kw_feature_from_name(k)) >= 0) {
 			if (parse_bool(v, &b))
 				CONF_ERR(cf, path, line, "invalid value '%s' for eBPF feature '%s' (yes or no): ignored", v, k);
 			else
-				set_bit(&cf->bpf_features, (unsigned)i, b);
+				set_bit(&cf->bpf_features, (unsigned)bit, b);
 			return;
 		}
 		break;
