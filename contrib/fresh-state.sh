@@ -16,6 +16,7 @@ names=(kvmwatch kvmwatch.plugin kvmguest kwqmptest fakeqemu collectd netdata lib
 # the tests' private tmux servers (tests/lib/tmuxterm.py: sockets kwtest-*)
 for s in /tmp/tmux-"$(id -u)"/kwtest-* /tmp/tmux-"$(id -u)"/kwbench-*; do
   [ -S "$s" ] && tmux -S "$s" kill-server 2>/dev/null
+  rm -f "$s"
 done
 for sig in TERM KILL; do
   for n in "${names[@]}"; do pkill -"$sig" -x "${n:0:15}" 2>/dev/null; done

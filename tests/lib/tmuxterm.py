@@ -58,6 +58,10 @@ class Tmux:
 
     def kill(self):
         self._tmux("kill-server", check=False)
+        # the server leaves its socket file behind
+        path = os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), "tmux-%d" % os.getuid(), self.sock)
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 def have_tmux():
