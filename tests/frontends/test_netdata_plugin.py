@@ -34,7 +34,7 @@ def test_charts_dimensions_labels_from_table(tmp_path):
     c = nd.charts
     cpu = c["kvm_web01.cpu"]
     assert (cpu["context"], cpu["family"], cpu["units"], cpu["type"], cpu["priority"]) == \
-        ("kvm.vm_cpu", "cpu", "percentage", "stacked", 1000)
+        ("kvm.vm_cpu", "cpu", "percentage", "stacked", 47000)
     assert cpu["dims"]["user"][3:6] == ["incremental", "1", "10000000"]
     assert cpu["labels"] == {"vm_name": "web01", "uuid": "6f1d1c2e-8a3b-4c5d-9e0f-112233445566",
                              "pid": "4242", "vmm": "qemu-system-x86"}
@@ -399,13 +399,42 @@ def test_update_every_from_config_never_below_netdata(tmp_path):
     assert update_every(["10"]) == {10}
 
 
+def _table_charts():
+    """(id, scope, priority) of every KW_CHART row of the metric table."""
+    import re
+    from conftest import ROOT
+    rows = []
+    for f in ("metrics.def", "metrics_libvirt.def", "metrics_kvmstat.def", "metrics_bpf.def", "metrics_qmp.def"):
+        with open(os.path.join(ROOT, "common", "core", f)) as fh:
+            rows += [(m.group(1), m.group(2), int(m.group(3))) for m in re.finditer(
+                r'^KW_CHART\(\w+,\s*"([^"]+)",\s*(\w+),.*, (\d+)\)\s*$', fh.read(), re.M)]
+    return rows
+
+
 def test_chart_priorities_are_unique():
     """Every chart of the table has a priority of its own (1500-1503 were
     used by the libvirt domain/job charts and the eBPF exit charts)."""
-    import re
-    from conftest import ROOT
-    prios = []
-    for f in ("metrics.def", "metrics_libvirt.def", "metrics_kvmstat.def", "metrics_bpf.def", "metrics_qmp.def"):
-        with open(os.path.join(ROOT, "common", "core", f)) as fh:
-            prios += [int(m) for m in re.findall(r"^KW_CHART\(.*, (\d+)\)\s*$", fh.read(), re.M)]
+    prios = [p for _, _, p in _table_charts()]
     assert len(prios) > 50 and len(prios) == len(set(prios))
+
+
+def test_chart_priorities_in_kvmwatch_block_clear_of_netdata():
+    """Host charts in 46000-46999, VM charts in 47000-48999: after every
+    cgroup chart of netdata 1.37 (cgroups.plugin 40000-43011, ebpf.plugin's
+    cgroup charts 45000-45803), clear of every NETDATA_CHART_PRIO_* value
+    (kvm_host.cpu was 100, system.cpu's) and of every block netdata's own
+    plugins fill."""
+    from ndprio import KVMWATCH_HOST, KVMWATCH_VM, NETDATA_137_ALL_H, NETDATA_137_BLOCKS
+    rows = _table_charts()
+    assert len(NETDATA_137_ALL_H) == 226 and 100 in NETDATA_137_ALL_H  # system.cpu
+    for cid, scope, prio in rows:
+        lo, hi = KVMWATCH_HOST if scope.startswith("HOST") else KVMWATCH_VM
+        assert lo <= prio <= hi, (cid, scope, prio)
+        assert prio not in NETDATA_137_ALL_H, (cid, prio)
+        for blo, bhi, who in NETDATA_137_BLOCKS:
+            assert not blo <= prio <= bhi, (cid, prio, who)
+    # the sections: kvm_host first, then the VMs; the VMs' own order kept
+    host = {c: p for c, s, p in rows if s.startswith("HOST")}
+    vm = {c: p for c, s, p in rows if s.startswith("VM")}
+    assert host["vms"] == min(host.values()) and vm["cpu"] == min(vm.values())
+    assert vm["cpu"] < vm["steal"] < vm["mem"] < vm["io"] < vm["net"] < vm["disk_ops"] < vm["kvm_vcpu"]
