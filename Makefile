@@ -28,8 +28,8 @@ CFLAGS  ?= -O2 -g
 KW_CFLAGS  = $(WARN) -std=gnu11 -D_GNU_SOURCE -fPIC $(SANFLAGS) -I$(CURDIR)/common -I$(CURDIR)/$(O)
 KW_LDFLAGS = $(SANFLAGS)
 
-LIBVIRT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libvirt 2>/dev/null)
-LIBVIRT_LIBS   := $(shell $(PKG_CONFIG) --libs libvirt 2>/dev/null)
+LIBVIRT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libvirt libxml-2.0 2>/dev/null)
+LIBVIRT_LIBS   := $(shell $(PKG_CONFIG) --libs libvirt libxml-2.0 2>/dev/null)
 BPF_LIBS       := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
 
 # Libraries every front end links besides libkwcommon.a.

@@ -104,6 +104,8 @@ static int lookup_type(const char *type, struct kwcd_type *out, void *arg)
 	return 0;
 }
 
+static void notify(const struct kwcd_notif *kn, void *arg);
+
 static int kvmwatch_init(void)
 {
 	struct kwcd *k = get_plugin();
@@ -114,6 +116,7 @@ static int kvmwatch_init(void)
 		return -1;
 	}
 	kwcd_log_sink(log_to_collectd, NULL);
+	kwcd_set_notify(k, notify, NULL);
 	if (kwcd_start(k, hostname_g, lookup_type, NULL, err, sizeof(err))) {
 		ERROR(PLUGIN_NAME " plugin: %s", err);
 		return -1;
@@ -147,11 +150,30 @@ static int dispatch(const struct kwcd_vl *kvl, void *arg)
 	vl.values_len = kvl->n;
 	vl.time = NS_TO_CDTIME_T(kvl->time_ns);
 	sstrncpy(vl.host, kvl->host, sizeof(vl.host));
-	sstrncpy(vl.plugin, PLUGIN_NAME, sizeof(vl.plugin));
+	sstrncpy(vl.plugin, kvl->plugin[0] ? kvl->plugin : PLUGIN_NAME, sizeof(vl.plugin));
 	sstrncpy(vl.plugin_instance, kvl->plugin_instance, sizeof(vl.plugin_instance));
 	sstrncpy(vl.type, kvl->type, sizeof(vl.type));
 	sstrncpy(vl.type_instance, kvl->type_instance, sizeof(vl.type_instance));
 	return plugin_dispatch_values(&vl);
+}
+
+static void notify(const struct kwcd_notif *kn, void *arg)
+{
+	notification_t n;
+
+	_Static_assert(KWCD_NOTIF_FAILURE == NOTIF_FAILURE && KWCD_NOTIF_WARNING == NOTIF_WARNING &&
+			       KWCD_NOTIF_OKAY == NOTIF_OKAY,
+		       "notification severities");
+	memset(&n, 0, sizeof(n));
+	n.severity = kn->severity;
+	n.time = NS_TO_CDTIME_T(kn->time_ns);
+	sstrncpy(n.message, kn->message, sizeof(n.message));
+	sstrncpy(n.host, kn->host, sizeof(n.host));
+	sstrncpy(n.plugin, kn->plugin, sizeof(n.plugin));
+	sstrncpy(n.plugin_instance, kn->plugin_instance, sizeof(n.plugin_instance));
+	sstrncpy(n.type, kn->type, sizeof(n.type));
+	sstrncpy(n.type_instance, kn->type_instance, sizeof(n.type_instance));
+	plugin_dispatch_notification(&n);
 }
 
 static int kvmwatch_read(user_data_t *ud)
@@ -161,6 +183,7 @@ static int kvmwatch_read(user_data_t *ud)
 
 	if (!kw_plugin)
 		return -1;
+	kwcd_set_interval(kw_plugin, CDTIME_T_TO_NS(plugin_get_interval()));
 	if (kwcd_read(kw_plugin, dispatch, NULL, &st, err, sizeof(err))) {
 		ERROR(PLUGIN_NAME " plugin: %s", err);
 		return -1;

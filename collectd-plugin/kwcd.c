@@ -457,6 +457,10 @@ struct kwcd *kwcd_new(void)
 	k->nhost = 1;
 	kw_strlcpy(k->host_instance, "host", sizeof(k->host_instance));
 	kw_strlcpy(k->hostname, "localhost", sizeof(k->hostname));
+	k->virt.own = 1;
+	k->virt.report_block = 1;
+	k->virt.report_iface = 1;
+	k->virt.refresh_s = 60;
 	return k;
 }
 
@@ -472,6 +476,7 @@ void kwcd_free(struct kwcd *k)
 	kw_ignorelist_free(k->il_block);
 	free(k->rows);
 	free(k->idents);
+	free(k->virt.prev);
 	free(k);
 }
 
@@ -482,7 +487,7 @@ static const char *vtype_name(int t)
 	return t == KWCD_V_STRING ? "a string" : t == KWCD_V_NUMBER ? "a number" : "a boolean";
 }
 
-static int want(const char *key, const struct kwcd_value *v, int nv, int type, int min, int max, char *err,
+int kwcd_want(const char *key, const struct kwcd_value *v, int nv, int type, int min, int max, char *err,
 		size_t errlen)
 {
 	int i;
@@ -511,7 +516,7 @@ static int set_list(struct kw_ignorelist *il, const char *key, const struct kwcd
 	char why[256];
 	int i, r;
 
-	if ((r = want(key, v, nv, KWCD_V_STRING, 1, 64, err, errlen)))
+	if ((r = kwcd_want(key, v, nv, KWCD_V_STRING, 1, 64, err, errlen)))
 		return r;
 	for (i = 0; i < nv; i++) {
 		if ((r = kw_ignorelist_add(il, v[i].s, why, sizeof(why)))) {
@@ -529,11 +534,11 @@ static int set_format(const char *key, const struct kwcd_value *v, int nv, int *
 		const char *name;
 		int f;
 	} names[] = { { "name", KWCD_F_NAME }, { "uuid", KWCD_F_UUID }, { "pveid", KWCD_F_PVEID },
-		      { "hostname", KWCD_F_HOSTNAME }, { "none", KWCD_F_NONE } };
+		      { "hostname", KWCD_F_HOSTNAME }, { "none", KWCD_F_NONE }, { "metadata", KWCD_F_METADATA } };
 	int i, r;
 	size_t j;
 
-	if ((r = want(key, v, nv, KWCD_V_STRING, 1, KWCD_FMT_MAX, err, errlen)))
+	if ((r = kwcd_want(key, v, nv, KWCD_V_STRING, 1, KWCD_FMT_MAX, err, errlen)))
 		return r;
 	for (i = 0; i < nv; i++) {
 		for (j = 0; j < KW_ARRAY_SIZE(names); j++)
@@ -542,7 +547,7 @@ static int set_format(const char *key, const struct kwcd_value *v, int nv, int *
 		if (j == KW_ARRAY_SIZE(names) || (pinst && names[j].f == KWCD_F_HOSTNAME) ||
 		    (!pinst && names[j].f == KWCD_F_NONE)) {
 			snprintf(err, errlen, "option %s: unknown field \"%s\" (expected %s)", key, v[i].s,
-				 pinst ? "name, uuid, pveid or none" : "hostname, name, uuid or pveid");
+				 pinst ? "name, uuid, pveid, metadata or none" : "hostname, name, uuid, pveid or metadata");
 			return -EINVAL;
 		}
 		if (names[j].f == KWCD_F_NONE && nv > 1) {
@@ -560,7 +565,7 @@ static int set_root(char *dst, size_t len, const char *key, const struct kwcd_va
 {
 	int r;
 
-	if ((r = want(key, v, nv, KWCD_V_STRING, 1, 1, err, errlen)))
+	if ((r = kwcd_want(key, v, nv, KWCD_V_STRING, 1, 1, err, errlen)))
 		return r;
 	if (v[0].s[0] != '/') {
 		snprintf(err, errlen, "option %s: \"%s\" is not an absolute path", key, v[0].s);
@@ -579,7 +584,7 @@ static int set_source(struct kwcd *k, int src, const char *key, const struct kwc
 {
 	int r;
 
-	if ((r = want(key, v, nv, KWCD_V_BOOLEAN, 1, 1, err, errlen)))
+	if ((r = kwcd_want(key, v, nv, KWCD_V_BOOLEAN, 1, 1, err, errlen)))
 		return r;
 	if (v[0].b)
 		k->cfg.sources |= 1u << src;
@@ -593,8 +598,10 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 {
 	int r, i;
 
+	if ((r = kwcd_virt_config(k, key, v, nv, err, errlen)) <= 0)
+		return r;
 	if (!strcasecmp(key, "Connection")) {
-		if ((r = want(key, v, nv, KWCD_V_STRING, 1, 1, err, errlen)))
+		if ((r = kwcd_want(key, v, nv, KWCD_V_STRING, 1, 1, err, errlen)))
 			return r;
 		if (!v[0].s[0] || strlen(v[0].s) >= sizeof(k->cfg.libvirt_uri)) {
 			snprintf(err, errlen, "option %s: URI must be 1 to %zu bytes", key,
@@ -611,7 +618,7 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 	if (!strcasecmp(key, "BlockDevice"))
 		return set_list(k->il_block, key, v, nv, err, errlen);
 	if (!strcasecmp(key, "IgnoreSelected")) {
-		if ((r = want(key, v, nv, KWCD_V_BOOLEAN, 1, 1, err, errlen)))
+		if ((r = kwcd_want(key, v, nv, KWCD_V_BOOLEAN, 1, 1, err, errlen)))
 			return r;
 		k->ignore_selected = v[0].b;
 		return 0;
@@ -627,7 +634,7 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 	if (!strcasecmp(key, "CollectQMP"))
 		return set_source(k, KW_SRC_QMP, key, v, nv, err, errlen);
 	if (!strcasecmp(key, "BPFFeature")) {
-		if ((r = want(key, v, nv, KWCD_V_STRING, 1, 16, err, errlen)))
+		if ((r = kwcd_want(key, v, nv, KWCD_V_STRING, 1, 16, err, errlen)))
 			return r;
 		for (i = 0; i < nv; i++) {
 			int bit;
@@ -650,7 +657,7 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 		return 0;
 	}
 	if (!strcasecmp(key, "CollectHostTotals")) {
-		if ((r = want(key, v, nv, KWCD_V_BOOLEAN, 1, 1, err, errlen)))
+		if ((r = kwcd_want(key, v, nv, KWCD_V_BOOLEAN, 1, 1, err, errlen)))
 			return r;
 		k->cfg.no_host = !v[0].b;
 		return 0;
@@ -658,7 +665,7 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 	if (!strcasecmp(key, "HostInstance")) {
 		char clean[KWCD_NAME_MAX];
 
-		if ((r = want(key, v, nv, KWCD_V_STRING, 1, 1, err, errlen)))
+		if ((r = kwcd_want(key, v, nv, KWCD_V_STRING, 1, 1, err, errlen)))
 			return r;
 		if (!v[0].s[0] || kwcd_sanitize(clean, KWCD_IDENT_MAX, v[0].s, NULL)) {
 			snprintf(err, errlen, "option %s: \"%s\" is not a valid plugin instance (use letters, digits, "
@@ -668,10 +675,14 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 		kw_strlcpy(k->host_instance, v[0].s, sizeof(k->host_instance));
 		return 0;
 	}
-	if (!strcasecmp(key, "PluginInstanceFormat"))
+	if (!strcasecmp(key, "PluginInstanceFormat")) {
+		k->pinst_given = 1;
 		return set_format(key, v, nv, k->pinst_fmt, &k->npinst, 1, err, errlen);
-	if (!strcasecmp(key, "HostnameFormat"))
+	}
+	if (!strcasecmp(key, "HostnameFormat")) {
+		k->host_given = 1;
 		return set_format(key, v, nv, k->host_fmt, &k->nhost, 0, err, errlen);
+	}
 	if (!strcasecmp(key, "ProcFS"))
 		return set_root(k->cfg.procfs, sizeof(k->cfg.procfs), key, v, nv, err, errlen);
 	if (!strcasecmp(key, "SysFS"))
@@ -679,9 +690,20 @@ int kwcd_config_set(struct kwcd *k, const char *key, const struct kwcd_value *v,
 	snprintf(err, errlen,
 		 "unknown option \"%s\" (known: Connection, Domain, Interface, BlockDevice, IgnoreSelected, "
 		 "CollectProcfs, CollectLibvirt, CollectKVMStats, CollectBPF, CollectQMP, BPFFeature, "
-		 "CollectHostTotals, HostInstance, PluginInstanceFormat, HostnameFormat, ProcFS, SysFS)",
+		 "CollectHostTotals, HostInstance, PluginInstanceFormat, HostnameFormat, ProcFS, SysFS, Compat, "
+		 "ReportKvmwatchMetrics, and with Compat \"virt\" those of collectd's virt plugin)",
 		 key);
 	return -EINVAL;
+}
+
+static int fmt_has(const int *fmt, int n, int f)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (fmt[i] == f)
+			return 1;
+	return 0;
 }
 
 static int fmt_has_vm(const int *fmt, int n)
@@ -712,7 +734,31 @@ int kwcd_start(struct kwcd *k, const char *hostname, kwcd_type_lookup_fn lookup,
 			 "CollectKVMStats, CollectBPF and CollectQMP are all false)");
 		return -1;
 	}
-	if (k->npinst == 1 && k->pinst_fmt[0] == KWCD_F_NONE && !fmt_has_vm(k->host_fmt, k->nhost)) {
+	if (k->virt.on) {
+		/* virt's defaults: host = the domain name, no plugin instance */
+		if (!k->host_given) {
+			k->host_fmt[0] = KWCD_F_NAME;
+			k->nhost = 1;
+		}
+		if (!k->pinst_given) {
+			k->pinst_fmt[0] = KWCD_F_NONE;
+			k->npinst = 1;
+		}
+		if (fmt_has(k->host_fmt, k->nhost, KWCD_F_PVEID) || fmt_has(k->pinst_fmt, k->npinst, KWCD_F_PVEID)) {
+			snprintf(err, errlen, "not starting: the pveid field is kvmwatch's, not virt's: not with Compat "
+				 "\"virt\"");
+			return -1;
+		}
+	} else {
+		if (fmt_has(k->host_fmt, k->nhost, KWCD_F_METADATA) ||
+		    fmt_has(k->pinst_fmt, k->npinst, KWCD_F_METADATA)) {
+			snprintf(err, errlen, "not starting: the metadata field needs Compat \"virt\"");
+			return -1;
+		}
+	}
+	if (kwcd_virt_start(k, lookup, arg, err, errlen))
+		return -1;
+	if (!k->virt.on && k->npinst == 1 && k->pinst_fmt[0] == KWCD_F_NONE && !fmt_has_vm(k->host_fmt, k->nhost)) {
 		snprintf(err, errlen, "not starting: PluginInstanceFormat none needs HostnameFormat to include "
 			 "name, uuid or pveid, or all VMs would share one identifier");
 		return -1;
@@ -793,7 +839,7 @@ int kwcd_publish_set(struct kwcd *k, const struct kw_sampleset *ss, const char *
 		char raw[KW_INST_MAX + KWCD_NAME_MAX], alt[KWCD_NAME_MAX + KW_INST_MAX + 2];
 		struct kw_ignorelist *il = NULL;
 
-		if (s->metric >= KW_METRIC__N || !k->rows[s->metric].publish)
+		if (s->metric >= KW_METRIC__N || !k->rows[s->metric].publish || (k->virt.on && k->virt.covered[s->metric]))
 			continue;
 		m = &kw_metrics[s->metric];
 		if (m->scope == KW_SCOPE_NETIF || m->scope == KW_SCOPE_HOST_NET)
@@ -821,6 +867,7 @@ int kwcd_publish_set(struct kwcd *k, const struct kw_sampleset *ss, const char *
 
 		memset(&vl, 0, sizeof(vl));
 		kw_strlcpy(vl.host, host, sizeof(vl.host));
+		kw_strlcpy(vl.plugin, "kvmwatch", sizeof(vl.plugin));
 		kw_strlcpy(vl.plugin_instance, pinst, sizeof(vl.plugin_instance));
 		kw_strlcpy(vl.type, e[g].type, sizeof(vl.type));
 		kw_strlcpy(vl.type_instance, e[g].ti, sizeof(vl.type_instance));
@@ -885,6 +932,13 @@ int kwcd_read(struct kwcd *k, kwcd_dispatch_fn fn, void *arg, struct kwcd_read_s
 			     k->coll.ts_real_ns, fn, arg, st) == -ENOMEM) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
+	}
+	if (k->virt.on) {
+		if (kwcd_virt_read(k, fn, arg, st) == -ENOMEM) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		return 0;
 	}
 	for (i = 0; i < k->coll.vms.n; i++) {
 		const struct kw_vm *vm = &k->coll.vms.vms[i];

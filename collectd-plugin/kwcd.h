@@ -77,7 +77,7 @@ struct kwcd_value {
 struct kwcd;
 
 /* Fields of PluginInstanceFormat / HostnameFormat. */
-enum kwcd_field { KWCD_F_NONE, KWCD_F_HOSTNAME, KWCD_F_NAME, KWCD_F_UUID, KWCD_F_PVEID };
+enum kwcd_field { KWCD_F_NONE, KWCD_F_HOSTNAME, KWCD_F_NAME, KWCD_F_UUID, KWCD_F_PVEID, KWCD_F_METADATA };
 #define KWCD_FMT_MAX 4
 
 struct kwcd *kwcd_new(void);
@@ -97,6 +97,7 @@ int kwcd_start(struct kwcd *k, const char *hostname, kwcd_type_lookup_fn lookup,
 /* ------------------------------------------------------- value lists */
 struct kwcd_vl {
 	char host[KWCD_NAME_MAX];
+	char plugin[KWCD_NAME_MAX];   /* "kvmwatch", or "virt" (Compat "virt") */
 	char plugin_instance[KWCD_NAME_MAX];
 	char type[KWCD_NAME_MAX];
 	char type_instance[KWCD_NAME_MAX];
@@ -110,6 +111,21 @@ struct kwcd_vl {
 	} v[KWCD_DS_MAX];
 };
 typedef int (*kwcd_dispatch_fn)(const struct kwcd_vl *vl, void *arg);
+
+/* A notification (Compat "virt": virt's domain_state notifications). */
+enum kwcd_severity { KWCD_NOTIF_FAILURE = 1, KWCD_NOTIF_WARNING = 2, KWCD_NOTIF_OKAY = 4 };
+struct kwcd_notif {
+	int severity;  /* enum kwcd_severity, numbered like collectd's NOTIF_* */
+	char message[256];
+	char host[KWCD_NAME_MAX], plugin[KWCD_NAME_MAX], plugin_instance[KWCD_NAME_MAX];
+	char type[KWCD_NAME_MAX], type_instance[KWCD_NAME_MAX];
+	uint64_t time_ns;
+};
+typedef void (*kwcd_notify_fn)(const struct kwcd_notif *n, void *arg);
+/* Where notifications go (none until set). */
+void kwcd_set_notify(struct kwcd *k, kwcd_notify_fn fn, void *arg);
+/* collectd's read interval (Compat "virt" cpu_util uses it as virt does). */
+void kwcd_set_interval(struct kwcd *k, uint64_t interval_ns);
 
 struct kwcd_read_stats {
 	size_t vms;         /* VMs published */

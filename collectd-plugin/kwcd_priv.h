@@ -8,6 +8,34 @@
 #include "core/kw_collector.h"
 #include "kw_ignorelist.h"
 
+#define KWCD_VIRT_MAPS_MAX 64
+
+/* Compat "virt" (kwcd_virt.c). */
+struct kwcd_virt {
+	int on;
+	int own;                              /* ReportKvmwatchMetrics (default true) */
+	unsigned extra;                       /* ExtraStats selectors */
+	int bd_source, bd_basename;           /* BlockDeviceFormat source, BlockDeviceFormatBasename */
+	int if_fmt;                           /* InterfaceFormat: 0 name, 1 address, 2 number */
+	int report_block, report_iface;       /* ReportBlockDevices, ReportNetworkInterfaces */
+	int persistent;                       /* PersistentNotification */
+	int refresh_s;                        /* RefreshInterval (domain XML re-read) */
+	int instances;
+	char first_key[32];                   /* the first virt-only option given */
+	uint8_t ok[KWCD_VIRT_MAPS_MAX];       /* per mapping: its type is in types.db */
+	uint8_t nds[KWCD_VIRT_MAPS_MAX], dstype[KWCD_VIRT_MAPS_MAX];
+	uint8_t covered[KW_METRIC__N];        /* rows the mapping dispatches */
+	struct kwcd_vprev {
+		char key[64];
+		uint64_t cpu;                 /* dom.cpu_time at the last read */
+		uint64_t cycle;
+	} *prev;
+	size_t nprev, prevcap;
+	uint64_t interval_ns;                 /* collectd's interval (cpu_util) */
+	kwcd_notify_fn notify;
+	void *notify_arg;
+};
+
 struct kwcd {
 	struct kw_config cfg;                 /* procfs/sysfs roots, sources, libvirt uri, bpf features */
 	struct kw_ignorelist *il_domain, *il_iface, *il_block;
@@ -29,7 +57,24 @@ struct kwcd {
 		uint64_t cycle;               /* last cycle it was used */
 	} *idents;
 	size_t nidents, identcap;
+	int host_given, pinst_given;          /* HostnameFormat / PluginInstanceFormat set */
+	struct kwcd_virt virt;
 };
+
+/* Argument checks shared by the option parsers. */
+int kwcd_want(const char *key, const struct kwcd_value *v, int nv, int type, int min, int max, char *err,
+	      size_t errlen);
+/* Compat "virt": a virt option (0, or -EINVAL with err), or 1 if key is none. */
+int kwcd_virt_config(struct kwcd *k, const char *key, const struct kwcd_value *v, int nv, char *err,
+		     size_t errlen);
+/* Check the virt options and set what the collector must gather.  0 or -1 (err). */
+int kwcd_virt_start(struct kwcd *k, kwcd_type_lookup_fn lookup, void *arg, char *err, size_t errlen);
+/* Dispatch one collected cycle the way virt would (and kvmwatch's own rows beside). */
+int kwcd_virt_read(struct kwcd *k, kwcd_dispatch_fn fn, void *arg, struct kwcd_read_stats *st);
+/* host and plugin_instance of a domain as virt's init_value_list makes them. */
+void kwcd_virt_ident(const struct kwcd *k, const char *name, const char *uuid, const char *meta, char *host,
+		     char *pinst);
+size_t kwcd_virt_nmaps(void);
 
 /* Publish one object's samples (a VM or the host totals) under host and
  * plugin_instance; is_host selects the host-device scopes.  devctx is the

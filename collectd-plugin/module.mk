@@ -11,7 +11,7 @@ COLLECTD_CONFDIR   ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)/collectd
 
 CD_SO        := $(O)/collectd-plugin/kvmwatch.so
 CD_GLUE_OBJ  := $(O)/collectd-plugin/kvmwatch.o
-CD_LOGIC_OBJ := $(O)/collectd-plugin/kwcd.o $(O)/collectd-plugin/kw_ignorelist.o
+CD_LOGIC_OBJ := $(O)/collectd-plugin/kwcd.o $(O)/collectd-plugin/kwcd_virt.o $(O)/collectd-plugin/kw_ignorelist.o
 CD_TEST_KWCD := $(O)/collectd-plugin/tests/test_kwcd
 CD_TEST_GLUE := $(O)/collectd-plugin/tests/test_glue
 

@@ -5,7 +5,7 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   # build
   make gcc libc6-dev pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
-  libvirt-dev libcap-dev libncurses-dev libmicrohttpd-dev
+  libvirt-dev libxml2-dev libcap-dev libncurses-dev libmicrohttpd-dev
   # run: libvirt, QEMU, the daemons the plugins live in
   libvirt-daemon-system libvirt-clients qemu-system-x86 collectd-core collectd-dev collectd-utils
   netdata-core

@@ -277,6 +277,19 @@ void kw_collector_fini(struct kw_collector *c)
 	kw_config_free(&c->cfg);
 }
 
+size_t kw_collector_dom_events(struct kw_collector *c, struct kw_dom_event *out, size_t max)
+{
+	size_t k, n = 0;
+
+	for (k = 0; k < KW_SRC__N && n < max; k++) {
+		struct kw_source_state *s = &c->src[k];
+
+		if (s->available && s->ops->take_events)
+			n += s->ops->take_events(c, s->state, out + n, max - n);
+	}
+	return n;
+}
+
 const struct kw_vm *kw_snapshot_vm(const struct kw_snapshot *s, const char *key, size_t hint)
 {
 	if (!s || !s->valid)

@@ -14,6 +14,17 @@
 
 struct kw_collector;
 
+/* A change of a libvirt domain's state (KW_LV_EVENTS): libvirt's lifecycle
+ * event mapped to the state and reason virDomainGetState would report. */
+struct kw_dom_event {
+	char name[KW_NAME_MAX];
+	char uuid[KW_UUID_MAX];
+	int state;            /* virDomainState */
+	int reason;           /* the state's reason enum (virDomainRunningReason, ...) */
+	uint64_t time_ns;     /* realtime when the event arrived */
+};
+#define KW_DOM_EVENTS_MAX 256 /* queued between two cycles; more are counted as lost */
+
 /* A source of VMs and/or metrics.  Every callback is optional. */
 struct kw_source_ops {
 	int id;               /* enum kw_source_id */
@@ -34,6 +45,8 @@ struct kw_source_ops {
 	/* A source that may be up but not connected (it retries): is it
 	 * connected now? */
 	int (*connected)(const struct kw_collector *c, const void *state);
+	/* Move up to max queued domain events into out (oldest first). */
+	size_t (*take_events)(struct kw_collector *c, void *state, struct kw_dom_event *out, size_t max);
 };
 
 /* The source finds VMs as processes: its discovery failing is the
@@ -72,6 +85,9 @@ int kw_collector_init(struct kw_collector *c, const struct kw_config *cfg, char 
  * procfs root disappeared). */
 int kw_collector_collect(struct kw_collector *c);
 void kw_collector_fini(struct kw_collector *c);
+/* Domain lifecycle events queued since the last call (KW_LV_EVENTS), up to
+ * max, oldest first.  Returns how many were stored in out. */
+size_t kw_collector_dom_events(struct kw_collector *c, struct kw_dom_event *out, size_t max);
 /* "vmid:100" (or "pve:100") selects a Proxmox VMID: 1 and *id, else 0. */
 int kw_pve_selector(const char *s, long *id);
 /* Does the VM pass the pid / name filters? */

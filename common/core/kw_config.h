@@ -67,6 +67,25 @@ struct kw_config {
 	 * which it returns 0 are dropped before per-VM collection. */
 	int (*want_vm)(const struct kw_vm *vm, void *arg);
 	void *want_vm_arg;
+	/* What the libvirt source gathers beyond its bulk statistics (enum
+	 * kw_lv_extra; collectd's virt compatibility asks for them): each costs
+	 * calls per domain, so none is on by default. */
+	unsigned libvirt_extra;
+	unsigned libvirt_xml_refresh_s;   /* re-read a domain's XML after this long (0: only once) */
+	char libvirt_meta_ns[256];        /* KW_LV_METADATA: namespace URI of the metadata element */
+	char libvirt_meta_xpath[256];     /* ... and the XPath of the value inside it */
+};
+
+enum kw_lv_extra {
+	KW_LV_INACTIVE = 1u << 0,      /* inactive domains too (their state rows only) */
+	KW_LV_VCPUPIN = 1u << 1,       /* vCPU affinity (virDomainGetVcpus per domain) */
+	KW_LV_DISK_ERR = 1u << 2,      /* disk error codes (virDomainGetDiskErrors per domain) */
+	KW_LV_PERF = 1u << 3,          /* the perf event group of the bulk statistics */
+	KW_LV_JOB_PARAMS = 1u << 4,    /* every numeric job statistic as job.param */
+	KW_LV_JOB_COMPLETED = 1u << 5, /* job statistics of the last completed job, not the current one */
+	KW_LV_XML = 1u << 6,           /* domain XML: interface MAC addresses and numbers, persistence */
+	KW_LV_METADATA = 1u << 7,      /* one value of the domain's metadata (libvirt_meta_ns/xpath) */
+	KW_LV_EVENTS = 1u << 8,        /* lifecycle events, for kw_collector_dom_events() */
 };
 
 void kw_config_defaults(struct kw_config *cfg);

@@ -92,6 +92,7 @@ int kw_vm_add_netif(struct kw_vm *vm, const char *ifname)
 	if (!p)
 		return -ENOMEM;
 	vm->netifs = p;
+	memset(&p[vm->nnetifs], 0, sizeof(*p));
 	kw_strlcpy(p[vm->nnetifs].name, ifname, KW_IFNAME_MAX);
 	vm->nnetifs++;
 	return 0;
@@ -111,9 +112,30 @@ int kw_vm_add_disk(struct kw_vm *vm, const char *dev)
 	if (!p)
 		return -ENOMEM;
 	vm->disks = p;
+	memset(&p[vm->ndisks], 0, sizeof(*p));
 	kw_strlcpy(p[vm->ndisks].name, dev, KW_DISK_MAX);
 	vm->ndisks++;
 	return 0;
+}
+
+struct kw_disk *kw_vm_disk(struct kw_vm *vm, const char *dev)
+{
+	int i;
+
+	for (i = 0; i < vm->ndisks; i++)
+		if (!strcmp(vm->disks[i].name, dev))
+			return &vm->disks[i];
+	return NULL;
+}
+
+struct kw_netif *kw_vm_netif(struct kw_vm *vm, const char *ifname)
+{
+	int i;
+
+	for (i = 0; i < vm->nnetifs; i++)
+		if (!strcmp(vm->netifs[i].name, ifname))
+			return &vm->netifs[i];
+	return NULL;
 }
 
 struct kw_vm *kw_vmt_find_key(struct kw_vmtable *t, const char *key)
@@ -168,6 +190,7 @@ struct kw_vm *kw_vmt_add(struct kw_vmtable *t)
 	memset(vm, 0, sizeof(*vm));
 	vm->pve_id = -1;
 	vm->dom_id = -1;
+	vm->lv_persistent = -1;
 	return vm;
 }
 

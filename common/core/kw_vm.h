@@ -22,12 +22,17 @@ struct kw_thread {
 
 struct kw_netif {
 	char name[KW_IFNAME_MAX];
+	char mac[18];            /* from the libvirt domain XML (KW_LV_XML), "" unknown */
+	int number;              /* 1-based position among the XML's interfaces with a target, 0 unknown */
 };
 
 #define KW_DISK_MAX 32
 
+#define KW_DISK_SOURCE_MAX 256
+
 struct kw_disk {
 	char name[KW_DISK_MAX];   /* guest target device (vda), from libvirt */
+	char source[KW_DISK_SOURCE_MAX]; /* host file or device behind it (libvirt block.N.path), "" none */
 };
 
 /* How the VM was found. */
@@ -59,6 +64,8 @@ struct kw_vm {
 	/* libvirt */
 	int dom_id;                  /* -1 when not known to libvirt */
 	char state[16];              /* running, paused, ... ("" unknown) */
+	int lv_persistent;           /* KW_LV_XML: 1 persistent, 0 transient, -1 unknown */
+	char lv_meta[128];           /* KW_LV_METADATA: the metadata value ("" none) */
 	/* bookkeeping */
 	uint64_t first_seen_ns;
 	uint64_t blkio_ticks;        /* block I/O delay of all its threads, ever (threads that ended included) */
@@ -78,6 +85,8 @@ int kw_vm_add_thread(struct kw_vm *vm, pid_t tid, int vcpu);
 int kw_vm_add_netif(struct kw_vm *vm, const char *ifname);
 int kw_vm_has_netif(const struct kw_vm *vm, const char *ifname);
 int kw_vm_add_disk(struct kw_vm *vm, const char *dev);
+struct kw_disk *kw_vm_disk(struct kw_vm *vm, const char *dev);
+struct kw_netif *kw_vm_netif(struct kw_vm *vm, const char *ifname);
 
 struct kw_vm *kw_vmt_find_key(struct kw_vmtable *t, const char *key);
 struct kw_vm *kw_vmt_find_pid(struct kw_vmtable *t, pid_t pid);

@@ -45,6 +45,29 @@ struct lv_dom {
 	virDomainStatsRecordPtr rec;
 };
 
+/* Lifecycle events (KW_LV_EVENTS): filled by libvirt's event-loop thread,
+ * taken by the collector.  Shared by the source and the registration
+ * (refs): libvirt drops its reference with the callback's free function,
+ * after any callback still running, so neither frees it under the other. */
+struct lv_evq {
+	pthread_mutex_t mu;
+	int refs;
+	struct kw_dom_event ev[KW_DOM_EVENTS_MAX];
+	size_t n;
+	uint64_t lost;
+};
+
+/* What a domain's XML said (KW_LV_XML, KW_LV_METADATA), re-read every
+ * libvirt_xml_refresh_s. */
+struct lv_xml {
+	char key[64];                   /* the VM's key (kw_vmcache) */
+	uint64_t next_ns;               /* when to read it again, 0 never */
+	struct kw_lv_iface ifaces[KW_LV_IFACES_MAX];
+	int nifaces;
+	int persistent;                 /* -1 unknown */
+	char meta[128];
+};
+
 /* One virConnectOpenReadOnly in flight on a detached thread.  Shared by
  * that thread and the source (refs): whoever drops it last frees it, so a
  * source that stops while the open hangs does not wait for it. */
@@ -67,6 +90,7 @@ struct libvirt_state {
 	struct lv_dom *doms;
 	size_t ndoms, domcap;
 	unsigned flags;                 /* for virConnectGetAllDomainStats */
+	unsigned groups;                /* its statistics groups */
 	int down;                       /* in an outage */
 	uint64_t down_since_ns;
 	uint64_t next_try_ns;
@@ -74,6 +98,17 @@ struct libvirt_state {
 	int outage_level;            /* level of the outage line; recovery is logged alike */
 	int job_unsupported;
 	int info_unsupported;
+	/* extras (kw_config.libvirt_extra) */
+	unsigned extra;
+	unsigned xml_refresh_s;
+	char meta_ns[256], meta_xpath[256];
+	virConnectPtr setup_conn;       /* the connection node info / events were set up on */
+	virNodeInfo node;
+	int node_ok;
+	struct lv_evq *evq;
+	int cb_id;                      /* event callback on conn, -1 none */
+	struct kw_vmcache xml;          /* struct lv_xml per VM */
+	int vcpus_unsupported, diskerr_unsupported, meta_unsupported, cpustats_unsupported;
 };
 
 /* ------------------------------------------------------------ mapping */
@@ -231,17 +266,37 @@ int kw_libvirt_map_stats(struct kw_vm *vm, const virTypedParameter *params, int 
 		unsigned idx;
 		uint64_t v;
 
-		if (param_u64(p, &v))
-			continue; /* strings: names and paths, read by index below */
+		if (param_u64(p, &v)) {
+			/* strings: names are read by index below; a disk's source path here */
+			if (p->type == VIR_TYPED_PARAM_STRING && !split_indexed(p->field, "block.", &idx, &rest) &&
+			    !strcmp(rest, "path") && (dev = dev_name(params, n, "block.", idx)) &&
+			    strlen(dev) < KW_DISK_MAX) {
+				struct kw_disk *d;
+
+				if (kw_vm_add_disk(vm, dev) == -ENOMEM)
+					return -ENOMEM;
+				if ((d = kw_vm_disk(vm, dev)))
+					kw_strlcpy(d->source, p->value.s, sizeof(d->source));
+			}
+			continue;
+		}
 		if (!strcmp(p->field, "state.state")) {
 			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_STATE, NULL, v);
 			kw_strlcpy(vm->state, kw_libvirt_state_name((int)v), sizeof(vm->state));
+		} else if (!strcmp(p->field, "state.reason")) {
+			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_STATE_REASON, NULL, v);
 		} else if (!strcmp(p->field, "cpu.time")) {
 			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_CPU_TIME, NULL, v);
 		} else if (!strcmp(p->field, "cpu.user")) {
 			r = kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_CPU_USER, NULL, v);
+			if (!r)
+				r = kw_ss_set_u64(&vm->stats, KW_M_DOM_CPU_USER, NULL, v);
 		} else if (!strcmp(p->field, "cpu.system")) {
 			r = kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_CPU_SYSTEM, NULL, v);
+			if (!r)
+				r = kw_ss_set_u64(&vm->stats, KW_M_DOM_CPU_SYS, NULL, v);
+		} else if (kw_startswith(p->field, "perf.") && p->field[5] && strlen(p->field + 5) < KW_INST_MAX) {
+			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_PERF, p->field + 5, v);
 		} else if (kw_startswith(p->field, "balloon.")) {
 			if ((f = find_field(balloon_map, KW_ARRAY_SIZE(balloon_map), p->field + 8)))
 				r = put(vm, f, NULL, v);
@@ -281,7 +336,7 @@ int kw_libvirt_map_stats(struct kw_vm *vm, const virTypedParameter *params, int 
 	return r == -ENOMEM ? r : 0;
 }
 
-int kw_libvirt_map_job(struct kw_vm *vm, int type, const virTypedParameter *params, int n)
+int kw_libvirt_map_job(struct kw_vm *vm, int type, const virTypedParameter *params, int n, int all)
 {
 	static const struct field_map job_map[] = {
 		{ VIR_DOMAIN_JOB_TIME_ELAPSED, KW_M_JOB_ELAPSED, 1, 0 },
@@ -300,7 +355,12 @@ int kw_libvirt_map_job(struct kw_vm *vm, int type, const virTypedParameter *para
 		const struct field_map *f = find_field(job_map, KW_ARRAY_SIZE(job_map), params[i].field);
 		uint64_t v;
 
-		if (f && param_u64(&params[i], &v) == 0 && put(vm, f, NULL, v))
+		if (param_u64(&params[i], &v))
+			continue;
+		if (f && put(vm, f, NULL, v))
+			return -ENOMEM;
+		if (all && strlen(params[i].field) < KW_INST_MAX &&
+		    kw_ss_set_u64(&vm->stats, KW_M_JOB_PARAM, params[i].field, v))
 			return -ENOMEM;
 	}
 	return 0;
@@ -493,9 +553,15 @@ static int lv_open(struct libvirt_state *st, unsigned wait_ms, char *err, size_t
 	}
 }
 
+static void events_off(struct libvirt_state *st);
+static void conn_setup(struct libvirt_state *st);
+static void xml_drop(void *item);
+
 static void lv_lost(struct libvirt_state *st, const char *why)
 {
 	if (st->conn) {
+		events_off(st);
+		st->setup_conn = NULL;
 		virConnectClose(st->conn);
 		st->conn = NULL;
 	}
@@ -663,12 +729,15 @@ static int libvirt_discover(struct kw_collector *c, void *state)
 	}
 	if (!lv_connected(st))
 		return 0;
-	n = virConnectGetAllDomainStats(st->conn, STATS_GROUPS, &st->recs, st->flags);
+	conn_setup(st);
+	if (st->extra & (KW_LV_XML | KW_LV_METADATA))
+		kw_vmcache_prune(&st->xml, &c->vms, NULL, xml_drop);
+	n = virConnectGetAllDomainStats(st->conn, st->groups, &st->recs, st->flags);
 	if (n < 0 && (st->flags & VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT) &&
 	    last_error_code() == VIR_ERR_INVALID_ARG && virConnectIsAlive(st->conn) == 1) {
 		/* a driver that does not know NOWAIT */
 		st->flags &= ~(unsigned)VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
-		n = virConnectGetAllDomainStats(st->conn, STATS_GROUPS, &st->recs, st->flags);
+		n = virConnectGetAllDomainStats(st->conn, st->groups, &st->recs, st->flags);
 	}
 	if (n < 0) {
 		st->recs = NULL;
@@ -707,6 +776,8 @@ static int has_param(const virDomainStatsRecordPtr rec, const char *name)
 
 /* Drivers whose bulk stats lack the balloon/vcpu groups (e.g. test://):
  * virDomainGetInfo and virDomainMemoryStats instead. */
+static int fallback_cpu(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom);
+
 static int fallback_info(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom)
 {
 	virDomainMemoryStatStruct ms[VIR_DOMAIN_MEMORY_STAT_NR];
@@ -730,12 +801,70 @@ static int fallback_info(struct libvirt_state *st, struct kw_vm *vm, virDomainPt
 		return -ENOMEM;
 	if (vm->nthreads == 0)
 		vm->nvcpus = info.nrVirtCpu;
+	if (!st->cpustats_unsupported && fallback_cpu(st, vm, dom))
+		return -ENOMEM;
 	n = virDomainMemoryStats(dom, ms, VIR_DOMAIN_MEMORY_STAT_NR, 0);
 	if (n < 0) {
 		lv_check_conn(st);
 		return 0;
 	}
 	return kw_libvirt_map_memstats(vm, ms, n);
+}
+
+/* The same drivers: user and system time (virDomainGetCPUStats, total). */
+static int fallback_cpu(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom)
+{
+	virTypedParameter params[8];
+	int n, i;
+
+	memset(params, 0, sizeof(params));
+	n = virDomainGetCPUStats(dom, params, KW_ARRAY_SIZE(params), -1, 1, 0);
+	if (n < 0) {
+		if (last_error_code() == VIR_ERR_NO_SUPPORT)
+			st->cpustats_unsupported = 1;
+		return 0;
+	}
+	for (i = 0; i < n && i < (int)KW_ARRAY_SIZE(params); i++) {
+		uint64_t v;
+
+		if (param_u64(&params[i], &v))
+			continue;
+		if (!strcmp(params[i].field, VIR_DOMAIN_CPU_STATS_USERTIME) &&
+		    (kw_ss_set_u64(&vm->stats, KW_M_DOM_CPU_USER, NULL, v) ||
+		     kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_CPU_USER, NULL, v)))
+			break;
+		if (!strcmp(params[i].field, VIR_DOMAIN_CPU_STATS_SYSTEMTIME) &&
+		    (kw_ss_set_u64(&vm->stats, KW_M_DOM_CPU_SYS, NULL, v) ||
+		     kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_CPU_SYSTEM, NULL, v)))
+			break;
+	}
+	virTypedParamsClear(params, n < (int)KW_ARRAY_SIZE(params) ? n : (int)KW_ARRAY_SIZE(params));
+	return i < n ? -ENOMEM : 0;
+}
+
+/* And interface counters of the domain XML's interfaces (virDomainInterfaceStats). */
+static int fallback_net(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom)
+{
+	int i;
+
+	for (i = 0; i < vm->nnetifs; i++) {
+		virDomainInterfaceStatsStruct is;
+		const char *name = vm->netifs[i].name;
+
+		if (vm->netifs[i].number <= 0 || virDomainInterfaceStats(dom, name, &is, sizeof(is)) < 0)
+			continue;
+		if ((is.rx_bytes >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_RX_BYTES, name, (uint64_t)is.rx_bytes)) ||
+		    (is.tx_bytes >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_TX_BYTES, name, (uint64_t)is.tx_bytes)) ||
+		    (is.rx_packets >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_RX_PKTS, name, (uint64_t)is.rx_packets)) ||
+		    (is.tx_packets >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_TX_PKTS, name, (uint64_t)is.tx_packets)) ||
+		    (is.rx_errs >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_RX_ERRS, name, (uint64_t)is.rx_errs)) ||
+		    (is.tx_errs >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_TX_ERRS, name, (uint64_t)is.tx_errs)) ||
+		    (is.rx_drop >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_RX_DROP, name, (uint64_t)is.rx_drop)) ||
+		    (is.tx_drop >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_TX_DROP, name, (uint64_t)is.tx_drop)))
+			return -ENOMEM;
+	}
+	(void)st;
+	return 0;
 }
 
 static int job_stats(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom)
@@ -745,10 +874,11 @@ static int job_stats(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr do
 
 	if (st->job_unsupported || !st->conn)
 		return 0;
-	if (virDomainGetJobStats(dom, &type, &params, &n, 0) < 0) {
+	if (virDomainGetJobStats(dom, &type, &params, &n,
+				 (st->extra & KW_LV_JOB_COMPLETED) ? VIR_DOMAIN_JOB_STATS_COMPLETED : 0) < 0) {
 		int code = last_error_code();
 
-		if (code == VIR_ERR_NO_SUPPORT) {
+		if (code == VIR_ERR_NO_SUPPORT || (code == VIR_ERR_INVALID_ARG && (st->extra & KW_LV_JOB_COMPLETED))) {
 			st->job_unsupported = 1;
 			kw_debug("libvirt: %s has no job statistics: %s", st->uri, last_error());
 		} else if (code != VIR_ERR_NO_DOMAIN && code != VIR_ERR_OPERATION_INVALID) {
@@ -756,9 +886,318 @@ static int job_stats(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr do
 		}
 		return 0;
 	}
-	r = kw_libvirt_map_job(vm, type, params, n);
+	r = kw_libvirt_map_job(vm, type, params, n, !!(st->extra & KW_LV_JOB_PARAMS));
 	virTypedParamsFree(params, n);
 	return r;
+}
+
+/* ------------------------------------------------------------ extras */
+
+/* libvirt's lifecycle event -> the state and reason virDomainGetState then
+ * reports (collectd's virt plugin maps them the same way). */
+int kw_libvirt_event_state(int event, int detail, int *reason)
+{
+	switch (event) {
+	case VIR_DOMAIN_EVENT_STARTED:
+		switch (detail) {
+		case VIR_DOMAIN_EVENT_STARTED_BOOTED: *reason = VIR_DOMAIN_RUNNING_BOOTED; break;
+		case VIR_DOMAIN_EVENT_STARTED_MIGRATED: *reason = VIR_DOMAIN_RUNNING_MIGRATED; break;
+		case VIR_DOMAIN_EVENT_STARTED_RESTORED: *reason = VIR_DOMAIN_RUNNING_RESTORED; break;
+		case VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT: *reason = VIR_DOMAIN_RUNNING_FROM_SNAPSHOT; break;
+		case VIR_DOMAIN_EVENT_STARTED_WAKEUP: *reason = VIR_DOMAIN_RUNNING_WAKEUP; break;
+		default: *reason = VIR_DOMAIN_RUNNING_UNKNOWN; break;
+		}
+		return VIR_DOMAIN_RUNNING;
+	case VIR_DOMAIN_EVENT_SUSPENDED:
+		switch (detail) {
+		case VIR_DOMAIN_EVENT_SUSPENDED_PAUSED: *reason = VIR_DOMAIN_PAUSED_USER; break;
+		case VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED: *reason = VIR_DOMAIN_PAUSED_MIGRATION; break;
+		case VIR_DOMAIN_EVENT_SUSPENDED_IOERROR: *reason = VIR_DOMAIN_PAUSED_IOERROR; break;
+		case VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG: *reason = VIR_DOMAIN_PAUSED_WATCHDOG; break;
+		case VIR_DOMAIN_EVENT_SUSPENDED_FROM_SNAPSHOT: *reason = VIR_DOMAIN_PAUSED_FROM_SNAPSHOT; break;
+		case VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY: *reason = VIR_DOMAIN_PAUSED_POSTCOPY; break;
+		case VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED: *reason = VIR_DOMAIN_PAUSED_POSTCOPY_FAILED; break;
+		default: *reason = VIR_DOMAIN_PAUSED_UNKNOWN; break;
+		}
+		return VIR_DOMAIN_PAUSED;
+	case VIR_DOMAIN_EVENT_RESUMED:
+		switch (detail) {
+		case VIR_DOMAIN_EVENT_RESUMED_UNPAUSED: *reason = VIR_DOMAIN_RUNNING_UNPAUSED; break;
+		case VIR_DOMAIN_EVENT_RESUMED_MIGRATED: *reason = VIR_DOMAIN_RUNNING_MIGRATED; break;
+		case VIR_DOMAIN_EVENT_RESUMED_FROM_SNAPSHOT: *reason = VIR_DOMAIN_RUNNING_FROM_SNAPSHOT; break;
+		case VIR_DOMAIN_EVENT_RESUMED_POSTCOPY: *reason = VIR_DOMAIN_RUNNING_POSTCOPY; break;
+		default: *reason = VIR_DOMAIN_RUNNING_UNKNOWN; break;
+		}
+		return VIR_DOMAIN_RUNNING;
+	case VIR_DOMAIN_EVENT_STOPPED:
+		switch (detail) {
+		case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: *reason = VIR_DOMAIN_SHUTOFF_SHUTDOWN; break;
+		case VIR_DOMAIN_EVENT_STOPPED_DESTROYED: *reason = VIR_DOMAIN_SHUTOFF_DESTROYED; break;
+		case VIR_DOMAIN_EVENT_STOPPED_CRASHED: *reason = VIR_DOMAIN_SHUTOFF_CRASHED; break;
+		case VIR_DOMAIN_EVENT_STOPPED_MIGRATED: *reason = VIR_DOMAIN_SHUTOFF_MIGRATED; break;
+		case VIR_DOMAIN_EVENT_STOPPED_SAVED: *reason = VIR_DOMAIN_SHUTOFF_SAVED; break;
+		case VIR_DOMAIN_EVENT_STOPPED_FAILED: *reason = VIR_DOMAIN_SHUTOFF_FAILED; break;
+		case VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT: *reason = VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT; break;
+		default: *reason = VIR_DOMAIN_SHUTOFF_UNKNOWN; break;
+		}
+		return VIR_DOMAIN_SHUTOFF;
+	case VIR_DOMAIN_EVENT_SHUTDOWN:
+		*reason = detail == VIR_DOMAIN_EVENT_SHUTDOWN_FINISHED || detail == VIR_DOMAIN_EVENT_SHUTDOWN_GUEST ||
+					  detail == VIR_DOMAIN_EVENT_SHUTDOWN_HOST
+				  ? VIR_DOMAIN_SHUTDOWN_USER
+				  : VIR_DOMAIN_SHUTDOWN_UNKNOWN;
+		return VIR_DOMAIN_SHUTDOWN;
+	case VIR_DOMAIN_EVENT_PMSUSPENDED:
+		*reason = detail == VIR_DOMAIN_EVENT_PMSUSPENDED_DISK ? VIR_DOMAIN_PMSUSPENDED_DISK_UNKNOWN
+								       : VIR_DOMAIN_PMSUSPENDED_UNKNOWN;
+		return VIR_DOMAIN_PMSUSPENDED;
+	case VIR_DOMAIN_EVENT_CRASHED:
+		*reason = detail == VIR_DOMAIN_EVENT_CRASHED_PANICKED ? VIR_DOMAIN_CRASHED_PANICKED
+								       : VIR_DOMAIN_CRASHED_UNKNOWN;
+		return VIR_DOMAIN_CRASHED;
+	default:
+		*reason = VIR_DOMAIN_NOSTATE_UNKNOWN;
+		return VIR_DOMAIN_NOSTATE;
+	}
+}
+
+static void evq_put(void *arg)
+{
+	struct lv_evq *q = arg;
+	int last;
+
+	pthread_mutex_lock(&q->mu);
+	last = --q->refs == 0;
+	pthread_mutex_unlock(&q->mu);
+	if (last) {
+		pthread_mutex_destroy(&q->mu);
+		free(q);
+	}
+}
+
+/* On libvirt's event-loop thread. */
+static int lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *arg)
+{
+	struct lv_evq *q = arg;
+	struct kw_dom_event e;
+	const char *name = virDomainGetName(dom);
+
+	(void)conn;
+	memset(&e, 0, sizeof(e));
+	kw_strlcpy(e.name, name ? name : "", sizeof(e.name));
+	if (virDomainGetUUIDString(dom, e.uuid) < 0)
+		e.uuid[0] = '\0';
+	e.state = kw_libvirt_event_state(event, detail, &e.reason);
+	e.time_ns = kw_now_real_ns();
+	pthread_mutex_lock(&q->mu);
+	if (q->n < KW_DOM_EVENTS_MAX)
+		q->ev[q->n++] = e;
+	else
+		q->lost++;
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+static void events_off(struct libvirt_state *st)
+{
+	if (st->cb_id >= 0 && st->setup_conn)
+		virConnectDomainEventDeregisterAny(st->setup_conn, st->cb_id);
+	st->cb_id = -1;
+}
+
+/* A new connection: what the extras need of it. */
+static void conn_setup(struct libvirt_state *st)
+{
+	if (st->setup_conn == st->conn)
+		return;
+	st->setup_conn = st->conn;
+	st->cb_id = -1;
+	st->node_ok = virNodeGetInfo(st->conn, &st->node) == 0;
+	if (!(st->extra & KW_LV_EVENTS) || !st->evq)
+		return;
+	if (!event_loop_ok) {
+		kw_log_once(KW_LOG_WARN, "libvirt-events", "libvirt: no event loop, domain state changes are not "
+			    "reported as they happen");
+		return;
+	}
+	pthread_mutex_lock(&st->evq->mu);
+	st->evq->refs++;
+	pthread_mutex_unlock(&st->evq->mu);
+	st->cb_id = virConnectDomainEventRegisterAny(st->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+						     VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), st->evq, evq_put);
+	if (st->cb_id < 0) {
+		evq_put(st->evq);
+		kw_log_once(KW_LOG_WARN, "libvirt-events", "libvirt: cannot watch domain lifecycle events on %s: %s",
+			    st->uri, last_error());
+	}
+}
+
+static size_t libvirt_take_events(struct kw_collector *c, void *state, struct kw_dom_event *out, size_t max)
+{
+	struct libvirt_state *st = state;
+	size_t n;
+	uint64_t lost;
+
+	(void)c;
+	if (!st || !st->evq)
+		return 0;
+	pthread_mutex_lock(&st->evq->mu);
+	n = st->evq->n < max ? st->evq->n : max;
+	memcpy(out, st->evq->ev, n * sizeof(*out));
+	memmove(st->evq->ev, st->evq->ev + n, (st->evq->n - n) * sizeof(*out));
+	st->evq->n -= n;
+	lost = st->evq->lost;
+	st->evq->lost = 0;
+	pthread_mutex_unlock(&st->evq->mu);
+	if (lost)
+		kw_warn("libvirt: %llu domain events lost (more than %d between two cycles)",
+			(unsigned long long)lost, KW_DOM_EVENTS_MAX);
+	return n;
+}
+
+static void xml_drop(void *item)
+{
+	(void)item;
+}
+
+/* Interface MAC addresses and numbers, persistence and metadata, from the
+ * domain XML read at most every xml_refresh_s. */
+static int xml_facts(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom)
+{
+	struct lv_xml *x;
+	int created, i;
+	uint64_t now = kw_now_mono_ns();
+
+	if (!(x = kw_vmcache_get(&st->xml, vm->key, &created)))
+		return -ENOMEM;
+	if (created || (x->next_ns && now >= x->next_ns)) {
+		x->next_ns = st->xml_refresh_s ? now + st->xml_refresh_s * 1000000000ull : 0;
+		if (st->extra & KW_LV_XML) {
+			char *xml = virDomainGetXMLDesc(dom, 0);
+
+			if (xml) {
+				int n = kw_libvirt_xml_ifaces(xml, x->ifaces, KW_LV_IFACES_MAX);
+
+				x->nifaces = n < 0 ? 0 : n;
+				free(xml);
+			} else if (lv_check_conn(st)) {
+				x->next_ns = 1; /* read it again once connected */
+			}
+			x->persistent = virDomainIsPersistent(dom);
+		}
+		if ((st->extra & KW_LV_METADATA) && !st->meta_unsupported) {
+			char *meta = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+							  st->meta_ns[0] ? st->meta_ns : KW_LV_META_NS,
+							  VIR_DOMAIN_AFFECT_CURRENT);
+
+			x->meta[0] = '\0';
+			if (meta) {
+				if (kw_libvirt_meta_value(meta, st->meta_xpath, x->meta, sizeof(x->meta)) == -EINVAL)
+					kw_log_once(KW_LOG_WARN, "libvirt-meta", "libvirt: metadata of '%s' or the "
+						    "XPath \"%s\" does not parse", vm->name, st->meta_xpath);
+				free(meta);
+			} else if (last_error_code() == VIR_ERR_NO_SUPPORT) {
+				st->meta_unsupported = 1;
+			}
+		}
+	}
+	for (i = 0; i < x->nifaces; i++) {
+		struct kw_netif *f;
+
+		if (kw_vm_add_netif(vm, x->ifaces[i].name) == -ENOMEM)
+			return -ENOMEM;
+		if ((f = kw_vm_netif(vm, x->ifaces[i].name))) {
+			kw_strlcpy(f->mac, x->ifaces[i].mac, sizeof(f->mac));
+			f->number = x->ifaces[i].number;
+		}
+	}
+	vm->lv_persistent = x->persistent;
+	kw_strlcpy(vm->lv_meta, x->meta, sizeof(vm->lv_meta));
+	return 0;
+}
+
+/* vCPU affinity maps (and vCPU times where the bulk stats have none). */
+static int vcpu_info(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom)
+{
+	int nv = (int)(vm->nvcpus > 0 ? vm->nvcpus : 0), maxcpus, maplen, n, i, cpu, r = 0;
+	virVcpuInfoPtr info;
+	unsigned char *maps;
+	double d;
+
+	if (st->vcpus_unsupported || !st->node_ok)
+		return 0;
+	if (kw_ss_value(&vm->stats, KW_M_DOM_VCPUS, NULL, &d) == 0)
+		nv = (int)d;
+	maxcpus = (int)VIR_NODEINFO_MAXCPUS(st->node);
+	if (nv <= 0 || nv > 4096 || maxcpus <= 0 || maxcpus > 8192)
+		return 0;
+	maplen = VIR_CPU_MAPLEN(maxcpus);
+	info = calloc((size_t)nv, sizeof(*info));
+	maps = calloc((size_t)nv, (size_t)maplen);
+	if (!info || !maps) {
+		free(info);
+		free(maps);
+		return -ENOMEM;
+	}
+	n = virDomainGetVcpus(dom, info, nv, maps, maplen);
+	if (n < 0) {
+		if (last_error_code() == VIR_ERR_NO_SUPPORT) {
+			st->vcpus_unsupported = 1;
+			kw_log_once(KW_LOG_WARN, "libvirt-vcpus", "libvirt: %s gives no vCPU affinity: %s", st->uri,
+				    last_error());
+		}
+		n = 0;
+	}
+	for (i = 0; i < n && !r; i++) {
+		char inst[KW_INST_MAX];
+
+		snprintf(inst, sizeof(inst), "%d", (int)info[i].number);
+		if (!kw_ss_get(&vm->stats, KW_M_DOM_VCPU_TIME, inst))
+			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_VCPU_TIME, inst, info[i].cpuTime);
+		for (cpu = 0; cpu < maxcpus && !r && (st->extra & KW_LV_VCPUPIN); cpu++) {
+			snprintf(inst, sizeof(inst), "vcpu_%d-cpu_%d", i, cpu);
+			r = kw_ss_set_u64(&vm->stats, KW_M_DOM_VCPU_PIN, inst,
+					  VIR_CPU_USABLE(maps, maplen, i, cpu) ? 1 : 0);
+		}
+	}
+	free(info);
+	free(maps);
+	return r;
+}
+
+static int disk_errors(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom)
+{
+	virDomainDiskError errs[KW_DISK_MAX];
+	int n, i, r = 0;
+
+	if (st->diskerr_unsupported)
+		return 0;
+	n = virDomainGetDiskErrors(dom, errs, KW_DISK_MAX, 0);
+	if (n < 0) {
+		if (last_error_code() == VIR_ERR_NO_SUPPORT)
+			st->diskerr_unsupported = 1;
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		if (!r && errs[i].disk && strlen(errs[i].disk) < KW_DISK_MAX)
+			r = kw_ss_set_u64(&vm->stats, KW_M_DISK_ERROR_CODE, errs[i].disk,
+					  errs[i].error < 0 ? 0 : (uint64_t)errs[i].error);
+		free(errs[i].disk);
+	}
+	return r;
+}
+
+static int libvirt_collect_host(struct kw_collector *c, void *state, struct kw_sampleset *host)
+{
+	struct libvirt_state *st = state;
+
+	(void)c;
+	if (!st || !st->node_ok || !st->conn)
+		return 0;
+	if (kw_ss_set_u64(host, KW_M_H_LV_CPUS, NULL, st->node.cpus) ||
+	    kw_ss_set_u64(host, KW_M_H_LV_MAXCPUS, NULL, VIR_NODEINFO_MAXCPUS(st->node)))
+		return -ENOMEM;
+	return 0;
 }
 
 static int libvirt_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
@@ -772,8 +1211,20 @@ static int libvirt_collect_vm(struct kw_collector *c, void *state, struct kw_vm 
 	r = kw_libvirt_map_stats(vm, rec->params, rec->nparams);
 	if (r)
 		return r;
+	if (!virDomainIsActive(rec->dom))
+		return 0; /* an inactive domain (KW_LV_INACTIVE): its state only */
 	if (!has_param(rec, "balloon.current") && (r = fallback_info(st, vm, rec->dom)))
 		return r;
+	if ((st->extra & (KW_LV_XML | KW_LV_METADATA)) && (r = xml_facts(st, vm, rec->dom)))
+		return r;
+	if ((st->extra & KW_LV_XML) && !has_param(rec, "net.count") && (r = fallback_net(st, vm, rec->dom)))
+		return r;
+	if (!strcmp(vm->state, "running")) {
+		if ((st->extra & KW_LV_VCPUPIN || !has_param(rec, "vcpu.0.time")) && (r = vcpu_info(st, vm, rec->dom)))
+			return r;
+		if ((st->extra & KW_LV_DISK_ERR) && (r = disk_errors(st, vm, rec->dom)))
+			return r;
+	}
 	if (!strcmp(vm->state, "running") || !strcmp(vm->state, "paused"))
 		r = job_stats(st, vm, rec->dom);
 	return r;
@@ -820,6 +1271,26 @@ static int libvirt_init(struct kw_collector *c, void **state, char *why, size_t 
 	}
 	kw_strlcpy(st->uri, c->cfg.libvirt_uri[0] ? c->cfg.libvirt_uri : "qemu:///system", sizeof(st->uri));
 	st->flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT;
+	st->groups = STATS_GROUPS;
+	st->extra = c->cfg.libvirt_extra;
+	st->xml_refresh_s = c->cfg.libvirt_xml_refresh_s;
+	st->cb_id = -1;
+	st->xml = (struct kw_vmcache)KW_VMCACHE_INIT(struct lv_xml);
+	kw_strlcpy(st->meta_ns, c->cfg.libvirt_meta_ns, sizeof(st->meta_ns));
+	kw_strlcpy(st->meta_xpath, c->cfg.libvirt_meta_xpath, sizeof(st->meta_xpath));
+	if (st->extra & KW_LV_INACTIVE)
+		st->flags |= VIR_CONNECT_GET_ALL_DOMAINS_STATS_INACTIVE;
+	if (st->extra & KW_LV_PERF)
+		st->groups |= VIR_DOMAIN_STATS_PERF;
+	if (st->extra & KW_LV_EVENTS) {
+		if (!(st->evq = calloc(1, sizeof(*st->evq)))) {
+			free(st);
+			snprintf(why, whylen, "out of memory");
+			return -ENOMEM;
+		}
+		pthread_mutex_init(&st->evq->mu, NULL);
+		st->evq->refs = 1;
+	}
 	pidfile_dir(c, st->uri, st->piddir, sizeof(st->piddir));
 	if ((r = lv_open(st, LV_START_WAIT_MS, why, whylen)) == -EINPROGRESS) {
 		/* a daemon that accepts and does not answer: keep watching without
@@ -865,8 +1336,14 @@ static void libvirt_fini(struct kw_collector *c, void *state)
 	free(st->doms);
 	if (st->opener)
 		opener_put(st->opener); /* a hung open finishes (and closes) on its own */
-	if (st->conn)
+	if (st->conn) {
+		if (st->setup_conn == st->conn)
+			events_off(st);
 		virConnectClose(st->conn);
+	}
+	if (st->evq)
+		evq_put(st->evq);
+	kw_vmcache_free(&st->xml, xml_drop);
 	free(st);
 }
 
@@ -875,7 +1352,9 @@ const struct kw_source_ops kw_source_libvirt = {
 	.name = "libvirt",
 	.init = libvirt_init,
 	.discover = libvirt_discover,
+	.collect_host = libvirt_collect_host,
 	.collect_vm = libvirt_collect_vm,
 	.fini = libvirt_fini,
 	.connected = libvirt_connected,
+	.take_events = libvirt_take_events,
 };

@@ -33,7 +33,7 @@ def asan_preload():
 
 
 class Collectd:
-    def __init__(self, plugin_block):
+    def __init__(self, plugin_block, plugin="kvmwatch", plugin_dir=PLUGIN_DIR, interval=1):
         self.dir = tempfile.mkdtemp(prefix="kwcd-e2e-")
         self.sock = os.path.join(self.dir, "sock")
         self.log = os.path.join(self.dir, "log")
@@ -45,7 +45,7 @@ PIDFile "{d}/pid"
 TypesDB "/usr/share/collectd/types.db"
 Hostname "{host}"
 FQDNLookup false
-Interval 1
+Interval {interval}
 PluginDir "/usr/lib/collectd"
 LoadPlugin logfile
 <Plugin logfile>
@@ -65,12 +65,12 @@ LoadPlugin unixsock
   SocketGroup "root"
 </Plugin>
 PluginDir "{pd}"
-LoadPlugin kvmwatch
-<Plugin kvmwatch>
+LoadPlugin {plugin}
+<Plugin {plugin}>
 {block}
 </Plugin>
-""".format(d=self.dir, host=HOST, log=self.log, csv=self.csv, sock=self.sock, pd=PLUGIN_DIR,
-           block=plugin_block))
+""".format(d=self.dir, host=HOST, log=self.log, csv=self.csv, sock=self.sock, pd=plugin_dir,
+           block=plugin_block, plugin=plugin, interval=interval))
         self.proc = None
 
     def start(self, wait_sock=True):
