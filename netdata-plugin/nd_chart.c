@@ -90,6 +90,7 @@ void nd_state_init(struct nd_state *st, FILE *out, int update_every)
 	memset(st, 0, sizeof(*st));
 	st->out = out;
 	st->update_every = update_every;
+	st->host_all = 1;
 	st->host.is_host = 1;
 	kw_strlcpy(st->host.key, "host", sizeof(st->host.key));
 	kw_strlcpy(st->host.type, ND_HOST_TYPE, sizeof(st->host.type));
@@ -171,6 +172,11 @@ static void emit_definition(struct nd_state *st, const struct nd_obj *o, const s
 			fprintf(st->out, "CLABEL \"pid\" \"%d\" 1\n", o->pid);
 		if (*o->vmm)
 			fprintf(st->out, "CLABEL \"vmm\" \"%s\" 1\n", o->vmm);
+		if (*o->cgroup_name) {
+			nd_sanitize_text(dev, sizeof(dev), o->cgroup, ND_LABEL_MAX);
+			fprintf(st->out, "CLABEL \"cgroup\" \"%s\" 1\n", dev);
+			fprintf(st->out, "CLABEL \"cgroup_name\" \"%s\" 1\n", o->cgroup_name);
+		}
 	}
 	if (*ch->inst) {
 		nd_sanitize_text(dev, sizeof(dev), ch->inst, ND_LABEL_MAX);
@@ -203,6 +209,27 @@ static int64_t set_value(const struct kw_metric_def *m, const struct kw_sample *
 }
 
 /* ------------------------------------------------------ chart bookkeeping */
+
+/* Host charts netdata's proc.plugin also draws: system.cpu, system.ram /
+ * mem.*, system.*_pressure, disk.* / disk_ops.* / disk_util.*, net.* /
+ * net_packets.* / net_errors.* / net_drops.*.  kvm_host.vms is kvmwatch's
+ * own. */
+static int proc_plugin_draws(int chart)
+{
+	switch (chart) {
+	case KW_CH_HOST_CPU:
+	case KW_CH_HOST_MEM:
+	case KW_CH_HOST_PSI:
+	case KW_CH_HOST_DISK_OPS:
+	case KW_CH_HOST_DISK_IO:
+	case KW_CH_HOST_DISK_TIME:
+	case KW_CH_HOST_NET:
+	case KW_CH_HOST_NET_PKTS:
+		return 1;
+	default:
+		return 0;
+	}
+}
 
 static struct nd_chart *find_chart(struct nd_obj *o, int chart, const char *inst)
 {
@@ -308,6 +335,8 @@ static int route(struct nd_state *st, struct nd_obj *o, const struct kw_samplese
 		m = &kw_metrics[s->metric];
 		if (m->nd.chart >= KW_CHART__N)
 			continue;
+		if (o->is_host && !st->host_all && proc_plugin_draws(m->nd.chart))
+			continue;
 		cd = &kw_charts[m->nd.chart];
 		inst_chart = is_inst_chart(cd);
 		if (o->is_host != (cd->scope == KW_CH_HOST || cd->scope == KW_CH_HOST_INST) ||
@@ -361,6 +390,11 @@ static void flush_obj(struct nd_state *st, struct nd_obj *o, uint64_t ts_ns)
 		for (k = 0; k < ch->ndims; k++)
 			if (ch->dims[k].val_cycle == st->cycle)
 				fprintf(st->out, "SET \"%s\" = %" PRId64 "\n", ch->dims[k].id, ch->dims[k].val);
+		/* a chart variable for alerts (health.d/kvmwatch.conf divides by it) */
+		if (!o->is_host && o->nvcpus > 0 && ch->vcpus_sent != o->nvcpus) {
+			fprintf(st->out, "VARIABLE CHART \"vcpus\" = %d\n", o->nvcpus);
+			ch->vcpus_sent = o->nvcpus;
+		}
 		fprintf(st->out, "END\n");
 		ch->last_ns = ts_ns;
 		i++;
@@ -425,6 +459,23 @@ static struct nd_obj *find_vm(struct nd_state *st, const char *key)
 	return NULL;
 }
 
+/* The VM's cgroup and cgroups.plugin's name for it; a change (a VM moved
+ * into its cgroup after we found it) re-sends its charts' labels. */
+static void update_cgroup(struct nd_state *st, struct nd_obj *o, const struct kw_vm *vm)
+{
+	char cg[ND_CGROUP_MAX];
+	size_t i;
+
+	if (!st->procfs || o->pid <= 0 || nd_cgroup_of_pid(st->procfs, o->pid, st->cgroup_unified, cg, sizeof(cg)))
+		return; /* unreadable: keep what we had */
+	if (!strcmp(cg, o->cgroup))
+		return;
+	kw_strlcpy(o->cgroup, cg, sizeof(o->cgroup));
+	nd_cgroup_name(cg, vm->name, vm->pve_id >= 0, o->cgroup_name, sizeof(o->cgroup_name));
+	for (i = 0; i < o->ncharts; i++)
+		o->charts[i].need_def = 1;
+}
+
 int nd_publish(struct nd_state *st, const struct kw_collector *c)
 {
 	size_t i;
@@ -474,6 +525,8 @@ int nd_publish(struct nd_state *st, const struct kw_collector *c)
 
 		if (!o)
 			continue;
+		o->nvcpus = c->vms.vms[i].nvcpus;
+		update_cgroup(st, o, &c->vms.vms[i]);
 		route(st, o, &c->vms.vms[i].stats);
 		flush_obj(st, o, c->ts_mono_ns);
 	}

@@ -7,6 +7,9 @@
  *                 table's chart id; KW_CH_VM_INST charts get "_<device>".
  *   host charts   type "kvm_host".
  *   dimensions    the metric's dim pattern with "%s" = the sample instance.
+ *   labels        vm_name, uuid, pid, vmm, cgroup, cgroup_name (VM charts),
+ *                 device (per-device charts); chart variable $vcpus (VM charts).
+ *   host charts   those proc.plugin also draws only with host_all.
  *
  * A chart is (re)defined (CHART + every DIMENSION + CLABELs) before the
  * first BEGIN that needs it, and again whenever a new dimension appears (a
@@ -20,6 +23,7 @@
 #include <stdio.h>
 
 #include "core/kw_collector.h"
+#include "nd_cgroup.h"
 
 #define ND_ID_MAX 200       /* netdata 1.37: "type.id" at most 200 characters */
 #define ND_VMNAME_MAX 64    /* sanitised VM name part of the type */
@@ -43,6 +47,7 @@ struct nd_chart {
 	size_t ndims, cap;
 	int need_def;
 	uint64_t last_ns;           /* collection time of the last BEGIN, 0 = never */
+	int vcpus_sent;             /* value of its chart variable $vcpus netdata has, 0 = none */
 	uint64_t cycle;             /* last cycle with a value */
 };
 
@@ -53,6 +58,10 @@ struct nd_obj {
 	char uuid[KW_UUID_MAX];
 	char vmm[32];
 	int pid;
+	int nvcpus;                 /* the chart variable $vcpus of its charts */
+	int is_pve;
+	char cgroup[ND_CGROUP_MAX]; /* its cgroup as cgroups.plugin sees it, "" unknown */
+	char cgroup_name[ND_CGROUP_MAX]; /* cgroups.plugin's name for it (cgroup_<name>.*) */
 	int is_host;
 	uint64_t cycle;             /* last cycle the VM was seen */
 	struct nd_chart *charts;
@@ -62,12 +71,16 @@ struct nd_obj {
 struct nd_state {
 	FILE *out;
 	int update_every;
+	int host_all;               /* also the kvm_host.* charts proc.plugin draws */
+	const char *procfs;         /* where <pid>/cgroup is read, NULL: no cgroup labels */
+	int cgroup_unified;         /* cgroups.plugin reads cgroup v2 (nd_cgroup_unified) */
 	uint64_t cycle;
 	struct nd_obj host;
 	struct nd_obj *vms;
 	size_t nvms, cap;
 };
 
+/* host_all = 1, procfs = NULL; set them after init. */
 void nd_state_init(struct nd_state *st, FILE *out, int update_every);
 void nd_state_free(struct nd_state *st);
 /* Publish one collection cycle.  Returns 0 or -ENOMEM; write errors show up

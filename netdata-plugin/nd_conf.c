@@ -18,7 +18,7 @@
 void nd_conf_defaults(struct nd_conf *cf)
 {
 	memset(cf, 0, sizeof(*cf));
-	cf->host_charts = 1;
+	cf->host_charts = ND_HOST_CHARTS_AUTO;
 	cf->sources = (1u << KW_SRC__N) - 1;
 	kw_strlcpy(cf->vms, "*", sizeof(cf->vms));
 }
@@ -88,10 +88,12 @@ static void key_value(struct nd_conf *cf, const char *path, int line, int sec, c
 			return;
 		}
 		if (!strcasecmp(k, "host charts")) {
-			if (parse_bool(v, &b))
-				CONF_ERR(cf, path, line, "invalid 'host charts' value '%s' (yes or no): ignored", v);
+			if (!strcasecmp(v, "auto"))
+				cf->host_charts = ND_HOST_CHARTS_AUTO;
+			else if (parse_bool(v, &b))
+				CONF_ERR(cf, path, line, "invalid 'host charts' value '%s' (auto, yes or no): ignored", v);
 			else
-				cf->host_charts = b;
+				cf->host_charts = b ? ND_HOST_CHARTS_YES : ND_HOST_CHARTS_NO;
 			return;
 		}
 		break;
@@ -220,4 +222,41 @@ int nd_conf_find_and_load(struct nd_conf *cf)
 			return r;
 	}
 	return r;
+}
+
+int nd_netdata_runs_proc_plugin(char *where, size_t wlen)
+{
+	const char *dir = getenv("NETDATA_USER_CONFIG_DIR");
+	char path[PATH_MAX], buf[4096];
+	int in_plugins = 0, on = 1;
+	FILE *f;
+
+	if (!dir || !*dir)
+		dir = ND_DEFAULT_USER_CONFIG_DIR;
+	snprintf(path, sizeof(path), "%s/netdata.conf", dir);
+	if (where)
+		kw_strlcpy(where, path, wlen);
+	if (!(f = kw_priv_fopen_as_caller(path, "r")))
+		return 1;
+	while (fgets(buf, sizeof(buf), f)) {
+		char *l = trim(buf), *eq;
+		int b;
+
+		if (*l == '[') {
+			char *e = strchr(l, ']');
+
+			if (e)
+				*e = '\0';
+			in_plugins = !strcasecmp(trim(l + 1), "plugins");
+			continue;
+		}
+		if (!in_plugins || *l == '#' || *l == ';' || !(eq = strchr(l, '=')))
+			continue;
+		*eq = '\0';
+		/* netdata's booleans; "auto" and anything else it reads as on */
+		if (!strcasecmp(trim(l), "proc") && parse_bool(trim(eq + 1), &b) == 0)
+			on = b;
+	}
+	fclose(f);
+	return on;
 }

@@ -254,7 +254,7 @@ int main(int argc, char **argv)
 	if (kw_priv_elevated())
 		untrusted_roots_lose_privilege(&cfg);
 	cfg.sources = cf.sources;
-	cfg.no_host = !cf.host_charts;
+	cfg.no_host = 0; /* kvm_host.vms in every mode; see host_all below */
 	cfg.bpf_features = cf.bpf_features;
 	kw_strlcpy(cfg.libvirt_uri, cf.libvirt_uri, sizeof(cfg.libvirt_uri));
 	if (kw_priv_elevated() && cfg.libvirt_uri[0] && !local_qemu_uri(cfg.libvirt_uri)) {
@@ -292,6 +292,18 @@ int main(int argc, char **argv)
 		path_prefixed(path, sizeof(path), prefix, "/dev/kvm");
 
 	nd_state_init(&st, stdout, (int)update_every);
+	if (cf.host_charts == ND_HOST_CHARTS_AUTO) {
+		char ndconf[PATH_MAX];
+
+		st.host_all = !nd_netdata_runs_proc_plugin(ndconf, sizeof(ndconf));
+		kw_info("host charts = auto: %s (proc.plugin is %s in %s)",
+			st.host_all ? "all kvm_host charts" : "kvm_host.vms only, proc.plugin draws the rest",
+			st.host_all ? "off" : "on", ndconf);
+	} else {
+		st.host_all = cf.host_charts == ND_HOST_CHARTS_YES;
+	}
+	st.procfs = c.cfg.procfs;
+	st.cgroup_unified = nd_cgroup_unified(c.cfg.sysfs);
 	next = kw_now_mono_ns();
 	for (;;) {
 		int r;

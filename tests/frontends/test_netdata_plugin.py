@@ -26,10 +26,12 @@ def run_steps(host, n=2, **kw):
 
 
 def test_charts_dimensions_labels_from_table(tmp_path):
-    h = FakeHost(tmp_path)
+    h = FakeHost(tmp_path / "h")
     h.add_vm(4242, "web01", vcpus=2, uuid="6f1d1c2e-8a3b-4c5d-9e0f-112233445566", taps=["kwtap0"],
              cgroup="/machine/web01", psi_avg10=0.05)
-    nd, err = run_steps(h)
+    conf = tmp_path / "kvmwatch.conf"
+    conf.write_text("[global]\nhost charts = yes\n")
+    nd, err = run_steps(h, config=str(conf))
     assert "ERROR" not in err, err
     c = nd.charts
     cpu = c["kvm_web01.cpu"]
@@ -37,7 +39,10 @@ def test_charts_dimensions_labels_from_table(tmp_path):
         ("kvm.vm_cpu", "cpu", "percentage", "stacked", 47000)
     assert cpu["dims"]["user"][3:6] == ["incremental", "1", "10000000"]
     assert cpu["labels"] == {"vm_name": "web01", "uuid": "6f1d1c2e-8a3b-4c5d-9e0f-112233445566",
-                             "pid": "4242", "vmm": "qemu-system-x86"}
+                             "pid": "4242", "vmm": "qemu-system-x86",
+                             "cgroup": "/machine/web01", "cgroup_name": "machine_web01"}
+    # the chart variable alerts divide by
+    assert cpu["variables"] == {"vcpus": 2} and c["kvm_web01.steal"]["variables"] == {"vcpus": 2}
     # vCPU dimensions from the "vcpu%s" pattern, one per vCPU thread
     assert sorted(c["kvm_web01.vcpu"]["dims"]) == ["vcpu0", "vcpu1"]
     assert nd.values[("kvm_web01.threads", "vcpus")] == 2
@@ -153,6 +158,123 @@ def test_new_vcpu_redefines_chart_before_set(tmp_path):
         p.close()
 
 
+def test_host_charts_auto_follows_netdatas_proc_plugin(tmp_path):
+    """host charts = auto (the default): the kvm_host charts proc.plugin also
+    draws (system.cpu, system.ram, disk.*, net.*, pressure) only when the
+    netdata.conf in NETDATA_USER_CONFIG_DIR turns proc.plugin off;
+    kvm_host.vms (VMs, vCPUs, host CPUs) always."""
+    h = FakeHost(tmp_path / "h")
+    h.add_vm(2100, "hc", vcpus=2, taps=["kwtaph"])
+    h.w("proc/diskstats", "   8       0 sda 10 0 80 5 20 0 160 7 0 12 12 0 0 0 0\n")
+    os.makedirs(os.path.join(h.sys, "block", "sda"))
+    ndconf = tmp_path / "etc"
+    ndconf.mkdir()
+    duplicates = {"kvm_host.cpu", "kvm_host.mem", "kvm_host.pressure", "kvm_host.disk_ops_sda",
+                  "kvm_host.disk_io_sda", "kvm_host.disk_time_sda", "kvm_host.net_kwtaph",
+                  "kvm_host.net_packets_kwtaph"}
+
+    def host_charts(conf_text=None, **kw):
+        conf = tmp_path / "kvmwatch.conf"
+        conf.write_text(conf_text or "")
+        env = dict(os.environ, NETDATA_USER_CONFIG_DIR=str(ndconf))
+        nd, err = run_steps(h, n=1, config=str(conf), env=env, extra=["-v"])
+        assert nd.values[("kvm_host.vms", "vms")] == 1 and nd.values[("kvm_host.vms", "vcpus")] == 2
+        return set(nd.charts_of("kvm_host")), err
+
+    # no netdata.conf: proc.plugin runs (netdata's default)
+    got, err = host_charts()
+    assert got == {"kvm_host.vms"}, got
+    assert "host charts = auto: kvm_host.vms only" in err and str(ndconf / "netdata.conf") in err
+    for text in ("[plugins]\n\tproc = yes\n", "[plugins]\n\t# proc = no\n\tcgroups = no\n",
+                 "[plugin:proc]\n\tproc = no\n[plugins]\n"):
+        (ndconf / "netdata.conf").write_text(text)
+        assert host_charts()[0] == {"kvm_host.vms"}, text
+    (ndconf / "netdata.conf").write_text("[global]\n\thostname = x\n[plugins]\n\tPROC = No\n")
+    got, err = host_charts()
+    assert got == duplicates | {"kvm_host.vms"}, got
+    assert "host charts = auto: all kvm_host charts (proc.plugin is off" in err
+    # explicit values win over netdata.conf
+    assert host_charts("[global]\nhost charts = no\n")[0] == {"kvm_host.vms"}
+    (ndconf / "netdata.conf").write_text("[plugins]\nproc = yes\n")
+    assert host_charts("[global]\nhost charts = yes\n")[0] == duplicates | {"kvm_host.vms"}
+    assert host_charts("[global]\nhost charts = auto\n")[0] == {"kvm_host.vms"}
+    got, err = host_charts("[global]\nhost charts = sometimes\n")
+    assert "invalid 'host charts' value 'sometimes' (auto, yes or no)" in err and got == {"kvm_host.vms"}
+
+
+def test_cgroup_labels_name_the_vm_as_cgroups_plugin_does(tmp_path):
+    """CLABELs cgroup and cgroup_name: the VM's cgroup (libvirt's emulator/
+    vcpuN/libvirt sub-cgroups removed) and the name netdata's cgroups.plugin
+    gives it (its charts are cgroup_<cgroup_name>.*; netdata >= 1.39 also
+    labels them cgroup_name=<it>), following cgroup-name.sh of 1.37."""
+    h = FakeHost(tmp_path / "h")
+    vms = {
+        # libvirt with systemd-machined, cgroup v2: QEMU in .../libvirt/emulator
+        3100: ("web-01", "/machine.slice/machine-qemu\\x2d3\\x2dweb\\x2d01.scope/libvirt/emulator",
+               "/machine.slice/machine-qemu_x2d3_x2dweb_x2d01.scope", "qemu_web01"),
+        # libvirt without systemd (cgroup v1 style partition), upper case folded
+        3200: ("DB01", "/machine/qemu-7-DB01.libvirt-qemu/emulator",
+               "/machine/qemu-7-DB01.libvirt-qemu", "qemu_qemu_7-db01"),
+        # a vCPU thread's cgroup left alone as the process's is libvirt's
+        3300: ("pinned", "/machine.slice/machine-qemu\\x2d12\\x2dpinned.scope/vcpu0",
+               "/machine.slice/machine-qemu_x2d12_x2dpinned.scope", "qemu_pinned"),
+        # anything else keeps its path as name, dots made dashes
+        3400: ("plain", "/kvm/plain.vm", "/kvm/plain.vm", "kvm_plain-vm"),
+    }
+    for pid, (name, cg, _, _) in vms.items():
+        h.add_vm(pid, name, vcpus=1, cgroup=cg)
+    # Proxmox: qemu.slice/ID.scope, named after the VM (-id marks Proxmox)
+    h.add_vm(3500, "pve-vm", vcpus=1, cgroup="/qemu.slice/101.scope")
+    h.w("proc/3500/cmdline", b"/usr/bin/kvm\0-id\0" + b"101\0-name\0pve-vm,debug-threads=on\0", "wb")
+    # cgroup v1 (the fixture's sys/fs/cgroup is no cgroup2): the cpuacct line wins
+    h.add_vm(3600, "v1", vcpus=1)
+    h.w("proc/3600/cgroup", "12:memory:/other\n4:cpu,cpuacct:/machine/qemu-9-v1.libvirt-qemu/vcpu1\n0::/\n")
+    # the root cgroup: no cgroup labels
+    h.add_vm(3700, "rooted", vcpus=1)
+    nd = Netdata137()
+    with StepPlugin(h) as p:
+        nd.feed(p.step())
+        for pid, (name, _, path, cgname) in vms.items():
+            labels = nd.charts["kvm_%s.cpu" % name.lower()]["labels"]
+            assert (labels["cgroup"], labels["cgroup_name"]) == (path, cgname), (name, labels)
+        labels = nd.charts["kvm_pve-vm.cpu"]["labels"]
+        assert (labels["cgroup"], labels["cgroup_name"]) == ("/qemu.slice/101.scope", "qemu_pve-vm")
+        labels = nd.charts["kvm_v1.cpu"]["labels"]
+        assert (labels["cgroup"], labels["cgroup_name"]) == ("/machine/qemu-9-v1.libvirt-qemu", "qemu_qemu_9-v1")
+        assert "cgroup" not in nd.charts["kvm_rooted.cpu"]["labels"]
+        # every per-device and per-VM chart of a VM carries them
+        assert all(c["labels"].get("cgroup_name") == "qemu_web01" for c in nd.charts_of("kvm_web-01").values())
+        # a VM moved into its cgroup after it was found: its charts are
+        # defined again with the labels
+        h.w("proc/3700/cgroup", "0::/machine.slice/machine-qemu\\x2d20\\x2drooted.scope\n")
+        out = p.step()
+        nd.feed(out)
+        assert any(l.startswith('CHART "kvm_rooted.cpu"') for l in out)
+        assert not any(l.startswith('CHART "kvm_web-01.cpu"') for l in out)
+        assert nd.charts["kvm_rooted.cpu"]["labels"]["cgroup_name"] == "qemu_rooted"
+        _, err = p.close()
+    assert "ERROR" not in err, err
+
+
+def test_vcpus_chart_variable_follows_the_vm(tmp_path):
+    h = FakeHost(tmp_path)
+    h.add_vm(2200, "var", vcpus=2)
+    nd = Netdata137()
+    with StepPlugin(h) as p:
+        out = p.step()
+        nd.feed(out)
+        assert nd.charts["kvm_var.steal"]["variables"] == {"vcpus": 2}
+        # sent inside BEGIN..END, once per chart while it does not change
+        assert sum(1 for l in out if l.startswith("VARIABLE")) == len(nd.charts_of("kvm_var"))
+        out = p.step()
+        assert not any(l.startswith("VARIABLE") for l in out)
+        h.set_vcpus(2200, 4)
+        nd.feed(p.step())
+        assert nd.charts["kvm_var.steal"]["variables"] == {"vcpus": 4}
+        assert "variables" not in nd.charts["kvm_host.vms"]
+        p.close()
+
+
 def test_values_are_plain_integers(tmp_path):
     h = FakeHost(tmp_path)
     h.add_vm(9000, "zero", vcpus=1, utime=0, cgroup="/z", psi_avg10=0.0)
@@ -209,7 +331,9 @@ def test_config_filter_sources_and_bad_keys(tmp_path):
                     "this line has no equals sign\n"
                     "[filter]\n  vms = !*-test web-*\n")
     nd, err = run_steps(h, n=1, config=str(conf))
-    assert nd.types() == ["kvm_web-a"]  # db: no match, web-test: excluded; no host charts
+    # db: no match, web-test: excluded; host charts = no: only kvmwatch's own
+    assert nd.types() == ["kvm_host", "kvm_web-a"]
+    assert sorted(nd.charts_of("kvm_host")) == ["kvm_host.vms"]
     for msg in ("kvmwatch.conf:2: invalid 'update every' value 'abc'",
                 "kvmwatch.conf:4: unknown key 'colour'",
                 "kvmwatch.conf:7: invalid value 'maybe' for source 'bpf'",

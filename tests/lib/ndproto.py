@@ -270,6 +270,22 @@ class Netdata137:
                     "SET on unknown dimension (netdata disables the plugin): %s in %s" % (line, self.begun)
                 assert INT_RE.match(w[2]), "SET value must be a base-10 integer without leading zeros: " + line
                 self.values[(self.begun, w[1])] = int(w[2])
+            elif kw == "VARIABLE":
+                # pluginsd_variable(): [GLOBAL|HOST|LOCAL|CHART] name = value;
+                # a chart variable needs a chart (after CHART or in BEGIN..END)
+                chart = self.begun or self.cur
+                scope = "CHART" if chart else "HOST"
+                rest = w[1:]
+                if rest and rest[0] in ("GLOBAL", "HOST", "LOCAL", "CHART"):
+                    scope = "HOST" if rest[0] in ("GLOBAL", "HOST") else "CHART"
+                    rest = rest[1:]
+                assert rest and rest[0], "VARIABLE without a name (netdata disables the plugin): " + line
+                assert scope == "HOST" or chart, "CHART VARIABLE without a chart (netdata disables the plugin): " + line
+                assert len(rest) == 2, "VARIABLE needs exactly a name and a value: " + line
+                float(rest[1])
+                if scope == "CHART":
+                    self.charts[chart].setdefault("variables", {})[rest[0]] = float(rest[1])
+                self.events.append(("variable", chart, rest[0]))
             elif kw == "END":
                 assert self.begun, line
                 self.begun = None
