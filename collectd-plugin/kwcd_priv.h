@@ -75,6 +75,15 @@ int kwcd_virt_read(struct kwcd *k, kwcd_dispatch_fn fn, void *arg, struct kwcd_r
 void kwcd_virt_ident(const struct kwcd *k, const char *name, const char *uuid, const char *meta, char *host,
 		     char *pinst);
 size_t kwcd_virt_nmaps(void);
+/* Row i of the mapping (docs): 0, or -1 past the end. */
+struct kwcd_virt_map_info {
+	int metric;
+	const char *type, *ti;
+	int ds;
+	uint32_t div;
+	char extra[KWCD_NAME_MAX];   /* ExtraStats selector(s), "" always */
+};
+int kwcd_virt_map_info(size_t i, struct kwcd_virt_map_info *out);
 
 /* Publish one object's samples (a VM or the host totals) under host and
  * plugin_instance; is_host selects the host-device scopes.  devctx is the

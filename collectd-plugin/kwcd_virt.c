@@ -763,3 +763,24 @@ void kwcd_set_interval(struct kwcd *k, uint64_t interval_ns)
 }
 
 size_t kwcd_virt_nmaps(void) { return NVMAPS; }
+
+int kwcd_virt_map_info(size_t i, struct kwcd_virt_map_info *out)
+{
+	size_t j;
+
+	if (i >= NVMAPS)
+		return -1;
+	out->metric = vmaps[i].metric;
+	out->type = vmaps[i].type;
+	out->ti = vmaps[i].ti;
+	out->ds = vmaps[i].ds;
+	out->div = vmaps[i].div;
+	out->extra[0] = '\0';
+	for (j = 0; j < KW_ARRAY_SIZE(vx_names); j++)
+		if (vmaps[i].need & vx_names[j].bit) {
+			if (out->extra[0])
+				append(out->extra, " or ");
+			append(out->extra, vx_names[j].name);
+		}
+	return 0;
+}

@@ -33,13 +33,24 @@ $(CD_TEST_KWCD): $(O)/collectd-plugin/tests/test_kwcd.o $(CD_LOGIC_OBJ) $(LIBKW)
 $(CD_TEST_GLUE): $(O)/collectd-plugin/tests/mock_plugin.o $(CD_GLUE_OBJ) $(CD_LOGIC_OBJ) $(LIBKW)
 	$(CC) $(KW_LDFLAGS) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
 
+# docs/collectd-metrics.md is generated from the tables (a test compares).
+CD_DOC := $(O)/collectd-plugin/kwcd_doc
+$(O)/collectd-plugin/kwcd_doc.o: KW_CFLAGS += -I$(CURDIR)/collectd-plugin
+$(CD_DOC): $(O)/collectd-plugin/kwcd_doc.o $(CD_LOGIC_OBJ) $(LIBKW)
+	$(CC) $(KW_LDFLAGS) $(LDFLAGS) -o $@ $^ $(COMMON_LIBS)
+.PHONY: collectd-doc
+collectd-doc: $(CD_DOC)
+	$(CD_DOC) /usr/share/collectd/types.db > docs/collectd-metrics.md
+
 ALL_TARGETS += $(CD_SO)
-TEST_DEPS   += $(CD_SO) $(CD_TEST_KWCD) $(CD_TEST_GLUE)
+TEST_DEPS   += $(CD_SO) $(CD_TEST_KWCD) $(CD_TEST_GLUE) $(CD_DOC)
 
 .PHONY: install-collectd
 install: install-collectd
+COLLECTD_DOCDIR ?= $(PREFIX)/share/doc/collectd-kvmwatch
 install-collectd: $(CD_SO) collectd-plugin/kvmwatch.conf docs/man/collectd-kvmwatch.5
 	install -D -m 0644 $(CD_SO) $(DESTDIR)$(COLLECTD_PLUGINDIR)/kvmwatch.so
+	install -D -m 0644 docs/collectd-metrics.md $(DESTDIR)$(COLLECTD_DOCDIR)/collectd-metrics.md
 	install -d $(DESTDIR)$(MANDIR)/man5
 	sed 's|@VERSION@|$(KW_VERSION)|' docs/man/collectd-kvmwatch.5 > $(DESTDIR)$(MANDIR)/man5/collectd-kvmwatch.5
 	install -D -m 0644 collectd-plugin/kvmwatch.conf $(DESTDIR)$(COLLECTD_CONFDIR)/kvmwatch.conf

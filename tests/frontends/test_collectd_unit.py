@@ -32,3 +32,41 @@ def test_glue_with_vm():
         out = run(build_path("collectd-plugin", "tests", "test_glue"), TYPES_DB, g.name, 2)
         assert "vm %s: 2 vcpus" % g.name in out
         assert "all glue tests passed" in out
+
+
+def test_metric_doc_is_what_the_tables_say():
+    """docs/collectd-metrics.md is generated (make collectd-doc): the committed
+    file is what the tables print now."""
+    import os
+    from conftest import ROOT
+    out = run(build_path("collectd-plugin", "kwcd_doc"), TYPES_DB)
+    with open(os.path.join(ROOT, "docs", "collectd-metrics.md")) as f:
+        assert f.read() == out, "docs/collectd-metrics.md is stale: run make collectd-doc"
+
+
+# Units of the types collectd's own plugins dispatch (processes, cpu, disk,
+# interface, memory, virt): a native kvmwatch value of the same type carries
+# the same unit, or kvmwatch uses another type.
+COLLECTD_UNITS = {
+    "ps_cputime": "µs", "cpu": "jiffies (1/100 s)", "disk_time": "ms", "virt_cpu_total": "ns",
+    "virt_vcpu": "ns", "memory": "bytes", "if_octets": "bytes", "disk_octets": "bytes",
+    "total_time_in_ms": "ms", "ps_vm": "bytes", "ps_rss": "bytes", "io_octets": "bytes",
+    "ps_disk_octets": "bytes", "duration": "s", "total_bytes": "bytes", "bytes": "bytes",
+}
+# virt's types whose meaning kvmwatch's rows do not have: never dispatched natively
+VIRT_ONLY = ("swap_io", "disk_error", "domain_state", "cpu_affinity", "job_stats", "perf")
+
+
+def test_native_types_carry_collectd_units():
+    out = run(build_path("collectd-plugin", "kwcd_doc"), TYPES_DB)
+    native = out.split("## Compat")[0]
+    rows = [l.split("|")[1:-1] for l in native.splitlines() if l.startswith("| `")]
+    assert len(rows) > 100
+    seen = set()
+    for metric, ident, ds, unit in rows:
+        t = ident.strip(" `").split("-")[0]
+        assert t not in VIRT_ONLY, (metric, ident)
+        if t in COLLECTD_UNITS:
+            seen.add(t)
+            assert unit.strip() == COLLECTD_UNITS[t], (metric, ident, unit)
+    assert {"ps_cputime", "cpu", "disk_time", "virt_vcpu", "memory", "if_octets"} <= seen
