@@ -267,3 +267,29 @@ def test_lifecycle_notifications_like_virt(libvirtd, domain):
         wait_for(lambda: set(pat.findall(virt.logtext())) >= want and set(pat.findall(kw.logtext())) >= want,
                  timeout=20, what="suspend/resume notifications from both")
         assert set(pat.findall(kw.logtext())) == set(pat.findall(virt.logtext()))
+
+
+@needs_kvm
+@needs_root
+@needs_binary("libvirtd")
+def test_metadata_hostname_like_virt(libvirtd, domain):
+    """HostnameFormat/PluginInstanceFormat metadata: OpenStack's nova
+    metadata element, read with the default namespace and XPath, and a
+    custom XPath to an attribute."""
+    name = domain["name"]
+    libvirtd.virsh("metadata", name, "--uri", "http://openstack.org/xmlns/libvirt/nova/1.0", "--key", "nova",
+                   "--set", "<instance><name>web-7</name><owner id='tenant-42'/></instance>", "--live")
+    block = ('Connection "%s"\nHostnameFormat "metadata" "name"\nPluginInstanceFormat "metadata"\n'
+             'HostnameMetadataXPath "/instance/owner/@id"\nReportBlockDevices false' % libvirtd.uri)
+    virt, kw = pair(block)
+    with virt, kw:
+        virt.start()
+        kw.start()
+        idents = settle(virt, kw)
+        assert {i.split("/")[0] for i in idents} == {"tenant-42:" + name}
+        assert {i.split("/")[1] for i in idents} == {"virt-tenant-42"}
+    virt, kw = pair('Connection "%s"\nHostnameFormat "metadata"' % libvirtd.uri)
+    with virt, kw:
+        virt.start()
+        kw.start()
+        assert {i.split("/")[0] for i in settle(virt, kw)} == {"web-7"}
