@@ -54,6 +54,10 @@ enum kw_irq_kind {
 	KW_IRQ_VIRQ,          /* kvm_inj_virq (pin = vector, b = soft | reinjected << 1) */
 	KW_IRQ__N
 };
+/* Latency kinds of the irq stats map (reason = vector): injection (IOAPIC
+ * pin up, MSI) to acceptance by a LAPIC, and to the guest's EOI. */
+#define KW_IRQ_LAT_ACCEPT 16
+#define KW_IRQ_LAT_EOI 17
 
 struct kw_event {
 	__u32 type;           /* enum kw_ev_type */
@@ -67,7 +71,7 @@ struct kw_event {
 		struct { __u64 gfn; __u32 slot, src; } dirty;
 		struct { __u32 vcpu_id, old_ns, new_ns, grow; } hp;
 		struct { __u64 ns; __u32 waited, valid; } wake;
-		struct { __u64 a, b; __u32 kind, pin, coalesced, pad; } irq;
+		struct { __u64 a, b, lat_ns; __u32 kind, pin, coalesced, via_tgid; } irq;
 	};
 };
 

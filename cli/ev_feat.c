@@ -315,11 +315,41 @@ static void irq_event(struct ew *w, const struct kw_event *e)
 		ew_b(w, "reinjected", " reinjected=%s", b & 2, "true", "false");
 		break;
 	}
+	if (e->irq.kind == KW_IRQ_APIC || e->irq.kind == KW_IRQ_EOI)
+		ew_latency(w, "latency_ns", "latency",
+			   e->irq.lat_ns != 0, e->irq.lat_ns);
+	if (e->irq.via_tgid)
+		ew_u(w, "via_pid", " via pid %llu", e->irq.via_tgid);
 	ew_eol(w);
+}
+
+/* Injection latency of one vector: to acceptance by a LAPIC, to the EOI
+ * (text: count, then min/avg/max in us and the histogram). */
+static void irq_latency_row(struct ew *w, const struct agg_row *row)
+{
+	int eoi = row->k.kind == KW_IRQ_LAT_EOI;
+	char key[48], label[48];
+
+	snprintf(key, sizeof(key), "%s_latency:%u", eoi ? "eoi" : "accept", row->k.reason);
+	snprintf(label, sizeof(label), "%s latency v%u", eoi ? "to-eoi" : "to-accept", row->k.reason);
+	ew_open(w, key, '{');
+	ew_s(w, "stage", NULL, eoi ? "eoi" : "accept");
+	ew_u(w, "vector", NULL, row->k.reason);
+	ew_s(w, NULL, "  %-5s", "all");
+	ew_s(w, NULL, " %-22s", label);
+	ew_u(w, "count", " %10llu", row->v.count);
+	ew_lat_stats(w, &row->v);
+	ew_text(w, " us\n");
+	ew_hist(w, &row->v, eoi ? "inject->eoi ns" : "inject->accept ns");
+	ew_close(w, '{');
 }
 
 static void irq_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
 {
+	if (row->k.kind == KW_IRQ_LAT_ACCEPT || row->k.kind == KW_IRQ_LAT_EOI) {
+		irq_latency_row(w, row);
+		return;
+	}
 	count_row(w, s, row, kw_kvm_irq_kind(row->k.kind), row->k.kind == KW_IRQ_PIC || row->k.kind == KW_IRQ_IOAPIC);
 }
 

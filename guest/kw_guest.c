@@ -20,7 +20,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 /* ------------------------------------------------------------------ */
 /* Guest programs.                                                     */
@@ -315,7 +317,12 @@ struct kw_guest {
 	uint8_t *dirty_seen;    /* bitmap of data-slot pages seen in the ring */
 	uint64_t dirty_pages;   /* distinct pages in it (only the BSP writes) */
 	struct timespec t_start, t_end;
+	/* irqfd: the eventfd and the writer process (commands: one byte each) */
+	int irqfd, wr_cmd, wr_ack;
+	pid_t writer;
 };
+
+#define KW_GUEST_MSI_GSI 24u  /* the irqfd route of IRQ_MSI */
 
 static double ts_diff(const struct timespec *a, const struct timespec *b)
 {
@@ -770,6 +777,83 @@ static void write_ivt(struct kw_guest *g)
 	}
 }
 
+/* The writer: another process that writes the irqfd once per command byte
+ * and answers with one byte. */
+static void writer_main(int efd, int cmd, int ack)
+{
+	char c;
+	uint64_t one = 1;
+
+	while (read(cmd, &c, 1) == 1) {
+		if (write(efd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+			c = 'E';
+		if (write(ack, &c, 1) != 1)
+			break;
+	}
+	_exit(0);
+}
+
+/* KVM_IRQFD for the mode's GSI (IOAPIC: its pin's default route; MSI: a
+ * route of its own), written by a forked writer process. */
+static int setup_irqfd(struct kw_guest *g, char *err, size_t errlen)
+{
+	struct kvm_irqfd irqfd = { 0 };
+	int cmd[2], ack[2];
+
+	if (g->o.mode != KW_GUEST_IRQ_IOAPIC && g->o.mode != KW_GUEST_IRQ_MSI) {
+		set_err(err, errlen, "--irqfd needs mode irq-ioapic or irq-msi");
+		return -1;
+	}
+	if (g->o.mode == KW_GUEST_IRQ_MSI) {
+		struct {
+			struct kvm_irq_routing r;
+			struct kvm_irq_routing_entry e[1];
+		} rt;
+
+		memset(&rt, 0, sizeof(rt));
+		rt.r.nr = 1;
+		rt.e[0].gsi = KW_GUEST_MSI_GSI;
+		rt.e[0].type = KVM_IRQ_ROUTING_MSI;
+		rt.e[0].u.msi.address_lo = 0xfee00000u;
+		rt.e[0].u.msi.data = MSI_VECTOR;
+		if (ioctl(g->vm_fd, KVM_SET_GSI_ROUTING, &rt) < 0) {
+			set_err(err, errlen, "failed to set the MSI route: %s", strerror(errno));
+			return -1;
+		}
+	}
+	g->irqfd = eventfd(0, EFD_CLOEXEC);
+	if (g->irqfd < 0) {
+		set_err(err, errlen, "failed to create the irqfd eventfd: %s", strerror(errno));
+		return -1;
+	}
+	irqfd.fd = (uint32_t)g->irqfd;
+	irqfd.gsi = g->o.mode == KW_GUEST_IRQ_MSI ? KW_GUEST_MSI_GSI : KW_GUEST_IOAPIC_GSI;
+	if (ioctl(g->vm_fd, KVM_IRQFD, &irqfd) < 0) {
+		set_err(err, errlen, "KVM_IRQFD failed: %s", strerror(errno));
+		return -1;
+	}
+	if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(ack, O_CLOEXEC) < 0) {
+		set_err(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	g->writer = fork();
+	if (g->writer < 0) {
+		set_err(err, errlen, "failed to start the irqfd writer: %s", strerror(errno));
+		return -1;
+	}
+	if (g->writer == 0) {
+		close(cmd[1]);
+		close(ack[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		writer_main(g->irqfd, cmd[0], ack[1]);
+	}
+	close(cmd[0]);
+	close(ack[1]);
+	g->wr_cmd = cmd[1];
+	g->wr_ack = ack[0];
+	return 0;
+}
+
 static int setup_irqchip(struct kw_guest *g, char *err, size_t errlen)
 {
 	struct kvm_irqchip chip;
@@ -896,6 +980,14 @@ void kw_guest_destroy(struct kw_guest *g)
 		free(g->vcpus);
 	}
 	stats_close(&g->vm_stats);
+	if (g->wr_cmd >= 0)
+		close(g->wr_cmd); /* the writer exits at EOF */
+	if (g->wr_ack >= 0)
+		close(g->wr_ack);
+	if (g->writer > 0)
+		waitpid(g->writer, NULL, 0);
+	if (g->irqfd >= 0)
+		close(g->irqfd);
 	free(g->dirty_seen);
 	if (g->vm_fd >= 0)
 		close(g->vm_fd);
@@ -972,6 +1064,7 @@ struct kw_guest *kw_guest_create(const struct kw_guest_opts *opts, char *err, si
 	}
 	g->o = *opts;
 	g->kvm_fd = g->vm_fd = -1;
+	g->irqfd = g->wr_cmd = g->wr_ack = -1;
 	g->vm_stats.fd = -1;
 	if (check_opts(&g->o, err, errlen) < 0)
 		goto fail;
@@ -1084,6 +1177,8 @@ struct kw_guest *kw_guest_create(const struct kw_guest_opts *opts, char *err, si
 		}
 	}
 	if (g->irqchip && setup_irqchip(g, err, errlen) < 0)
+		goto fail;
+	if (g->o.irqfd && setup_irqfd(g, err, errlen) < 0)
 		goto fail;
 	if (stats_open(&g->vm_stats, g->vm_fd, "VM", err, errlen) < 0)
 		goto fail;
@@ -1282,6 +1377,15 @@ static int inject(struct kw_guest *g, char *err, size_t errlen)
 {
 	int mode = g->o.mode;
 
+	if (g->o.irqfd) {
+		char c = 'w';
+
+		if (write(g->wr_cmd, &c, 1) != 1 || read(g->wr_ack, &c, 1) != 1 || c != 'w') {
+			set_err(err, errlen, "the irqfd writer failed");
+			return -1;
+		}
+		return 0;
+	}
 	if (mode == KW_GUEST_IRQ_PIC || mode == KW_GUEST_IRQ_IOAPIC) {
 		struct kvm_irq_level l = {
 			.irq = mode == KW_GUEST_IRQ_PIC ? KW_GUEST_PIC_GSI : KW_GUEST_IOAPIC_GSI,
@@ -1416,6 +1520,7 @@ int kw_guest_wait(struct kw_guest *g, struct kw_guest_result *res, char *err, si
 	res->pio_out = g->pio_out;
 	res->mmio_write = g->mmio_write;
 	res->irqs_injected = injected;
+	res->irqfd_writer_pid = g->writer > 0 ? (int)g->writer : 0;
 	res->irqs_handled = g->lm ? 0 : *(volatile uint32_t *)(g->mem0 + RM_COUNTER);
 	res->dirty_harvested = g->dirty_harvested;
 	res->dirty_resets = g->dirty_resets;

@@ -63,6 +63,8 @@ struct kw_guest_opts {
 	double seconds;            /* DEMO: stop after this long (0: only *stop) */
 	volatile int *stop;        /* optional: non-zero aborts (DEMO: ends) the program */
 	double timeout;            /* other modes: give up after this long (0: 30 s) */
+	int irqfd;                 /* IRQ_IOAPIC / IRQ_MSI: inject through a KVM_IRQFD eventfd
+	                            * written by a separate writer process */
 };
 
 #define KW_GUEST_NR_EXIT_REASONS 64  /* KVM_EXIT_* values below this are counted */
@@ -100,6 +102,7 @@ struct kw_guest_result {
 	uint32_t dirty_ring_entries; /* ring size chosen (DIRTY; >= count + 1024 if KVM allows) */
 	uint64_t demo_loops;         /* DEMO: guest loop iterations (all vCPUs) */
 	long long halt_poll_ns;      /* value given to KVM_CAP_HALT_POLL, or -1 */
+	int irqfd_writer_pid;        /* the process that wrote the irqfd (irqfd), else 0 */
 	struct kw_guest_stats vm_stats;              /* VM fd binary stats, at the end */
 	struct kw_guest_vcpu_result vcpu[KW_GUEST_MAX_VCPUS];
 };

@@ -29,13 +29,22 @@
 
 /* ---------------------------------------------------- feature table */
 
-enum alt_kind { ALT_FENTRY, ALT_KPROBE, ALT_TP_BTF, ALT_RAW_TP, ALT_TP, ALT__N };
-static const char *const alt_names[ALT__N] = { "fentry", "kprobe", "tp_btf", "raw_tp", "tracepoint" };
+enum alt_kind { ALT_FENTRY, ALT_KPROBE, ALT_TP_BTF, ALT_RAW_TP, ALT_TP, ALT_FEXIT, ALT_KRETPROBE, ALT__N };
+static const char *const alt_names[ALT__N] = { "fentry", "kprobe", "tp_btf", "raw_tp", "tracepoint", "fexit",
+					       "kretprobe" };
 
-struct alt {
+struct alt_prog {
 	const char *prog;     /* program name in the object */
 	int kind;             /* enum alt_kind */
 	const char *target;   /* function, or "category:tracepoint" */
+};
+
+struct alt {
+	const char *prog;
+	int kind;
+	const char *target;
+	struct alt_prog with[6]; /* programs loaded and attached with it (all must be possible) */
+	int irqfd_syms;          /* needs the irqfd kallsyms addresses */
 };
 
 struct hook {
@@ -51,7 +60,8 @@ struct feat_def {
 	int (*load)(void *skel);
 	struct bpf_object *(*obj)(void *skel);
 	struct kw_bpf_cfg *(*cfg)(void *skel);
-	struct hook hooks[8];
+	void (*prep)(void *skel);  /* set its other read-only data before load */
+	struct hook hooks[10];
 };
 
 #define SKEL_OPS(n)                                                                                  \
@@ -63,7 +73,7 @@ struct feat_def {
 	{                                                                                            \
 		return (struct kw_bpf_cfg *)&((struct n##_bpf *)s)->rodata->kw_cfg;                  \
 	}
-#define SKEL(n) n##_open, n##_destroy, n##_load, n##_obj, n##_cfg
+#define SKEL(n) n##_open, n##_destroy, n##_load, n##_obj, n##_cfg, NULL
 SKEL_OPS(exits)
 SKEL_OPS(faults)
 SKEL_OPS(mmio)
@@ -71,6 +81,46 @@ SKEL_OPS(dirty)
 SKEL_OPS(haltpoll)
 SKEL_OPS(wakeup)
 SKEL_OPS(irq)
+
+/* kallsyms address of a kernel symbol, 0 when unknown or hidden (kptr_restrict). */
+static unsigned long long ksym_addr(const char *sym)
+{
+	char line[512], name[256], type;
+	unsigned long long a, found = 0;
+	FILE *f = fopen("/proc/kallsyms", "re");
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llx %c %255s", &a, &type, name) == 3 && !strcmp(name, sym))
+			found = a;
+	fclose(f);
+	return found;
+}
+
+static unsigned long long irqfd_wakeup_addr, irqfd_inject_addr;
+
+static int irqfd_syms(void)
+{
+	static int done;
+
+	if (!done) {
+		irqfd_wakeup_addr = ksym_addr("irqfd_wakeup");
+		irqfd_inject_addr = ksym_addr("irqfd_inject");
+		done = 1;
+	}
+	return irqfd_wakeup_addr && irqfd_inject_addr;
+}
+
+static void irq_prep(void *skel)
+{
+	struct irq_bpf *s = skel;
+
+	if (irqfd_syms()) {
+		s->rodata->kw_irqfd_wakeup = irqfd_wakeup_addr;
+		s->rodata->kw_irqfd_inject = irqfd_inject_addr;
+	}
+}
 
 /* tp_btf first (typed arguments, cheapest), raw_tp where BTF is missing. */
 #define BTF_RAW_ALTS(cat, name) { { "btf_" #name, ALT_TP_BTF, #cat ":" #name }, { "raw_" #name, ALT_RAW_TP, #cat ":" #name } }
@@ -110,7 +160,7 @@ static const struct feat_def feats[KW_BPF__N] = {
 	} },
 	[KW_BPF_BIT_HALTPOLL] = { SKEL(haltpoll), { { "kvm_halt_poll_ns", 1, BTF_RAW(kvm_halt_poll_ns) } } },
 	[KW_BPF_BIT_WAKEUP] = { SKEL(wakeup), { { "kvm_vcpu_wakeup", 1, BTF_RAW(kvm_vcpu_wakeup) } } },
-	[KW_BPF_BIT_IRQ] = { SKEL(irq), {
+	[KW_BPF_BIT_IRQ] = { irq_open, irq_destroy, irq_load, irq_obj, irq_cfg, irq_prep, {
 		{ "kvm_set_irq", 1, BTF_RAW(kvm_set_irq) },
 		{ "kvm_pic_set_irq", 1, BTF_RAW(kvm_pic_set_irq) },
 		{ "kvm_ioapic_set_irq", 1, BTF_RAW(kvm_ioapic_set_irq) },
@@ -119,6 +169,30 @@ static const struct feat_def feats[KW_BPF__N] = {
 		{ "kvm_eoi", 1, BTF_RAW(kvm_eoi) },
 		{ "kvm_ack_irq", 1, BTF_RAW(kvm_ack_irq) },
 		{ "kvm_inj_virq", 1, BTF_RAW(kvm_inj_virq) },
+		/* the VM an injection targets (irq.bpf.c): the functions handed
+		 * the struct kvm, else the irqfd paths */
+		{ "injection target", 0, {
+			{ "fentry_kvm_set_irq", ALT_FENTRY, "kvm_set_irq",
+			  { { "fexit_kvm_set_irq", ALT_FEXIT, "kvm_set_irq" },
+			    { "fentry_kvm_set_msi", ALT_FENTRY, "kvm_set_msi" },
+			    { "fexit_kvm_set_msi", ALT_FEXIT, "kvm_set_msi" },
+			    { "fentry_kvm_arch_set_irq_inatomic", ALT_FENTRY, "kvm_arch_set_irq_inatomic" },
+			    { "fexit_kvm_arch_set_irq_inatomic", ALT_FEXIT, "kvm_arch_set_irq_inatomic" } } },
+			{ "kprobe_kvm_set_irq", ALT_KPROBE, "kvm_set_irq",
+			  { { "kretprobe_kvm_set_irq", ALT_KRETPROBE, "kvm_set_irq" },
+			    { "kprobe_kvm_set_msi", ALT_KPROBE, "kvm_set_msi" },
+			    { "kretprobe_kvm_set_msi", ALT_KRETPROBE, "kvm_set_msi" },
+			    { "kprobe_kvm_arch_set_irq_inatomic", ALT_KPROBE, "kvm_arch_set_irq_inatomic" },
+			    { "kretprobe_kvm_arch_set_irq_inatomic", ALT_KRETPROBE, "kvm_arch_set_irq_inatomic" } } },
+			{ "btf_irqfd_sys_enter", ALT_TP_BTF, "raw_syscalls:sys_enter",
+			  { { "btf_irqfd_sys_exit", ALT_TP_BTF, "raw_syscalls:sys_exit" },
+			    { "btf_irqfd_work_start", ALT_TP_BTF, "workqueue:workqueue_execute_start" },
+			    { "btf_irqfd_work_end", ALT_TP_BTF, "workqueue:workqueue_execute_end" } }, 1 },
+			{ "raw_irqfd_sys_enter", ALT_RAW_TP, "raw_syscalls:sys_enter",
+			  { { "raw_irqfd_sys_exit", ALT_RAW_TP, "raw_syscalls:sys_exit" },
+			    { "raw_irqfd_work_start", ALT_RAW_TP, "workqueue:workqueue_execute_start" },
+			    { "raw_irqfd_work_end", ALT_RAW_TP, "workqueue:workqueue_execute_end" } }, 1 } },
+		  "interrupts injected through another process's irqfd count for that process" },
 	} },
 };
 
@@ -288,7 +362,15 @@ static int probe_alt(const struct alt *a, char *why, size_t len)
 		else if (r)
 			snprintf(why, len, "fentry:%s: cannot attach (%s)", a->target, strerror(-r));
 		return r ? -1 : 0;
+	case ALT_FEXIT:
+		r = probe_tracing(a->target, BTF_KIND_FUNC, BPF_TRACE_FEXIT);
+		if (r == -ENOENT)
+			snprintf(why, len, "fexit:%s: no BTF for the function", a->target);
+		else if (r)
+			snprintf(why, len, "fexit:%s: cannot attach (%s)", a->target, strerror(-r));
+		return r ? -1 : 0;
 	case ALT_KPROBE:
+	case ALT_KRETPROBE:
 		if (!kprobes_supported()) {
 			snprintf(why, len, "kprobe:%s: kprobes not supported by this kernel", a->target);
 			return -1;
@@ -339,6 +421,27 @@ static int probe_alt(const struct alt *a, char *why, size_t len)
 		return 0;
 	}
 	return -1;
+}
+
+/* An alternative with the programs that go with it: all possible here? */
+static int probe_alt_all(const struct alt *a, char *why, size_t len)
+{
+	size_t i;
+
+	if (a->irqfd_syms && !irqfd_syms()) {
+		snprintf(why, len, "%s:%s: /proc/kallsyms gives no address of irqfd_wakeup/irqfd_inject", alt_names[a->kind],
+			 a->target);
+		return -1;
+	}
+	if (probe_alt(a, why, len))
+		return -1;
+	for (i = 0; i < KW_ARRAY_SIZE(a->with) && a->with[i].prog; i++) {
+		struct alt w = { a->with[i].prog, a->with[i].kind, a->with[i].target, { { 0 } }, 0 };
+
+		if (probe_alt(&w, why, len))
+			return -1;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------ loader */
@@ -452,7 +555,7 @@ static int feat_open(struct kw_bpf *b, int bit)
 {
 	const struct feat_def *d = &feats[bit];
 	struct feat_state *s = &b->f[bit];
-	const struct alt *chosen[8] = { 0 };
+	const struct alt *chosen[10] = { 0 };
 	struct bpf_program *prog;
 	struct bpf_map *m;
 	struct kw_bpf_cfg *cfg;
@@ -476,7 +579,7 @@ static int feat_open(struct kw_bpf *b, int bit)
 			if (b->disabled_kinds & (1u << hk->alt[a].kind)) {
 				snprintf(why, sizeof(why), "%s:%s: disabled by KVMWATCH_BPF_DISABLE",
 					 alt_names[hk->alt[a].kind], hk->alt[a].target);
-			} else if (probe_alt(&hk->alt[a], why, sizeof(why)) == 0) {
+			} else if (probe_alt_all(&hk->alt[a], why, sizeof(why)) == 0) {
 				chosen[h] = &hk->alt[a];
 				break;
 			}
@@ -497,6 +600,15 @@ static int feat_open(struct kw_bpf *b, int bit)
 			return -1;
 		}
 		bpf_program__set_autoload(prog, true);
+		for (a = 0; a < (int)KW_ARRAY_SIZE(chosen[h]->with) && chosen[h]->with[a].prog; a++) {
+			struct bpf_program *w = bpf_object__find_program_by_name(s->obj, chosen[h]->with[a].prog);
+
+			if (!w) {
+				snprintf(s->why, sizeof(s->why), "BPF object has no program %s", chosen[h]->with[a].prog);
+				return -1;
+			}
+			bpf_program__set_autoload(w, true);
+		}
 		counting |= hk->counts;
 	}
 	if (!counting) {
@@ -509,6 +621,8 @@ static int feat_open(struct kw_bpf *b, int bit)
 	cfg->stream = !!b->o.stream;
 	cfg->aggregate = !!b->o.aggregate;
 	cfg->per_thread = !!b->o.per_thread;
+	if (d->prep)
+		d->prep(s->skel);
 	/* one ring buffer and lost counter for all objects */
 	if (b->events_fd >= 0) {
 		m = bpf_object__find_map_by_name(s->obj, "events");
@@ -539,16 +653,35 @@ static int feat_open(struct kw_bpf *b, int bit)
 
 		if (!chosen[h])
 			continue;
-		prog = bpf_object__find_program_by_name(s->obj, chosen[h]->prog);
-		l = bpf_program__attach(prog);
-		if (!l || s->nlinks >= KW_MAX_LINKS) {
-			err = errno;
-			bpf_link__destroy(l);
-			appendf(s->notes, sizeof(s->notes), "%sfailed to attach %s:%s: %s", s->notes[0] ? "; " : "",
-				alt_names[chosen[h]->kind], chosen[h]->target, strerror(err));
-			continue;
+		{
+			/* the programs that go with it first (they undo what it
+			 * records), the hook itself last; all or none */
+			int first = s->nlinks, nw = 0, w, failed = 0;
+
+			while (nw < (int)KW_ARRAY_SIZE(chosen[h]->with) && chosen[h]->with[nw].prog)
+				nw++;
+			for (w = 0; w <= nw && !failed; w++) {
+				const char *pn = w < nw ? chosen[h]->with[w].prog : chosen[h]->prog;
+
+				prog = bpf_object__find_program_by_name(s->obj, pn);
+				l = prog ? bpf_program__attach(prog) : NULL;
+				if (!l || s->nlinks >= KW_MAX_LINKS) {
+					err = prog ? errno : ENOENT;
+					bpf_link__destroy(l);
+					appendf(s->notes, sizeof(s->notes), "%sfailed to attach %s (%s:%s): %s",
+						s->notes[0] ? "; " : "", pn, alt_names[chosen[h]->kind],
+						chosen[h]->target, strerror(err));
+					failed = 1;
+					break;
+				}
+				s->links[s->nlinks++] = l;
+			}
+			if (failed) {
+				while (s->nlinks > first)
+					bpf_link__destroy(s->links[--s->nlinks]);
+				continue;
+			}
 		}
-		s->links[s->nlinks++] = l;
 		counting |= d->hooks[h].counts;
 		appendf(s->hooks, sizeof(s->hooks), "%s%s:%s", s->hooks[0] ? "," : "", alt_names[chosen[h]->kind],
 			chosen[h]->target);

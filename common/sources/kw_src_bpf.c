@@ -65,6 +65,8 @@ static int read_agg(const struct kw_key *k, const struct kw_agg *v, void *arg)
 		add(c, KW_M_BPF_HALT_TIME, NULL, v->sum_ns);
 		break;
 	case KW_BPF_BIT_IRQ:
+		if (k->kind >= KW_IRQ__N)
+			break; /* injection latencies (KW_IRQ_LAT_*): the event mode's */
 		add(c, KW_M_BPF_IRQ, kw_kvm_irq_kind(k->kind), v->count);
 		if (k->kind == KW_IRQ_PIC || k->kind == KW_IRQ_IOAPIC)
 			add(c, KW_M_BPF_IRQ_COALESCED, kw_kvm_irq_kind(k->kind), v->aux);

@@ -35,6 +35,8 @@ static void usage(FILE *f)
 		"  --vcpus N          number of vCPUs (default 1; extra vCPUs halt)\n"
 		"  --halt-poll-ns NS  set KVM_CAP_HALT_POLL (haltpoll default 1000000)\n"
 		"  --irq-period-us US haltpoll: gap between interrupts; demo: sleep per HLT\n"
+		"  --irqfd            irq-ioapic/irq-msi: inject through a KVM_IRQFD eventfd that a\n"
+		"                     separate writer process writes (irqfd_writer_pid in the result)\n"
 		"  --seconds S        demo: run this long (default: until SIGINT/SIGTERM)\n"
 		"  --timeout S        give up on other modes after S seconds (default 30)\n"
 		"  --wait-stdin       print \"ready PID\", wait for a line on stdin, then run\n"
@@ -86,13 +88,14 @@ static void print_json(const struct kw_guest_result *r)
 	printf("{\"pid\":%d,\"mode\":\"%s\",\"count\":%u,\"vcpus\":%u,\"elapsed\":%.6f,"
 	       "\"pio_out\":%llu,\"mmio_write\":%llu,\"irqs_injected\":%llu,\"irqs_handled\":%llu,"
 	       "\"dirty_harvested\":%llu,\"dirty_resets\":%llu,\"dirty_pages\":%llu,\"dirty_ring_entries\":%u,\"demo_loops\":%llu,\"halt_poll_ns\":%lld,"
+	       "\"irqfd_writer_pid\":%d,"
 	       "\"vm_stats\":",
 	       (int)getpid(), kw_guest_mode_name(r->mode), r->count, r->vcpus, r->elapsed,
 	       (unsigned long long)r->pio_out, (unsigned long long)r->mmio_write,
 	       (unsigned long long)r->irqs_injected, (unsigned long long)r->irqs_handled,
 	       (unsigned long long)r->dirty_harvested, (unsigned long long)r->dirty_resets,
 	       (unsigned long long)r->dirty_pages, r->dirty_ring_entries,
-	       (unsigned long long)r->demo_loops, r->halt_poll_ns);
+	       (unsigned long long)r->demo_loops, r->halt_poll_ns, r->irqfd_writer_pid);
 	print_stats(&r->vm_stats);
 	printf(",\"vcpu\":[");
 	for (unsigned i = 0; i < r->vcpus; i++) {
@@ -180,7 +183,7 @@ static void hold(double secs, int watch_stdin)
 int main(int argc, char **argv)
 {
 	enum { O_MODE = 256, O_COUNT, O_VCPUS, O_HPNS, O_PERIOD, O_SECONDS, O_TIMEOUT, O_WAIT,
-	       O_HOLD, O_NAME, O_UUID, O_ID, O_HELP };
+	       O_HOLD, O_NAME, O_UUID, O_ID, O_IRQFD, O_HELP };
 	static const struct option opts[] = {
 		{ "mode", required_argument, NULL, O_MODE },
 		{ "count", required_argument, NULL, O_COUNT },
@@ -194,6 +197,7 @@ int main(int argc, char **argv)
 		{ "name", required_argument, NULL, O_NAME },
 		{ "uuid", required_argument, NULL, O_UUID },
 		{ "id", required_argument, NULL, O_ID },
+		{ "irqfd", no_argument, NULL, O_IRQFD },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -257,6 +261,9 @@ int main(int argc, char **argv)
 		case O_UUID:
 		case O_ID:
 			break;  /* identity for /proc discovery only */
+		case O_IRQFD:
+			o.irqfd = 1;
+			break;
 		case O_HELP:
 			usage(stdout);
 			return 0;

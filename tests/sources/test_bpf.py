@@ -612,3 +612,87 @@ def test_eoi_without_vector_and_wakeup_valid_flag_labelled():
     assert sum(w["samples"] for w in vm["wakeup"]) == n
     assert all(isinstance(w["valid"], int) and 0 <= w["valid"] <= w["samples"] for w in vm["wakeup"])
     assert not any("poll_ok" in w for w in vm["wakeup"])
+
+
+# ------------------------------------------ irqfd: attribution, latency
+
+def run_all_traced(guest, *flags):
+    """run_traced without -p: every process's events, to see whose they are."""
+    args = [KVMWATCH, "-o", "json", "--no-host"] + [str(f) for f in flags]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = []
+    try:
+        while True:
+            line = p.stderr.readline()
+            if not line:
+                raise AssertionError("kvmwatch exited before attaching: %s" % "".join(err))
+            err.append(line)
+            if "tracing" in line and "attached" in line:
+                break
+        guest.go()
+        res = guest.finish()
+        p.send_signal(signal.SIGINT)
+        out, rest = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, "".join(err) + rest
+    return [json.loads(l) for l in out.splitlines() if l.strip()], "".join(err) + rest, res
+
+
+@pytest.mark.parametrize("mode,kinds", [
+    # MSI routes are delivered in the writer's own write(2); IOAPIC routes
+    # by a kworker running the irqfd's inject work
+    ("irq-msi", {"msi": 9, "apic": 9, "eoi": 18}),
+    ("irq-ioapic", {"gsi": 18, "ioapic": 18, "apic": 9, "eoi": 18}),
+])
+def test_irqfd_injections_count_for_the_vm_not_the_writer(mode, kinds):
+    n = 9
+    with Guest(mode, count=n, extra=["--irqfd"]) as g:
+        lines, err, res = run_all_traced(g, "-i", "-s")
+    writer = res["irqfd_writer_pid"]
+    assert res["irqs_handled"] == n and writer and writer != g.pid
+    assert "tp_btf:raw_syscalls:sys_enter" in err, err
+    vm = final_vm(lines, g)
+    got = {k: v["count"] for k, v in vm["irq"].items() if "count" in v}
+    for k, v in kinds.items():
+        assert got.get(k) == v, (k, got)
+    finals = [l for l in lines if l.get("final")]
+    assert not [v for v in finals[0]["vms"] if v["pid"] == writer]
+    # the stream: every event is the VM's, made via another process
+    with Guest(mode, count=n, extra=["--irqfd"]) as g:
+        lines, err, res = run_all_traced(g, "-i")
+    writer = res["irqfd_writer_pid"]
+    ev = [l for l in lines if l.get("type") == "irq"]
+    assert ev and all(e["pid"] == g.pid for e in ev), {(e["pid"], e["kind"]) for e in ev}
+    # the writer made the MSI injections, the kworker the IOAPIC ones
+    made = [e for e in ev if e["kind"] in ("msi", "ioapic", "gsi", "apic")]
+    assert made and all(e.get("via_pid") not in (None, g.pid) for e in made)
+    if mode == "irq-msi":
+        assert {e["via_pid"] for e in made} == {writer}
+
+
+@pytest.mark.parametrize("mode", ["irq-msi", "irq-ioapic"])
+def test_irq_latency_per_vector(mode):
+    """Every injection is accepted once and EOIed once: n samples of each
+    latency for the mode's vector, in -s and on the stream's events."""
+    n = 9
+    vector = 0x31 if mode == "irq-msi" else 0x30
+    with Guest(mode, count=n) as g:
+        lines, err, res = run_traced(g, "-i", "-s")
+    vm = final_vm(lines, g)
+    assert vm["irq"]["apic"]["count"] == n  # exact counts stay
+    acc = vm["irq"]["accept_latency:%d" % vector]
+    eoi = vm["irq"]["eoi_latency:%d" % vector]
+    for lat in (acc, eoi):
+        assert lat["vector"] == vector and lat["samples"] == n
+        assert sum(lat["hist_log2_ns"].values()) == n
+        assert 0 < lat["min_ns"] <= lat["avg_ns"] <= lat["max_ns"] < 1e9
+    assert eoi["min_ns"] >= acc["min_ns"]  # the EOI comes after the acceptance
+    with Guest(mode, count=n) as g:
+        lines, err, res = run_traced(g, "-i")
+    apic = [l for l in lines if l.get("type") == "irq" and l["kind"] == "apic"]
+    assert len(apic) == n and all(a["latency_ns"] > 0 for a in apic)
+    eois = [l for l in lines if l.get("type") == "irq" and l["kind"] == "eoi" and l["latency_ns"]]
+    assert len(eois) == n
