@@ -8,7 +8,7 @@ PKGS=(
   libvirt-dev libxml2-dev libcap-dev libncurses-dev libmicrohttpd-dev
   # run: libvirt, QEMU, the daemons the plugins live in
   libvirt-daemon-system libvirt-clients qemu-system-x86 collectd-core collectd-dev collectd-utils
-  netdata-core
+  netdata-core netdata-plugins-bash
   # tests
   python3 python3-pytest iproute2 util-linux procps libcap2-bin strace tmux prometheus man-db systemd
   # packaging (tests/system/test_debian.py builds the .debs)

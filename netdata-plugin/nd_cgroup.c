@@ -56,13 +56,24 @@ static int has_controller(const char *list, size_t n, const char *want)
 	return 0;
 }
 
+/* Drop libvirt's sub-cgroups at the end of path. */
+static void strip_libvirt_subs(char *path)
+{
+	char *slash;
+
+	while ((slash = strrchr(path, '/')) && slash != path && libvirt_sub(slash + 1))
+		*slash = '\0';
+}
+
+/* The v1 hierarchies cgroups.plugin walks, in its order. */
+static const char *const v1_walked[] = { "cpuacct", "blkio", "memory", "devices" };
+
 int nd_cgroup_of_pid(const char *procfs, pid_t pid, int unified, char *out, size_t len)
 {
-	char buf[4096];
-	const char *v2 = NULL, *v1 = NULL, *p, *pick;
-	size_t n;
+	char buf[4096], path[ND_CGROUP_MAX];
+	const char *v2 = NULL, *v1[KW_ARRAY_SIZE(v1_walked)] = { NULL }, *p;
+	size_t i, n;
 	ssize_t r;
-	char *slash;
 
 	*out = '\0';
 	if ((r = kw_read_filef(buf, sizeof(buf), "%s/%d/cgroup", procfs, (int)pid)) < 0)
@@ -75,19 +86,42 @@ int nd_cgroup_of_pid(const char *procfs, pid_t pid, int unified, char *out, size
 			continue;
 		if (kw_startswith(p, "0::"))
 			v2 = c2 + 1;
-		else if (has_controller(c1 + 1, (size_t)(c2 - c1 - 1), "cpuacct"))
-			v1 = c2 + 1;
+		for (i = 0; i < KW_ARRAY_SIZE(v1_walked); i++)
+			if (!v1[i] && has_controller(c1 + 1, (size_t)(c2 - c1 - 1), v1_walked[i]))
+				v1[i] = c2 + 1;
 	}
-	pick = unified ? v2 : (v1 ? v1 : v2);
-	if (!pick)
-		return -ENOENT;
-	n = strcspn(pick, "\n");
-	if (n >= len)
+	/* v1: the first walked hierarchy that has the VM below its root (a
+	 * cgroup is one id in all of them); v2, or no v1 line at all: "0::" */
+	for (i = 0; !unified && i < KW_ARRAY_SIZE(v1_walked); i++) {
+		if (!v1[i] || (n = strcspn(v1[i], "\n")) >= sizeof(path))
+			continue;
+		memcpy(path, v1[i], n);
+		path[n] = '\0';
+		strip_libvirt_subs(path);
+		if (strcmp(path, "/"))
+			break;
+	}
+	if (unified || i == KW_ARRAY_SIZE(v1_walked)) {
+		int any_v1 = 0;
+
+		for (i = 0; i < KW_ARRAY_SIZE(v1_walked); i++)
+			any_v1 |= v1[i] != NULL;
+		if (!unified && any_v1) {
+			kw_strlcpy(path, "/", sizeof(path));
+		} else {
+			if (!v2)
+				return -ENOENT;
+			if ((n = strcspn(v2, "\n")) >= sizeof(path))
+				return -ENAMETOOLONG;
+			memcpy(path, v2, n);
+			path[n] = '\0';
+			strip_libvirt_subs(path);
+		}
+	}
+	if (kw_strlcpy(out, path, len) >= len) {
+		*out = '\0';
 		return -ENAMETOOLONG;
-	memcpy(out, pick, n);
-	out[n] = '\0';
-	while ((slash = strrchr(out, '/')) && slash != out && libvirt_sub(slash + 1))
-		*slash = '\0';
+	}
 	return 0;
 }
 

@@ -6,7 +6,8 @@
  * netdata 1.37's cgroups.plugin (collectors/cgroups.plugin/sys_fs_cgroup.c
  * and cgroup-name.sh):
  *   - reads cgroup v2 when <sysfs>/fs/cgroup is a cgroup2 file system, else
- *     the v1 cpuacct hierarchy;
+ *     the v1 cpuacct, blkio, memory and devices hierarchies (a path is one
+ *     cgroup in all of them);
  *   - skips libvirt's sub-cgroups (enable patterns !*\/vcpu* !*\/emulator
  *     !*\/libvirt) and charts the VM's own cgroup above them;
  *   - turns the path into an id (leading '/' dropped, every byte but
@@ -30,10 +31,11 @@
 int nd_cgroup_unified(const char *sysfs);
 
 /* The cgroup of pid that cgroups.plugin charts for it, from
- * <procfs>/<pid>/cgroup: the v2 line ("0::") when unified, else the v1
- * line whose controllers include cpuacct (the "0::" line when there is
- * none); libvirt's trailing sub-cgroups (emulator, vcpuN, iothreadN,
- * libvirt) removed.  Returns 0, or -errno (out = ""). */
+ * <procfs>/<pid>/cgroup, libvirt's trailing sub-cgroups (emulator, vcpuN,
+ * iothreadN, libvirt) removed: the v2 line ("0::") when unified; else the
+ * first of the v1 hierarchies cgroups.plugin walks (cpuacct, blkio, memory,
+ * devices) where it is not "/" ("/" when it is in none; the "0::" line when
+ * there is no v1 line at all).  Returns 0, or -errno (out = ""). */
 int nd_cgroup_of_pid(const char *procfs, pid_t pid, int unified, char *out, size_t len);
 
 /* cgroups.plugin's chart id for a cgroup path (see above); vm_name is used

@@ -229,6 +229,11 @@ def test_cgroup_labels_name_the_vm_as_cgroups_plugin_does(tmp_path):
     # cgroup v1 (the fixture's sys/fs/cgroup is no cgroup2): the cpuacct line wins
     h.add_vm(3600, "v1", vcpus=1)
     h.w("proc/3600/cgroup", "12:memory:/other\n4:cpu,cpuacct:/machine/qemu-9-v1.libvirt-qemu/vcpu1\n0::/\n")
+    # libvirt without cpuacct (this lab's hybrid hosts): the next walked
+    # hierarchy, blkio, has it
+    h.add_vm(3650, "hybrid", vcpus=1)
+    h.w("proc/3650/cgroup", "7:blkio:/machine/qemu-2-hybrid.libvirt-qemu\n4:memory:/machine/qemu-2-hybrid.libvirt-qemu\n"
+        "2:cpuacct:/\n1:cpu:/machine/qemu-2-hybrid.libvirt-qemu/emulator\n0::/machine/qemu-2-hybrid.libvirt-qemu/emulator\n")
     # the root cgroup: no cgroup labels
     h.add_vm(3700, "rooted", vcpus=1)
     nd = Netdata137()
@@ -241,6 +246,8 @@ def test_cgroup_labels_name_the_vm_as_cgroups_plugin_does(tmp_path):
         assert (labels["cgroup"], labels["cgroup_name"]) == ("/qemu.slice/101.scope", "qemu_pve-vm")
         labels = nd.charts["kvm_v1.cpu"]["labels"]
         assert (labels["cgroup"], labels["cgroup_name"]) == ("/machine/qemu-9-v1.libvirt-qemu", "qemu_qemu_9-v1")
+        labels = nd.charts["kvm_hybrid.cpu"]["labels"]
+        assert (labels["cgroup"], labels["cgroup_name"]) == ("/machine/qemu-2-hybrid.libvirt-qemu", "qemu_qemu_2-hybrid")
         assert "cgroup" not in nd.charts["kvm_rooted.cpu"]["labels"]
         # every per-device and per-VM chart of a VM carries them
         assert all(c["labels"].get("cgroup_name") == "qemu_web01" for c in nd.charts_of("kvm_web-01").values())
@@ -468,11 +475,12 @@ def test_real_guest_vcpus_and_cpu(tmp_path):
         assert nd.values[(typ + ".cpu_split", "vcpu_threads")] > 0
 
 
-def _make_install(tmp_path, *extra):
+def _make_install(tmp_path, *extra, dirs=True):
     from conftest import BUILD, ROOT
     rel = os.path.relpath(BUILD, ROOT)
-    args = ["make", "-s", "-C", ROOT, "install-netdata", "O=" + rel, "DESTDIR=" + str(tmp_path),
-            "NETDATA_PLUGINS_DIR=/usr/lib/netdata/plugins.d", "NETDATA_STOCK_CONFIG_DIR=/usr/lib/netdata/conf.d"]
+    args = ["make", "-s", "-C", ROOT, "install-netdata", "O=" + rel, "DESTDIR=" + str(tmp_path)]
+    if dirs:
+        args += ["NETDATA_PLUGINS_DIR=/usr/lib/netdata/plugins.d", "NETDATA_STOCK_CONFIG_DIR=/usr/lib/netdata/conf.d"]
     if rel.endswith("san"):
         args.append("SAN=1")
     return subprocess.run(args + list(extra), capture_output=True, text=True, timeout=300)
@@ -491,6 +499,7 @@ def test_make_install_least_privilege(tmp_path):
     caps = subprocess.run(["getcap", str(plugin)], capture_output=True, text=True).stdout
     assert caps.split()[-1] == "cap_dac_read_search,cap_sys_ptrace,cap_perfmon,cap_bpf=ep", caps
     assert (tmp_path / "usr/lib/netdata/conf.d/kvmwatch.conf").exists()
+    assert (tmp_path / "usr/lib/netdata/conf.d/health.d/kvmwatch.conf").exists()
     # the stock config parses without a single complaint
     with StepPlugin(FakeHost(tmp_path / "h"), config=str(tmp_path / "usr/lib/netdata/conf.d/kvmwatch.conf")) as p:
         p.step()
@@ -505,6 +514,58 @@ def test_make_install_without_setcap(tmp_path):
     assert "setcap not found" in r.stderr
     plugin = tmp_path / "usr/lib/netdata/plugins.d/kvmwatch.plugin"
     assert subprocess.run(["getcap", str(plugin)], capture_output=True, text=True).stdout.strip() == ""
+
+
+@needs_root
+def test_make_install_netdata_flavours(tmp_path):
+    """NETDATA_FLAVOUR=debian|netdata|static puts the plugin, kvmwatch.conf
+    and the stock alerts where that netdata looks (Debian's packages;
+    netdata's own packages and netdata-installer.sh; the static build in
+    /opt/netdata); auto picks the one installed under NETDATA_DETECT_ROOT."""
+    import grp
+    import stat
+    from conftest import ROOT
+    layouts = {
+        "debian": ("usr/lib/netdata/plugins.d", "usr/lib/netdata/conf.d"),
+        "netdata": ("usr/libexec/netdata/plugins.d", "usr/lib/netdata/conf.d"),
+        "static": ("opt/netdata/usr/libexec/netdata/plugins.d", "opt/netdata/usr/lib/netdata/conf.d"),
+    }
+    with open(os.path.join(ROOT, "netdata-plugin", "health.d", "kvmwatch.conf")) as f:
+        alerts = f.read()
+
+    def installed(dest):
+        return sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+
+    for flavour, (plugins, stock) in layouts.items():
+        dest = tmp_path / flavour
+        r = _make_install(dest, "NETDATA_FLAVOUR=" + flavour, "PREFIX=/usr", dirs=False)
+        assert r.returncode == 0, r.stderr
+        assert "netdata flavour %s: /%s, /%s" % (flavour, plugins, stock) in r.stdout, r.stdout
+        assert installed(dest) == sorted([plugins + "/kvmwatch.plugin", stock + "/kvmwatch.conf",
+                                          stock + "/health.d/kvmwatch.conf",
+                                          "usr/share/man/man8/kvmwatch.plugin.8"]), installed(dest)
+        st = (dest / plugins / "kvmwatch.plugin").stat()
+        assert stat.S_IMODE(st.st_mode) == 0o750 and grp.getgrgid(st.st_gid).gr_name == "netdata"
+        assert (dest / stock / "health.d" / "kvmwatch.conf").read_text() == alerts
+    # auto: the first of static, netdata, debian installed under NETDATA_DETECT_ROOT
+    root = tmp_path / "root"
+    root.mkdir()
+    for make_dir, flavour in ((None, "debian"), ("usr/libexec/netdata/plugins.d", "netdata"),
+                              ("opt/netdata/usr/libexec/netdata/plugins.d", "static")):
+        if make_dir:
+            (root / make_dir).mkdir(parents=True)
+        dest = tmp_path / ("auto-" + flavour)
+        r = _make_install(dest, "NETDATA_DETECT_ROOT=" + str(root), dirs=False)
+        assert r.returncode == 0 and "netdata flavour " + flavour in r.stdout, (flavour, r.stdout, r.stderr)
+        assert (dest / layouts[flavour][0] / "kvmwatch.plugin").exists()
+    # one directory set explicitly wins over the flavour's
+    dest = tmp_path / "override"
+    r = _make_install(dest, "NETDATA_FLAVOUR=static", "NETDATA_PLUGINS_DIR=/srv/nd/plugins.d", dirs=False)
+    assert r.returncode == 0, r.stderr
+    assert (dest / "srv/nd/plugins.d/kvmwatch.plugin").exists()
+    assert (dest / "opt/netdata/usr/lib/netdata/conf.d/health.d/kvmwatch.conf").exists()
+    r = _make_install(tmp_path / "bad", "NETDATA_FLAVOUR=redhat", dirs=False)
+    assert r.returncode != 0 and "NETDATA_FLAVOUR=redhat: expected auto, debian, netdata or static" in r.stderr
 
 
 def test_update_every_from_config_never_below_netdata(tmp_path):

@@ -54,9 +54,11 @@ def test_installed_paths_and_front_ends(packages, tmp_path):
                      "./usr/share/bash-completion/completions/kvmwatch",
                      "./lib/systemd/system/kvmwatch-serve.service"],
         "collectd-kvmwatch": ["./usr/lib/collectd/kvmwatch.so", "./etc/collectd/collectd.conf.d/kvmwatch.conf",
-                              "./usr/share/man/man5/collectd-kvmwatch.5.gz"],
+                              "./usr/share/man/man5/collectd-kvmwatch.5.gz",
+                              "./usr/share/doc/collectd-kvmwatch/collectd-metrics.md.gz"],
         "netdata-plugin-kvmwatch": ["./usr/lib/netdata/plugins.d/kvmwatch.plugin",
                                     "./usr/lib/netdata/conf.d/kvmwatch.conf",
+                                    "./usr/lib/netdata/conf.d/health.d/kvmwatch.conf",
                                     "./usr/share/man/man8/kvmwatch.plugin.8.gz"],
     }
     root = tmp_path / "root"
