@@ -66,7 +66,7 @@ struct kw_event {
 	__u64 ts;             /* CLOCK_MONOTONIC ns */
 	union {
 		struct { __u32 reason, isa; __u64 lat_ns; __u32 vcpu_id; __u32 timed; } exit;
-		struct { __u64 addr, error_code, gfn, lat_ns; __u32 level, src; } fault;
+		struct { __u64 addr, error_code, gfn, lat_ns; __u32 level, src; __u64 hva, pfn; } fault;
 		struct { __u64 gpa, val; __u32 type, len; } mmio;
 		struct { __u64 gfn; __u32 slot, src; } dirty;
 		struct { __u32 vcpu_id, old_ns, new_ns, grow; } hp;
@@ -103,6 +103,14 @@ struct kw_pending {
 	__u32 reason, isa;    /* exits; faults: isa = source */
 	__u32 vcpu_id;
 	__u64 addr, error_code, gfn;  /* faults */
+	__u64 hva, pfn;               /* faults: host virtual address and frame of the gfn (0 unknown) */
+	__u32 slot, pad;              /* faults: memslot id */
+};
+
+/* Value of the faults object's per-page map (key: kw_addr_key, slot =
+ * memslot id, addr = gfn). */
+struct kw_fault_page {
+	__u64 count, hva, pfn;
 };
 
 /* Key of the bounded (LRU) per-address maps: mmio GPAs, dirty GFNs. */

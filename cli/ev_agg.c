@@ -13,6 +13,7 @@
 struct addr_row {
 	struct kw_addr_key k;
 	uint64_t count;
+	uint64_t hva, pfn;    /* faults */
 };
 
 static int collect_agg(const struct kw_key *k, const struct kw_agg *v, void *arg)
@@ -219,7 +220,7 @@ struct top_ctx {
 	size_t n, cap;
 };
 
-static int collect_addr(const struct kw_addr_key *k, uint64_t count, void *arg)
+static int collect_addr(const struct kw_addr_key *k, uint64_t count, uint64_t hva, uint64_t pfn, void *arg)
 {
 	struct top_ctx *t = arg;
 
@@ -229,6 +230,8 @@ static int collect_addr(const struct kw_addr_key *k, uint64_t count, void *arg)
 		return -ENOMEM;
 	t->r[t->n].k = *k;
 	t->r[t->n].count = count;
+	t->r[t->n].hva = hva;
+	t->r[t->n].pfn = pfn;
 	t->n++;
 	return 0;
 }
@@ -253,9 +256,14 @@ void ew_top(struct ew *w, struct ev_ctx *x, int bit, pid_t tgid)
 	if (t.n > 1)
 		qsort(t.r, t.n, sizeof(*t.r), addr_cmp);
 	if (w->json) {
-		ew_open(w, "top", '[');
+		ew_open(w, bit == KW_BPF_BIT_FAULTS ? "fault_pages" : "top", '[');
 		for (i = 0; i < t.n && i < TOP_N; i++) {
-			if (bit == KW_BPF_BIT_DIRTY)
+			if (bit == KW_BPF_BIT_FAULTS)
+				fprintf(w->f, "%s{\"slot\":%u,\"gfn\":%llu,\"hva\":%llu,\"pfn\":%llu,\"count\":%llu}",
+					i ? "," : "", t.r[i].k.slot, (unsigned long long)t.r[i].k.addr,
+					(unsigned long long)t.r[i].hva, (unsigned long long)t.r[i].pfn,
+					(unsigned long long)t.r[i].count);
+			else if (bit == KW_BPF_BIT_DIRTY)
 				fprintf(w->f, "%s{\"slot\":%u,\"gfn\":%llu,\"count\":%llu}", i ? "," : "",
 					t.r[i].k.slot, (unsigned long long)t.r[i].k.addr, (unsigned long long)t.r[i].count);
 			else
@@ -265,9 +273,13 @@ void ew_top(struct ew *w, struct ev_ctx *x, int bit, pid_t tgid)
 		}
 		ew_close(w, '[');
 	} else if (t.n) {
-		fprintf(w->f, "  top %s (since start):\n", bit == KW_BPF_BIT_DIRTY ? "GFNs" : "GPAs");
+		fprintf(w->f, "  top %s (since start):\n", bit == KW_BPF_BIT_MMIO ? "GPAs" : "GFNs");
 		for (i = 0; i < t.n && i < TOP_N; i++) {
-			if (bit == KW_BPF_BIT_DIRTY)
+			if (bit == KW_BPF_BIT_FAULTS)
+				fprintf(w->f, "    slot %-6u gfn 0x%-12llx hva 0x%-14llx pfn 0x%-10llx %10llu\n",
+					t.r[i].k.slot, (unsigned long long)t.r[i].k.addr, (unsigned long long)t.r[i].hva,
+					(unsigned long long)t.r[i].pfn, (unsigned long long)t.r[i].count);
+			else if (bit == KW_BPF_BIT_DIRTY)
 				fprintf(w->f, "    slot %-6u gfn 0x%-12llx %10llu\n", t.r[i].k.slot,
 					(unsigned long long)t.r[i].k.addr, (unsigned long long)t.r[i].count);
 			else

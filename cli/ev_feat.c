@@ -71,16 +71,33 @@ static void exit_row(struct ew *w, const struct ev_section *s, const struct agg_
 
 static void exit_foot(struct ew *w, const struct ev_section *s)
 {
-	if (!w->json)
-		fprintf(w->f, "  total: %llu exits in the kernel, %llu to user space\n",
-			(unsigned long long)(s->tot[KW_ISA_VMX] + s->tot[KW_ISA_SVM]),
-			(unsigned long long)s->tot[KW_ISA_USER]);
+	static const unsigned isas[] = { KW_ISA_VMX, KW_ISA_SVM, KW_ISA_USER };
+	static const char *const label[] = { [KW_ISA_USER] = "to user space ns", [KW_ISA_VMX] = "vmx exit ns",
+					     [KW_ISA_SVM] = "svm exit ns" };
+	size_t i, k;
+	int j;
+
+	if (w->json)
+		return; /* each row has its hist_log2_ns */
+	fprintf(w->f, "  total: %llu exits in the kernel, %llu to user space\n",
+		(unsigned long long)(s->tot[KW_ISA_VMX] + s->tot[KW_ISA_SVM]), (unsigned long long)s->tot[KW_ISA_USER]);
+	/* the latency distribution of each kind of exit, all reasons together */
+	for (k = 0; k < KW_ARRAY_SIZE(isas); k++) {
+		struct kw_agg h;
+
+		memset(&h, 0, sizeof(h));
+		for (i = 0; i < s->r->n; i++)
+			if (s->r->r[i].k.kind == isas[k])
+				for (j = 0; j < KW_HIST_SLOTS; j++)
+					h.slots[j] += s->r->r[i].v.slots[j];
+		ew_hist(w, &h, label[isas[k]]);
+	}
 }
 
 /* ----------------------------------------------------------- faults */
 
-static void fault_fields(struct ew *w, uint64_t addr, uint64_t ec, uint64_t gfn, unsigned src, unsigned level,
-			 int timed, uint64_t lat, int unfinished)
+static void fault_fields(struct ew *w, uint64_t addr, uint64_t ec, uint64_t gfn, uint64_t hva, uint64_t pfn,
+			 unsigned src, unsigned level, int timed, uint64_t lat, int unfinished)
 {
 	char ecs[96];
 
@@ -92,6 +109,14 @@ static void fault_fields(struct ew *w, uint64_t addr, uint64_t ec, uint64_t gfn,
 		ew_null(w, "gfn", " gfn=-");
 	else
 		ew_u(w, "gfn", " gfn=0x%llx", gfn);
+	if (hva)
+		ew_u(w, "hva", " hva=0x%llx", hva);
+	else
+		ew_null(w, "hva", " hva=-");
+	if (pfn)
+		ew_u(w, "pfn", " pfn=0x%llx", pfn);
+	else
+		ew_null(w, "pfn", " pfn=-");
 	ew_u(w, "level", " level=%llu", level);
 	ew_s(w, "source", NULL, src == KW_FAULT_SRC_PF ? "kvm_page_fault" : "kvm_mmu_spte_requested");
 	ew_latency(w, "latency_ns", "latency", timed, lat);
@@ -101,8 +126,8 @@ static void fault_fields(struct ew *w, uint64_t addr, uint64_t ec, uint64_t gfn,
 
 static void fault_event(struct ew *w, const struct kw_event *e)
 {
-	fault_fields(w, e->fault.addr, e->fault.error_code, e->fault.gfn, e->fault.src, e->fault.level,
-		     e->fault.lat_ns != 0, e->fault.lat_ns, 0);
+	fault_fields(w, e->fault.addr, e->fault.error_code, e->fault.gfn, e->fault.hva, e->fault.pfn, e->fault.src,
+		     e->fault.level, e->fault.lat_ns != 0, e->fault.lat_ns, 0);
 }
 
 static void fault_head(struct ew *w, const struct ev_section *s)
@@ -131,6 +156,12 @@ static void timed_row(struct ew *w, const struct ev_section *s, const struct agg
 static void fault_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
 {
 	timed_row(w, s, row, i, 0);
+}
+
+/* The most faulted pages, with their hva and pfn: "fault_pages" beside "faults". */
+static void fault_after(struct ew *w, const struct ev_section *s)
+{
+	ew_top(w, s->x, KW_BPF_BIT_FAULTS, s->tgid);
 }
 
 /* ------------------------------------------------------------- mmio */
@@ -359,7 +390,7 @@ const struct ev_feature ev_features[KW_BPF__N] = {
 	[KW_BPF_BIT_EXITS] = { KW_BPF_BIT_EXITS, KW_EV_EXIT, "exit", exit_event, '[', exit_head, exit_row,
 			       exit_foot, NULL },
 	[KW_BPF_BIT_FAULTS] = { KW_BPF_BIT_FAULTS, KW_EV_FAULT, "fault", fault_event, '[', fault_head, fault_row,
-				NULL, "MMU faults" },
+				NULL, "MMU faults", fault_after },
 	[KW_BPF_BIT_MMIO] = { KW_BPF_BIT_MMIO, KW_EV_MMIO, "mmio", mmio_event, '{', mmio_head, mmio_row, mmio_foot,
 			      "MMIO accesses" },
 	[KW_BPF_BIT_DIRTY] = { KW_BPF_BIT_DIRTY, KW_EV_DIRTY, "dirty", dirty_event, '{', dirty_head, NULL,
@@ -382,7 +413,7 @@ const struct ev_feature *ev_feature_of(unsigned ev_type)
 void ev_pending(struct ew *w, const struct kw_pending *p, int kind)
 {
 	if (kind == KW_PENDING_FAULT)
-		fault_fields(w, p->addr, p->error_code, p->gfn, p->isa, 0, 0, 0, 1);
+		fault_fields(w, p->addr, p->error_code, p->gfn, p->hva, p->pfn, p->isa, 0, 0, 0, 1);
 	else
 		exit_fields(w, kind == KW_PENDING_UEXIT ? KW_ISA_USER : p->isa, p->reason, 0, 0, 1);
 }

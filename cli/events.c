@@ -106,6 +106,8 @@ static int vm_section(struct ev_ctx *x, struct ew *w, const struct snap *cur, co
 	if (f->foot)
 		f->foot(w, &s);
 	ew_close(w, f->bracket);
+	if (f->after)
+		f->after(w, &s);
 	free(r.r);
 	return 0;
 }

@@ -144,6 +144,7 @@ struct ev_feature {
 	void (*row)(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i);
 	void (*foot)(struct ew *w, const struct ev_section *s);
 	const char *none;           /* text when the VM has no rows */
+	void (*after)(struct ew *w, const struct ev_section *s); /* after the section: a sibling key */
 };
 
 extern const struct ev_feature ev_features[KW_BPF__N];

@@ -929,7 +929,7 @@ int kw_bpf_foreach_agg(struct kw_bpf *b, int bit, kw_bpf_agg_fn fn, void *arg)
 int kw_bpf_foreach_addr(struct kw_bpf *b, int bit, kw_bpf_addr_fn fn, void *arg)
 {
 	struct kw_addr_key k, next, *prev = NULL;
-	__u64 v;
+	struct kw_fault_page v; /* the faults' value; mmio and dirty count with one __u64 */
 	int fd = map_fd(b, bit, "addrs");
 
 	if (fd < 0)
@@ -937,9 +937,10 @@ int kw_bpf_foreach_addr(struct kw_bpf *b, int bit, kw_bpf_addr_fn fn, void *arg)
 	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 		k = next;
 		prev = &k;
+		memset(&v, 0, sizeof(v));
 		if (bpf_map_lookup_elem(fd, &k, &v))
 			continue;
-		if (fn(&k, v, arg))
+		if (fn(&k, v.count, v.hva, v.pfn, arg))
 			break;
 	}
 	return 0;

@@ -73,8 +73,9 @@ long kw_bpf_prune(struct kw_bpf *b, int (*live)(pid_t tgid, void *arg), void *ar
 /* Aggregates of one feature (fn returns non-zero to stop). */
 typedef int (*kw_bpf_agg_fn)(const struct kw_key *k, const struct kw_agg *v, void *arg);
 int kw_bpf_foreach_agg(struct kw_bpf *b, int bit, kw_bpf_agg_fn fn, void *arg);
-/* Per-address counters (mmio GPAs, dirty GFNs), bounded LRU maps. */
-typedef int (*kw_bpf_addr_fn)(const struct kw_addr_key *k, uint64_t count, void *arg);
+/* Per-address counters (mmio GPAs, dirty GFNs, fault GFNs with their hva
+ * and pfn; 0 for the others), bounded LRU maps. */
+typedef int (*kw_bpf_addr_fn)(const struct kw_addr_key *k, uint64_t count, uint64_t hva, uint64_t pfn, void *arg);
 int kw_bpf_foreach_addr(struct kw_bpf *b, int bit, kw_bpf_addr_fn fn, void *arg);
 /* Exits/faults still in progress (begun, never completed), e.g. a vCPU's
  * last exit to user space. */

@@ -158,6 +158,16 @@ def test_faults_pages():
     assert pf_fixed == k + 2
     assert sum(f["samples"] for f in vm["faults"]) == k + 2
     assert sum(f["timed"] for f in vm["faults"]) == k + 2   # each got its SPTE
+    # per page, with its host address and frame (the 10 most faulted)
+    pages = vm["fault_pages"]
+    assert len(pages) == 10 and all(p["count"] == 1 for p in pages)
+    assert all(p["hva"] and p["pfn"] for p in pages)
+    # hva = slot's userspace_addr + (gfn - base_gfn) pages: gfn -> hva is a
+    # fixed offset within a memslot, and distinct gfns have distinct frames
+    for slot in {p["slot"] for p in pages}:
+        offs = {p["hva"] - p["gfn"] * 4096 for p in pages if p["slot"] == slot}
+        assert len(offs) == 1, pages
+    assert len({p["pfn"] for p in pages}) == len({(p["slot"], p["gfn"]) for p in pages})
 
 
 def test_faults_stream():
@@ -167,6 +177,11 @@ def test_faults_stream():
     faults = [l for l in lines if l["type"] == "fault"]
     assert len(faults) == k + 2
     assert all(f["source"] == "kvm_mmu_spte_requested" and f["gfn"] is not None for f in faults)
+    assert all(f["hva"] and f["pfn"] and f["hva"] % 4096 == 0 for f in faults)
+    # the guest's data pages are consecutive gfns: consecutive hvas
+    by_gfn = sorted((f["gfn"], f["hva"]) for f in faults)
+    assert all(h2 - h1 == (g2 - g1) * 4096 for (g1, h1), (g2, h2) in zip(by_gfn, by_gfn[1:])
+               if g2 - g1 == 1)
     # the data pages are written: error code has W; latency measured
     writes = [f for f in faults if "W" in f["error"].split("|")]
     assert len(writes) >= k
