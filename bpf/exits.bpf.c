@@ -7,7 +7,8 @@
  * the thread's next ioctl(KVM_RUN) gives the time user space took to handle
  * it: fentry/kprobe on kvm_vcpu_ioctl (fires for vCPU ioctls only), else
  * syscalls:sys_enter_ioctl, else the raw sys_enter hook (every syscall).
- * The loader picks one program of each alternative pair at run time. */
+ * The loader picks one program of each alternative pair at run time.
+ * replay_exit feeds recorded exits through the same code (--replay). */
 #include "kw_helpers.bpf.h"
 
 #define KVM_RUN_CMD 0xAE80
@@ -30,18 +31,21 @@ struct {
 	__type(value, struct kw_pending);
 } uexit SEC(".maps");
 
-static __always_inline void exit_begin(void *map, __u32 isa, __u32 reason, __u32 vcpu_id)
+/* An exit of thread tid of process tgid at ts: counted now, timed by the
+ * thread's next entry (exit_end_for).  The hooks below pass the current thread
+ * and clock; replay_exit passes a recorded exit's. */
+static __always_inline void exit_begin_for(void *map, __u32 tgid, __u32 tid, __u64 ts, __u32 isa, __u32 reason,
+					   __u32 vcpu_id)
 {
-	struct kw_pending p = { .ts = bpf_ktime_get_ns(), .tgid = kw_tgid(), .reason = reason, .isa = isa, .vcpu_id = vcpu_id };
-	__u32 tid = kw_tid();
+	struct kw_pending p = { .ts = ts, .tgid = tgid, .reason = reason, .isa = isa, .vcpu_id = vcpu_id };
 	struct kw_agg *a;
 	struct kw_key k;
 
-	if (!kw_wanted(&kw_cfg))
+	if (!kw_wanted_tgid(&kw_cfg, tgid))
 		return;
 	/* counted at the exit, so exits never followed by an entry count too */
 	if (kw_cfg.aggregate) {
-		kw_key_init(&k, &kw_cfg, isa, reason);
+		kw_key_init_for(&k, &kw_cfg, tgid, tid, isa, reason);
 		a = kw_agg_get(&stats, &k);
 		if (a)
 			kw_agg_count(a);
@@ -49,9 +53,9 @@ static __always_inline void exit_begin(void *map, __u32 isa, __u32 reason, __u32
 	bpf_map_update_elem(map, &tid, &p, BPF_ANY);
 }
 
-static __always_inline void exit_end(void *map)
+/* Thread tid enters the guest again at now: its exit in progress is timed. */
+static __always_inline void exit_end_for(void *map, __u32 tid, __u64 now)
 {
-	__u32 tid = kw_tid();
 	struct kw_pending *p = bpf_map_lookup_elem(map, &tid);
 	struct kw_event *e;
 	struct kw_agg *a;
@@ -60,14 +64,16 @@ static __always_inline void exit_end(void *map)
 
 	if (!p)
 		return;
-	lat = bpf_ktime_get_ns() - p->ts;
+	lat = now - p->ts;
 	if (kw_cfg.aggregate) {
-		kw_key_init(&k, &kw_cfg, p->isa, p->reason);
+		kw_key_init_for(&k, &kw_cfg, p->tgid, tid, p->isa, p->reason);
 		a = kw_agg_get(&stats, &k);
 		if (a)
 			kw_agg_latency(a, lat);
 	}
 	if (kw_cfg.stream && (e = kw_event_reserve(&events, &lost, KW_EV_EXIT))) {
+		e->tgid = p->tgid;
+		e->tid = tid;
 		e->ts = p->ts;
 		e->exit.reason = p->reason;
 		e->exit.isa = p->isa;
@@ -79,15 +85,30 @@ static __always_inline void exit_end(void *map)
 	bpf_map_delete_elem(map, &tid);
 }
 
+static __always_inline void exit_begin(void *map, __u32 isa, __u32 reason, __u32 vcpu_id)
+{
+	exit_begin_for(map, kw_tgid(), kw_tid(), bpf_ktime_get_ns(), isa, reason, vcpu_id);
+}
+
+static __always_inline void exit_end(void *map)
+{
+	exit_end_for(map, kw_tid(), bpf_ktime_get_ns());
+}
+
+/* kvm_exit's exit_reason as counted: VMX's basic exit reason (bits 16-31
+ * are flags; bit 31 = failed VM entry), SVM's exit code as it is. */
+static __always_inline __u32 kexit_reason(__u32 isa, __u32 reason)
+{
+	return isa == KW_ISA_VMX ? reason & 0xffff : reason;
+}
+
 /* ---- in-kernel exits: kvm_exit has the reason only in its formatted record */
 SEC("tracepoint/kvm/kvm_exit")
 int tp_kvm_exit(struct trace_event_raw_kvm_exit *ctx)
 {
 	__u32 isa = BPF_CORE_READ(ctx, isa), reason = BPF_CORE_READ(ctx, exit_reason);
 
-	if (isa == KW_ISA_VMX)
-		reason &= 0xffff; /* basic exit reason; bit 31 = failed VM entry */
-	exit_begin(&kexit, isa, reason, BPF_CORE_READ(ctx, vcpu_id));
+	exit_begin(&kexit, isa, kexit_reason(isa, reason), BPF_CORE_READ(ctx, vcpu_id));
 	return 0;
 }
 
@@ -131,6 +152,33 @@ SEC("tracepoint/kvm/kvm_userspace_exit")
 int tp_kvm_userspace_exit(struct trace_event_raw_kvm_userspace_exit *ctx)
 {
 	uexit_begin(BPF_CORE_READ(ctx, reason), BPF_CORE_READ(ctx, errno));
+	return 0;
+}
+
+/* ---- replay (kvmwatch -e --replay FILE): attached to nothing; the loader
+ * runs it with BPF_PROG_TEST_RUN once per recorded exit (ctx: enum
+ * kw_replay_arg).  The exit and the entry that ends it go through the same
+ * exit_begin_for/exit_end_for as kvm_exit + kvm_entry (isa vmx, svm) or
+ * kvm_userspace_exit + KVM_RUN (isa user), with the record's thread and the
+ * exit dated lat ns before now. */
+SEC("raw_tp")
+int replay_exit(__u64 *ctx)
+{
+	__u32 isa = (__u32)ctx[KW_REPLAY_ISA], reason = (__u32)ctx[KW_REPLAY_REASON];
+	__u32 tgid = (__u32)ctx[KW_REPLAY_TGID], tid = (__u32)ctx[KW_REPLAY_TID];
+	__u64 lat = ctx[KW_REPLAY_LAT], now = bpf_ktime_get_ns();
+	void *map = isa == KW_ISA_USER ? (void *)&uexit : (void *)&kexit;
+
+	if (!tgid)
+		tgid = kw_tgid();
+	if (!tid)
+		tid = kw_tid();
+	if (isa != KW_ISA_USER)
+		reason = kexit_reason(isa, reason);
+	exit_begin_for(map, tgid, tid, lat == KW_REPLAY_UNTIMED ? now : now - lat, isa, reason,
+		       (__u32)ctx[KW_REPLAY_VCPU]);
+	if (lat != KW_REPLAY_UNTIMED)
+		exit_end_for(map, tid, now);
 	return 0;
 }
 

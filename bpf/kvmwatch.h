@@ -113,6 +113,16 @@ struct kw_fault_page {
 	__u64 count, hva, pfn;
 };
 
+/* The context of exits.bpf.c's replay_exit program (BPF_PROG_TEST_RUN's
+ * ctx_in, one __u64 per argument; kw_bpf_replay_exit). */
+enum kw_replay_arg {
+	KW_REPLAY_ISA, KW_REPLAY_REASON, KW_REPLAY_VCPU,
+	KW_REPLAY_LAT,        /* ns from the exit to the next entry, KW_REPLAY_UNTIMED: none */
+	KW_REPLAY_TGID, KW_REPLAY_TID,  /* 0: the calling process / thread */
+	KW_REPLAY__N
+};
+#define KW_REPLAY_UNTIMED (~0ull)
+
 /* Key of the bounded (LRU) per-address maps: mmio GPAs, dirty GFNs. */
 struct kw_addr_key {
 	__u32 tgid;

@@ -44,10 +44,15 @@ static __always_inline __u32 kw_tid(void)
 	return (__u32)bpf_get_current_pid_tgid();
 }
 
-/* Does the current process pass the targ_tgid filter? */
+/* Does process tgid (kw_wanted: the current one) pass the targ_tgid filter? */
+static __always_inline bool kw_wanted_tgid(const volatile struct kw_bpf_cfg *cfg, __u32 tgid)
+{
+	return !cfg->targ_tgid || tgid == cfg->targ_tgid;
+}
+
 static __always_inline bool kw_wanted(const volatile struct kw_bpf_cfg *cfg)
 {
-	return !cfg->targ_tgid || kw_tgid() == cfg->targ_tgid;
+	return kw_wanted_tgid(cfg, kw_tgid());
 }
 
 static __always_inline __u32 kw_log2(__u64 v)
@@ -141,13 +146,21 @@ static __always_inline void kw_agg_latency(struct kw_agg *a, __u64 ns)
 	}
 }
 
+/* The stats key of an event of thread tid of process tgid (kw_key_init: the
+ * current thread). */
+static __always_inline void kw_key_init_for(struct kw_key *k, const volatile struct kw_bpf_cfg *cfg, __u32 tgid,
+					    __u32 tid, __u32 kind, __u32 reason)
+{
+	k->tgid = tgid;
+	k->tid = cfg->per_thread ? tid : 0;
+	k->kind = kind;
+	k->reason = reason;
+}
+
 static __always_inline void kw_key_init(struct kw_key *k, const volatile struct kw_bpf_cfg *cfg, __u32 kind,
 					__u32 reason)
 {
-	k->tgid = kw_tgid();
-	k->tid = cfg->per_thread ? kw_tid() : 0;
-	k->kind = kind;
-	k->reason = reason;
+	kw_key_init_for(k, cfg, kw_tgid(), kw_tid(), kind, reason);
 }
 
 /* Reserve an event in the ring buffer; counts a lost event when full. */

@@ -36,6 +36,8 @@ struct cli_opts {
 	char listen[128];         /* serve --listen ADDR:PORT */
 	char output_file[4096];   /* --output FILE: each report replaces it (written atomically) */
 	int bpf_given;            /* --bpf was on the command line */
+	unsigned list_exits;      /* --list-exit-reasons: bits 1 << isa (KW_ISA_*) to list */
+	const char *replay;       /* -e --replay FILE: recorded exits to replay ("-": stdin) */
 };
 
 #define CLI_SORT_NAME (-1)
@@ -59,6 +61,8 @@ int cli_run_serve(struct cli_opts *o);
 int cli_run_top(struct cli_opts *o);
 /* eBPF event modes (-e -f -m -d -n -w -i, -s): events.c. */
 int cli_run_events(struct cli_opts *o);
+/* --list-exit-reasons: every exit reason -e names (ev_exits.c). */
+int cli_list_exit_reasons(struct cli_opts *o);
 /* --demo: start the demo guest child, run `run` (metric reports or event
  * tracing), stop the guest. */
 int cli_run_demo(struct cli_opts *o, int (*run)(struct cli_opts *o));

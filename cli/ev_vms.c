@@ -81,7 +81,7 @@ const struct kw_vm *ev_vm_of(struct ev_ctx *x, pid_t tgid)
 	const struct kw_vm *vm = kw_vmt_find_pid(&x->c.vms, tgid);
 	uint64_t now;
 
-	if (vm)
+	if (vm || (vm = kw_vmt_find_pid(&x->replay, tgid)))
 		return vm;
 	/* a VM started after us: rescan, at most every 200 ms; a VM that
 	 * exited is found among the gone */

@@ -210,6 +210,30 @@ static int summary(struct ev_ctx *x, const struct snap *cur, const struct snap *
 	return r ? r : ferror(f) ? -EPIPE : 0;
 }
 
+/* ------------------------------------------------------------- replay */
+
+/* --replay: every record through the exits object's replay program, the
+ * stream read as it fills (the summaries read the stats map at the end). */
+static int replay(struct ev_ctx *x, const struct kw_replay_exit *rec, size_t n)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < n && !kw_exiting; i++) {
+		r = kw_bpf_replay_exit(x->b, &rec[i]);
+		if (r < 0) {
+			fprintf(stderr, "kvmwatch: failed to replay record %zu: %s\n", i + 1, strerror(-r));
+			return r;
+		}
+		if (!x->o->stats && (i % 1024 == 1023 || i + 1 == n)) {
+			r = kw_bpf_poll(x->b, 0, on_event, x);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------- the mode */
 
 static void print_attached(struct ev_ctx *x)
@@ -240,6 +264,8 @@ int cli_run_events(struct cli_opts *o)
 	struct kw_bpf_opts bo = { 0 };
 	struct ev_ctx x;
 	struct snap prev = { { { 0 } } }, cur = { { { 0 } } };
+	struct kw_replay_exit *rec = NULL;
+	size_t nrec = 0;
 	char err[2048];
 	uint64_t start, next, end = 0, step;
 	long done = 0;
@@ -247,6 +273,10 @@ int cli_run_events(struct cli_opts *o)
 
 	memset(&x, 0, sizeof(x));
 	x.o = o;
+	if (o->replay && ev_replay_read(o->replay, &rec, &nrec, err, sizeof(err))) {
+		fprintf(stderr, "kvmwatch: error: %s\n", err);
+		return 1;
+	}
 	if (o->stats && !o->events)
 		o->events = KW_BPF_EXITS; /* -s alone: exit statistics, like perf kvm stat */
 	/* the VM table for names and vCPUs: /proc only */
@@ -255,6 +285,7 @@ int cli_run_events(struct cli_opts *o)
 	cfg.no_host = 1;
 	if (kw_collector_init(&x.c, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "kvmwatch: %s\n", err);
+		free(rec);
 		return 1;
 	}
 	x.filtered = o->cfg.npids || o->cfg.nnames;
@@ -262,11 +293,17 @@ int cli_run_events(struct cli_opts *o)
 		kw_debug("no VMs found yet");
 	ev_remember_vcpus(&x);
 	x.last_refresh = kw_now_mono_ns();
+	if (o->replay && ev_replay_attribute(&x, rec, nrec) < 0) {
+		fprintf(stderr, "kvmwatch: out of memory\n");
+		r = -ENOMEM;
+		goto out;
+	}
 
 	bo.features = o->events;
 	bo.stream = !o->stats;
 	bo.aggregate = o->stats;
 	bo.per_thread = o->per_vcpu;
+	bo.replay = o->replay != NULL;
 	if (o->cfg.npids == 1 && !o->cfg.nnames)
 		bo.targ_tgid = o->cfg.pids[0];
 	else if (o->cfg.nnames && !o->cfg.npids && x.c.vms.n == 1)
@@ -277,19 +314,24 @@ int cli_run_events(struct cli_opts *o)
 	x.b = kw_bpf_open(&bo, err, sizeof(err));
 	if (!x.b) {
 		fprintf(stderr, "kvmwatch: error: %s\n", err);
-		kw_collector_fini(&x.c);
-		kw_vmt_free(&x.gone);
-		return 1;
+		r = -EINVAL;
+		goto out;
 	}
-	print_attached(&x);
 	start = next = kw_now_mono_ns();
+	if (o->replay) {
+		kw_info("replaying %zu exits from %s through the exits BPF program", nrec,
+			strcmp(o->replay, "-") ? o->replay : "stdin");
+		r = replay(&x, rec, nrec);
+	} else {
+		print_attached(&x);
+	}
 	if (o->duration > 0)
 		end = start + (uint64_t)(o->duration * 1e9);
 	step = (uint64_t)(o->interval * 1e9);
 	if (o->stats) {
 		if (snap_take(&x, &prev) == 0)
 			have_prev = 1;
-		while (!kw_exiting) {
+		while (!kw_exiting && !o->replay) {
 			uint64_t now, t_prev = next;
 
 			next = o->interval_given ? next + step : (end ? end : ~0ull);
@@ -319,7 +361,7 @@ int cli_run_events(struct cli_opts *o)
 			r = summary(&x, &cur, NULL, (double)(kw_now_mono_ns() - start) / 1e9, 1);
 		}
 	} else {
-		while (!kw_exiting) {
+		while (!kw_exiting && !o->replay) {
 			int timeout = 100;
 
 			if (end) {
@@ -373,9 +415,12 @@ int cli_run_events(struct cli_opts *o)
 	snap_free(&prev);
 	snap_free(&cur);
 	kw_bpf_close(x.b);
+out:
 	kw_collector_fini(&x.c);
 	kw_vmt_free(&x.gone);
+	kw_vmt_free(&x.replay);
 	free(x.tids);
+	free(rec);
 	if (r == -EPIPE && kw_output_abandoned)
 		return 0; /* stopped while the reader was not reading (see main.c) */
 	return r < 0 ? 1 : 0;

@@ -4,7 +4,8 @@
  *   ev_write.c  text and JSON behind one small writer
  *   ev_agg.c    in-kernel aggregates: snapshots, interval deltas, rows
  *   ev_feat.c   one ops record per feature: its stream event, its table
- *   events.c    streaming and summaries, the two main loops */
+ *   ev_exits.c  --list-exit-reasons, the --replay file and its VMs
+ *   events.c    streaming and summaries, the two main loops, the replay */
 #ifndef KW_CLI_EVENTS_H
 #define KW_CLI_EVENTS_H
 
@@ -35,6 +36,8 @@ struct ev_ctx {
 	} *tids;                  /* every vCPU thread seen: a vCPU that ended
 				   * before its VM still has its index */
 	size_t ntids, tidcap;
+	struct kw_vmtable replay; /* --replay: the VMs of records whose pid is
+				   * no running VM (ev_replay_attribute) */
 };
 
 /* ------------------------------------------------------ ev_vms.c */
@@ -118,6 +121,20 @@ void ew_lat_stats(struct ew *w, const struct kw_agg *v);
 void ew_hist(struct ew *w, const struct kw_agg *v, const char *text_label);
 /* The most frequent addresses of a feature with per-address maps (mmio GPAs, dirty GFNs). */
 void ew_top(struct ew *w, struct ev_ctx *x, int bit, pid_t tgid);
+
+/* ----------------------------------------------------- ev_exits.c */
+/* Replay records without a TID (of no VM running here) run on made-up
+ * threads, one per (PID, VCPU), numbered from KW_REPLAY_TID_BASE up (above
+ * any real tid: pid_max is at most 2^22). */
+#define KW_REPLAY_TID_BASE 0x40000000u
+#define KW_REPLAY_MAX_VCPU 65535
+/* Read a --replay file ("-": stdin): one record per line, ISA REASON VCPU
+ * LATENCY_NS [PID [TID]], '#' comments.  0, or -1 with err ("FILE:LINE: why"). */
+int ev_replay_read(const char *path, struct kw_replay_exit **out, size_t *n, char *err, size_t errlen);
+/* Give each record its process and thread: no PID = the replaying kvmwatch
+ * (the VM "replay"); a VM running here = its vCPU thread of that index;
+ * any other PID = a VM "pid-N".  Makes x->replay.  0 or -ENOMEM. */
+int ev_replay_attribute(struct ev_ctx *x, struct kw_replay_exit *r, size_t n);
 
 /* ----------------------------------------------------- ev_feat.c */
 /* One VM's section of a feature in a summary. */

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "core/kw_view.h"
+#include "kvm/kw_decode.h"
 #include "util/kw_priv.h"
 #include "util/kw_util.h"
 
@@ -48,6 +49,8 @@ static const char examples[] =
 	"  kvmwatch -e -f -s -t 10   # exit and MMU fault statistics after 10 seconds\n"
 	"  kvmwatch -s -e 1          # exit statistics every second, like perf kvm stat live\n"
 	"  kvmwatch -d -s -o json    # dirty page counts, rates and top GFNs as JSON\n"
+	"  kvmwatch -e -s --replay exits.txt  # recorded exits through the BPF aggregation\n"
+	"  kvmwatch --list-exit-reasons svm   # the SVM exit codes and names -e uses\n"
 	"  kvmwatch --bpf all --view all  # per-VM metrics including the eBPF counters\n"
 	"  kvmwatch --view disk 5    # per-VM per-disk IOPS, throughput and latency (libvirt or QMP)\n";
 
@@ -70,6 +73,8 @@ enum {
 	OPT_NO_KVMSTAT,
 	OPT_NO_QMP,
 	OPT_PRIVILEGES,
+	OPT_LIST_EXITS,
+	OPT_REPLAY,
 };
 
 static const struct argp_option options[] = {
@@ -107,6 +112,12 @@ static const struct argp_option options[] = {
 	{ "wakeups", 'w', NULL, 0, "vCPU wakeups: halt duration histogram, waited/polled", 1 },
 	{ "irq", 'i', NULL, 0, "IRQ injection: PIC/IOAPIC/MSI/LAPIC with line, vector, delivery, coalesced", 1 },
 	{ "per-vcpu", OPT_PER_VCPU, NULL, 0, "With -s: break statistics down per vCPU", 1 },
+	{ "replay", OPT_REPLAY, "FILE", 0, "With -e: instead of tracing, run recorded exits (lines ISA REASON VCPU "
+	  "LATENCY_NS [PID [TID]], e.g. from a host's kvm_exit/kvm_entry trace; - for stdin) through the exits BPF "
+	  "program (BPF_PROG_TEST_RUN) and print them as -e or -e -s would", 1 },
+	{ "list-exit-reasons", OPT_LIST_EXITS, "vmx|svm|user", OPTION_ARG_OPTIONAL, "Print every exit reason -e names "
+	  "(code, name, where the name is from: the kernel's table, a uapi define, kvmwatch) and exit; -o json "
+	  "applies", 1 },
 	{ "bpf", OPT_BPF, "LIST", 0, "Metric views: add the eBPF counters of LIST (exits,faults,mmio,dirty,haltpoll,wakeup,irq or all)", 1 },
 	{ 0 }
 };
@@ -255,6 +266,20 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case 'i': o->events |= KW_BPF_IRQ; break;
 	case 's': o->stats = 1; break;
 	case OPT_PER_VCPU: o->per_vcpu = 1; break;
+	case OPT_REPLAY:
+		if (!*arg)
+			argp_error(state, "empty --replay file name");
+		o->replay = arg;
+		break;
+	case OPT_LIST_EXITS: {
+		int isa = arg ? kw_kvm_isa_parse(arg) : -1;
+
+		if (arg && isa < 0)
+			argp_error(state, "invalid --list-exit-reasons '%s' (vmx, svm or user)", arg);
+		/* no argument: all of them, unless ISA names follow (below) */
+		o->list_exits |= arg ? 1u << isa : ~0u;
+		break;
+	}
 	case OPT_BPF: {
 		char err[256];
 
@@ -264,7 +289,11 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		break;
 	}
 	case ARGP_KEY_ARG:
-		if (state->arg_num == 0) {
+		if (o->list_exits && kw_kvm_isa_parse(arg) >= 0 && (arg[0] < '0' || arg[0] > '9')) {
+			/* --list-exit-reasons vmx svm */
+			o->list_exits = (o->list_exits == ~0u ? 0 : o->list_exits) | 1u << kw_kvm_isa_parse(arg);
+			state->arg_num--; /* not INTERVAL */
+		} else if (state->arg_num == 0) {
 			if (parse_seconds(arg, 0.01, 86400, &o->interval))
 				argp_error(state, "invalid interval '%s' (seconds, 0.01 to 86400)", arg);
 			o->interval_given = 1;
@@ -346,6 +375,13 @@ int main(int argc, char **argv)
 		return 2;
 	if (o.verbose)
 		kw_log_set_level(KW_LOG_DEBUG);
+	if (o.list_exits) {
+		r = o.output == KW_OUT_PROM ? 2 : cli_list_exit_reasons(&o);
+		if (r == 2)
+			fprintf(stderr, "kvmwatch: --list-exit-reasons prints text or json\n");
+		kw_config_free(&o.cfg);
+		return r;
+	}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -362,6 +398,13 @@ int main(int argc, char **argv)
 	if ((o.events || o.stats) && o.view != KW_VIEW_SUMMARY) {
 		fprintf(stderr, "kvmwatch: the eBPF event flags (-e -s -f -m -d -n -w -i) cannot be combined with "
 				"--view or -l\n");
+		kw_config_free(&o.cfg);
+		return 2;
+	}
+	if (o.replay && (o.events != KW_BPF_EXITS || o.interval_given || o.duration > 0 || o.demo || o.top ||
+			 o.serve)) {
+		fprintf(stderr, "kvmwatch: --replay replays exits: it needs -e (with -s, --per-vcpu, -p, -o json if "
+				"wanted) and takes no other event flag, INTERVAL, -t, --demo, top or serve\n");
 		kw_config_free(&o.cfg);
 		return 2;
 	}

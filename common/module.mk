@@ -15,3 +15,12 @@ $(LIBKW): $(COMMON_OBJS)
 	$(AR) rcs $@ $^
 
 ALL_TARGETS += $(LIBKW)
+
+# Every exit code the kernel's uapi headers define (common/kvm/exit_defines.sh):
+# kw_decode.c names the ones VMX_EXIT_REASONS/SVM_EXIT_REASONS leave out.  The
+# .d file written with it lists the headers, so an update regenerates it.
+$(O)/kw_exit_defines.h: common/kvm/exit_defines.sh
+	@mkdir -p $(dir $@)
+	CC="$(CC)" CPPFLAGS="$(CPPFLAGS)" DEPS=$@.d TARGET=$@ sh common/kvm/exit_defines.sh > $@.tmp
+	mv $@.tmp $@
+$(O)/common/kvm/kw_decode.o: $(O)/kw_exit_defines.h

@@ -571,7 +571,18 @@ static int feat_open(struct kw_bpf *b, int bit)
 	/* pick one alternative per hook; autoload only that one */
 	bpf_object__for_each_program(prog, s->obj)
 		bpf_program__set_autoload(prog, false);
-	for (h = 0; h < (int)KW_ARRAY_SIZE(d->hooks) && d->hooks[h].what; h++) {
+	/* replay (kw_bpf_replay_exit): the replay program alone, attached to nothing */
+	if (b->o.replay) {
+		prog = bit == KW_BPF_BIT_EXITS ? bpf_object__find_program_by_name(s->obj, "replay_exit") : NULL;
+		if (!prog) {
+			snprintf(s->why, sizeof(s->why), "only exits can be replayed");
+			return -1;
+		}
+		bpf_program__set_autoload(prog, true);
+		kw_strlcpy(s->hooks, "replay", sizeof(s->hooks));
+		counting = 1;
+	}
+	for (h = 0; !b->o.replay && h < (int)KW_ARRAY_SIZE(d->hooks) && d->hooks[h].what; h++) {
 		const struct hook *hk = &d->hooks[h];
 		char tried[512] = "";
 
@@ -647,7 +658,7 @@ static int feat_open(struct kw_bpf *b, int bit)
 			 err == -EPERM || err == -EACCES ? " (needs CAP_BPF and CAP_PERFMON)" : "");
 		return -1;
 	}
-	counting = 0;
+	counting = !!b->o.replay; /* a replay attaches nothing */
 	for (h = 0; h < (int)KW_ARRAY_SIZE(d->hooks) && d->hooks[h].what; h++) {
 		struct bpf_link *l;
 
@@ -983,3 +994,22 @@ int kw_bpf_foreach_pending(struct kw_bpf *b, int bit, kw_bpf_pending_fn fn, void
 	return -ENOENT;
 }
 
+int kw_bpf_replay_exit(struct kw_bpf *b, const struct kw_replay_exit *r)
+{
+	struct bpf_program *prog;
+	__u64 args[KW_REPLAY__N];
+	LIBBPF_OPTS(bpf_test_run_opts, t, .ctx_in = args, .ctx_size_in = sizeof(args));
+	int err;
+
+	if (!b->o.replay || !b->f[KW_BPF_BIT_EXITS].active ||
+	    !(prog = bpf_object__find_program_by_name(b->f[KW_BPF_BIT_EXITS].obj, "replay_exit")))
+		return -EINVAL;
+	args[KW_REPLAY_ISA] = r->isa;
+	args[KW_REPLAY_REASON] = r->reason;
+	args[KW_REPLAY_VCPU] = r->vcpu_id;
+	args[KW_REPLAY_LAT] = r->timed ? r->lat_ns : KW_REPLAY_UNTIMED;
+	args[KW_REPLAY_TGID] = r->tgid;
+	args[KW_REPLAY_TID] = r->tid;
+	err = bpf_prog_test_run_opts(bpf_program__fd(prog), &t);
+	return err ? -errno : 0;
+}

@@ -32,6 +32,10 @@ struct kw_bpf_opts {
 	 * fentry, kprobe, tp_btf, raw_tp, tracepoint (NULL: the environment
 	 * variable KVMWATCH_BPF_DISABLE). */
 	const char *disable;
+	/* Replay recorded exits instead of tracing (features = exits only):
+	 * load the exits object's replay program, attach nothing; feed it
+	 * with kw_bpf_replay_exit. */
+	int replay;
 };
 
 struct kw_bpf;
@@ -82,6 +86,22 @@ int kw_bpf_foreach_addr(struct kw_bpf *b, int bit, kw_bpf_addr_fn fn, void *arg)
 enum kw_pending_kind { KW_PENDING_KEXIT, KW_PENDING_UEXIT, KW_PENDING_FAULT };
 typedef int (*kw_bpf_pending_fn)(const struct kw_pending *p, uint32_t tid, int kind, void *arg);
 int kw_bpf_foreach_pending(struct kw_bpf *b, int bit, kw_bpf_pending_fn fn, void *arg);
+
+/* One recorded exit, replayed through the exits object's own exit path
+ * (exit_begin_for/exit_end_for of bpf/exits.bpf.c, the code kvm_exit + kvm_entry,
+ * or kvm_userspace_exit + the next KVM_RUN, run on a live host) with
+ * BPF_PROG_TEST_RUN: counted, timed (lat_ns, if timed) and streamed for
+ * thread tid of process tgid as if it had happened there.  The kvm_exit
+ * tracepoint's own field reading is not exercised.  0 or -errno. */
+struct kw_replay_exit {
+	uint32_t isa;         /* KW_ISA_USER, KW_ISA_VMX, KW_ISA_SVM */
+	uint32_t reason;      /* kvm_exit's exit_reason (VMX: flags in bits 16-31 dropped as live) */
+	uint32_t vcpu_id;
+	uint32_t tgid, tid;   /* 0: the calling process / thread */
+	int timed;            /* 0: never entered again (left in progress, like a vCPU's last exit) */
+	uint64_t lat_ns;      /* exit to the next entry */
+};
+int kw_bpf_replay_exit(struct kw_bpf *b, const struct kw_replay_exit *r);
 
 /* Add one VM's aggregated counters to ss as metric-table rows. */
 int kw_bpf_read_vm(struct kw_bpf *b, pid_t tgid, struct kw_sampleset *ss);

@@ -10,8 +10,10 @@ import pytest
 
 from conftest import ROOT, needs_btf, needs_kvm, needs_root
 from kwtest import KVMWATCH, Guest, kvmwatch
+from kwuapi import MISSING, have_headers, kernel_expectation, user_expectation
 
 pytestmark = [needs_kvm, needs_root, needs_btf]
+needs_headers = pytest.mark.skipif(not have_headers(), reason=MISSING)
 
 MMIO_GPA = 0x10000
 
@@ -711,3 +713,285 @@ def test_irq_latency_per_vector(mode):
     assert len(apic) == n and all(a["latency_ns"] > 0 for a in apic)
     eois = [l for l in lines if l.get("type") == "irq" and l["kind"] == "eoi" and l["latency_ns"]]
     assert len(eois) == n
+
+
+# ------------------------------------------- replayed in-kernel exits
+# kvm_exit/kvm_entry never fire under PVM (LAB.md), so the in-kernel exit
+# path is driven with recorded exits: `-e --replay FILE` runs each record
+# through exits.bpf.c's replay_exit program (BPF_PROG_TEST_RUN), which calls
+# the exit_begin_for/exit_end_for that kvm_exit/kvm_entry use on a real
+# host; the stats map, the ring buffer and the tables are the live ones.
+# What is not exercised: the kvm_exit tracepoint's own field reading.
+
+def free_pid():
+    """A pid no process has: the records of a VM of another host."""
+    pid = 3999999
+    while os.path.exists("/proc/%d" % pid):
+        pid -= 1
+    return pid
+
+
+def replay_records(other):
+    """The VMX and user-space exits of the replay VM (no PID), the SVM
+    exits of VM `other`; each (isa, reason as written, vcpu, latency ns or
+    None, pid or None)."""
+    r = []
+    r += [("vmx", "48", 0, ns, None) for ns in (1500, 1600, 1700)]
+    r += [("vmx", "EPT_VIOLATION", 1, ns, None) for ns in (3000, 3500)]
+    r += [("vmx", "30", 0, 600, None), ("vmx", "io_instruction", 1, 700, None), ("vmx", "0x1e", 0, 800, None)]
+    r += [("vmx", "0xc", 0, 100000, None), ("vmx", "HLT", 1, 200000, None)]
+    r += [("vmx", "99", 0, 50, None)]                  # no such VMX exit reason
+    r += [("vmx", "0x80000021", 1, 40, None)]          # failed VM entry (bit 31) + INVALID_STATE
+    r += [("user", "io", 0, 2000, None), ("user", "2", 0, 2100, None), ("user", "EINTR", 1, 500, None)]
+    r += [("svm", "0x400", 0, ns, other) for ns in (5000, 5000, 9000)] + [("svm", "npf", 1, 20000, other)]
+    r += [("svm", "0x7b", 0, 900, other) for _ in range(3)]
+    r += [("svm", "0x78", 0, 300000, other), ("svm", "rdpru", 0, 100, other), ("svm", "0xffffffff", 0, 70, other)]
+    r += [("svm", "hlt", 1, None, other)]              # its vCPU's last exit: never entered again
+    r += [("vmx", "12", 1, None, None)]
+    return r
+
+
+def replay_file(tmp_path, records):
+    lines = ["# recorded exits: ISA REASON VCPU LATENCY_NS [PID [TID]]", ""]
+    for isa, reason, vcpu, ns, pid in records:
+        lines.append("%s %s %d %s%s   # comment" % (isa, reason, vcpu, "-" if ns is None else ns,
+                                                   "" if pid is None else " %d" % pid))
+    f = tmp_path / "exits.txt"
+    f.write_text("\n".join(lines) + "\n")
+    return str(f)
+
+
+def run_replay(*args, json_out=True):
+    p = subprocess.Popen([KVMWATCH] + (["-o", "json"] if json_out else []) + [str(a) for a in args],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    return p.pid, [json.loads(l) for l in out.splitlines() if l.strip()] if json_out else out, err
+
+
+def decoded(isa, reason):
+    """(code, name) a record's reason must be counted as: the kernel's
+    tables name it (kwuapi parses them from the headers)."""
+    names = kernel_expectation(isa) if isa != "user" else user_expectation()
+    try:
+        code = int(reason, 0)
+    except ValueError:
+        code = next(c for c, (n, s) in names.items() if n.lower() == reason.lower())
+    if isa == "vmx":
+        code &= 0xffff                                  # the basic exit reason, as live
+    return code, names[code][0] if code in names else "REASON_0x%x" % code
+
+
+def bucket(ns):
+    return 0 if ns < 2 else 1 << (ns.bit_length() - 1)
+
+
+def expected_rows(records, pid_of, per_vcpu=False):
+    """{(pid, vcpu or None, isa, reason name): row} as -e -s must show it."""
+    rows = {}
+    for isa, reason, vcpu, ns, pid in records:
+        code, name = decoded(isa, reason)
+        r = rows.setdefault((pid_of(pid), vcpu if per_vcpu else None, isa, name),
+                            {"code": code, "samples": 0, "lat": []})
+        r["samples"] += 1
+        if ns is not None:
+            r["lat"].append(ns)
+    return rows
+
+
+@needs_headers
+def test_replay_exits_stats_json(tmp_path):
+    other = free_pid()
+    recs = replay_records(other)
+    me, lines, err = run_replay("-e", "-s", "--replay", replay_file(tmp_path, recs))
+    assert "replaying %d exits from" % len(recs) in err
+    assert len(lines) == 1 and lines[0]["final"]
+    vms = {v["pid"]: v for v in lines[0]["vms"]}
+    # no PID: the replaying kvmwatch's own process, VM "replay"; PID of no
+    # VM running here: "pid-N"
+    assert sorted(vms) == sorted([me, other])
+    assert vms[me]["name"] == "replay" and vms[other]["name"] == "pid-%d" % other
+    want = expected_rows(recs, lambda pid: pid or me)
+    got = {(pid, None, e["isa"], e["reason"]): e for pid, v in vms.items() for e in v["exits"]}
+    assert set(got) == set(want)
+    for key, w in want.items():
+        g = got[key]
+        assert g["code"] == w["code"] and g["samples"] == w["samples"], (key, g)
+        assert g["timed"] == len(w["lat"]) and g["time_ns"] == sum(w["lat"]), (key, g)
+        hist = {}
+        for ns in w["lat"]:
+            hist[str(bucket(ns))] = hist.get(str(bucket(ns)), 0) + 1
+        assert g["hist_log2_ns"] == hist, (key, g)
+        if w["lat"]:
+            assert (g["min_ns"], g["max_ns"]) == (min(w["lat"]), max(w["lat"]))
+            assert abs(g["avg_ns"] - sum(w["lat"]) / len(w["lat"])) < 0.1
+        else:
+            assert g["min_ns"] is g["avg_ns"] is g["max_ns"] is None
+        isa_total = sum(x["samples"] for k, x in want.items() if k[0] == key[0] and k[2] == key[2])
+        assert abs(g["samples_pct"] - 100.0 * w["samples"] / isa_total) < 0.01
+    # the same, spelled out: the kernel's names for the codes of the brief
+    r = {(k[2], k[3]): g for k, g in got.items()}
+    assert (r["vmx", "EPT_VIOLATION"]["samples"], r["vmx", "EPT_VIOLATION"]["code"]) == (5, 48)
+    assert r["vmx", "EPT_VIOLATION"]["hist_log2_ns"] == {"1024": 3, "2048": 2}
+    assert (r["vmx", "IO_INSTRUCTION"]["samples"], r["vmx", "IO_INSTRUCTION"]["code"]) == (3, 30)
+    assert (r["vmx", "HLT"]["samples"], r["vmx", "HLT"]["timed"]) == (3, 2)
+    assert r["vmx", "HLT"]["hist_log2_ns"] == {"65536": 1, "131072": 1}
+    assert r["vmx", "REASON_0x63"]["samples"] == 1 and r["vmx", "INVALID_STATE"]["code"] == 33
+    assert (r["svm", "npf"]["samples"], r["svm", "npf"]["code"]) == (4, 0x400)
+    assert r["svm", "npf"]["hist_log2_ns"] == {"4096": 2, "8192": 1, "16384": 1}
+    assert (r["svm", "io"]["samples"], r["svm", "io"]["code"]) == (3, 0x7b)
+    assert (r["svm", "hlt"]["samples"], r["svm", "hlt"]["timed"], r["svm", "hlt"]["code"]) == (2, 1, 0x78)
+    assert r["svm", "rdpru"]["code"] == 0x8e and r["svm", "invalid_guest_state"]["code"] == 0xffffffff
+    assert (r["user", "IO"]["samples"], r["user", "EINTR"]["code"]) == (2, 0x10000)
+
+
+def parse_exit_tables(out):
+    """-e -s text: {vm label: {"rows": {(vcpu, isa, reason): [samples, min_us, max_us]},
+    "hist": {label: {bucket: count}}, "total": line}}."""
+    vms, cur, hist = {}, None, None
+    for line in out.splitlines():
+        if line.startswith("VM "):
+            cur = vms.setdefault(line[3:], {"rows": {}, "hist": {}})
+            hist = None
+        elif cur is None or not line.strip() or "EXIT REASON" in line or line.strip() == "exits:":
+            continue
+        elif line.startswith("  total:"):
+            cur["total"] = line.strip()
+        elif " : " in line:
+            left, right = line.split(" : ")
+            count = right.split("|")[0].strip()
+            if count == "count":
+                hist = cur["hist"].setdefault(left.strip(), {})
+            elif int(count):
+                hist[int(left.split("->")[0])] = int(count)
+        else:
+            f = line.split()
+            cur["rows"][(f[0], f[1], f[2])] = [int(f[3])] + [None if x == "-" else float(x) for x in (f[6], f[8])]
+    return vms
+
+
+@needs_headers
+def test_replay_exits_stats_text(tmp_path):
+    other = free_pid()
+    recs = replay_records(other)
+    me, out, err = run_replay("-e", "-s", "--replay", replay_file(tmp_path, recs), json_out=False)
+    vms = parse_exit_tables(out)
+    assert set(vms) == {"replay (pid %d)" % me, "pid-%d (pid %d)" % (other, other)}
+    want = expected_rows(recs, lambda pid: pid or me)
+    for label, pid in (("replay (pid %d)" % me, me), ("pid-%d (pid %d)" % (other, other), other)):
+        v = vms[label]
+        mine = {k: w for k, w in want.items() if k[0] == pid}
+        assert v["rows"] == {("all", k[2], k[3]): [w["samples"], min(w["lat"]) / 1e3 if w["lat"] else None,
+                                                    max(w["lat"]) / 1e3 if w["lat"] else None]
+                             for k, w in mine.items()}
+        kernel = sum(w["samples"] for k, w in mine.items() if k[2] != "user")
+        user = sum(w["samples"] for k, w in mine.items() if k[2] == "user")
+        assert v["total"] == "total: %d exits in the kernel, %d to user space" % (kernel, user)
+        # one latency histogram per kind of exit, every reason together
+        for isa, lab in (("vmx", "vmx exit ns"), ("svm", "svm exit ns"), ("user", "to user space ns")):
+            h = {}
+            for k, w in mine.items():
+                if k[2] == isa:
+                    for ns in w["lat"]:
+                        h[bucket(ns)] = h.get(bucket(ns), 0) + 1
+            assert v["hist"].get(lab, {}) == h, (label, lab)
+    rows = vms["replay (pid %d)" % me]["rows"]
+    assert rows["all", "vmx", "EPT_VIOLATION"] == [5, 1.5, 3.5]
+    assert vms["pid-%d (pid %d)" % (other, other)]["hist"]["svm exit ns"] == {
+        64: 2, 512: 3, 4096: 2, 8192: 1, 16384: 1, 262144: 1}
+
+
+@needs_headers
+def test_replay_exits_stream_and_per_vcpu(tmp_path):
+    other = free_pid()
+    recs = replay_records(other)
+    path = replay_file(tmp_path, recs)
+    me, lines, err = run_replay("-e", "--replay", path)
+    assert lines[-1]["type"] == "end" and lines[-1]["events"] == len(recs) and lines[-1]["lost_total"] == 0
+    ev = [l for l in lines if l["type"] == "exit"]
+    timed = [r for r in recs if r[3] is not None]
+    # each timed exit as it ended (in the file's order), then the two
+    # never entered again, unfinished (in the pending map's order)
+    assert len(ev) == len(recs)
+    ev = ev[:len(timed)] + sorted(ev[len(timed):], key=lambda e: e["isa"] != "vmx")
+    for e, (isa, reason, vcpu, ns, pid) in zip(ev, timed + [r for r in recs if r[3] is None][::-1]):
+        code, name = decoded(isa, reason)
+        assert (e["isa"], e["reason"], e["code"], e["vcpu"], e["pid"]) == (isa, name, code, vcpu, pid or me)
+        assert e["vm"] == ("replay" if pid is None else "pid-%d" % pid)
+        assert e["latency_ns"] == ns and e["unfinished"] == (ns is None)
+    # the replay VMs' vCPU threads: made up, one per (pid, vCPU), above any real tid
+    threads = {}
+    for e in ev:
+        threads.setdefault((e["pid"], e["vcpu"]), set()).add(e["tid"])
+    assert all(len(t) == 1 and min(t) >= 0x40000000 for t in threads.values())
+    assert len(set.union(*threads.values())) == len(threads) == 4
+    # --per-vcpu: the same counts, split by the records' vCPU
+    me, lines, err = run_replay("-e", "-s", "--per-vcpu", "--replay", path)
+    want = expected_rows(recs, lambda pid: pid or me, per_vcpu=True)
+    got = {(v["pid"], int(e["vcpu"]), e["isa"], e["reason"]): (e["samples"], e["timed"])
+           for v in lines[0]["vms"] for e in v["exits"]}
+    assert got == {k: (w["samples"], len(w["lat"])) for k, w in want.items()}
+    assert got[me, 0, "vmx", "EPT_VIOLATION"] == (3, 3) and got[me, 1, "vmx", "EPT_VIOLATION"] == (2, 2)
+
+
+def test_replay_attributed_to_a_running_vm(tmp_path):
+    """Records naming the pid of a VM running here count for that VM, on
+    its vCPU threads; -p selects among the records as on a live host."""
+    with Guest("pio", count=1, vcpus=2) as g:
+        recs = [("vmx", "48", 0, 1000, g.pid), ("vmx", "48", 1, 2000, g.pid), ("vmx", "30", 1, 3000, g.pid),
+                ("vmx", "48", 0, 4000, None)]
+        path = replay_file(tmp_path, recs)
+        me, lines, err = run_replay("-e", "-s", "--per-vcpu", "-p", g.pid, "--replay", path)
+        assert [v["pid"] for v in lines[0]["vms"]] == [g.pid]
+        vm = lines[0]["vms"][0]
+        assert vm["name"] == g.name
+        assert {(e["vcpu"], e["reason"]): e["samples"] for e in vm["exits"]} == {
+            ("0", "EPT_VIOLATION"): 1, ("1", "EPT_VIOLATION"): 1, ("1", "IO_INSTRUCTION"): 1}
+        me, lines, err = run_replay("-e", "--replay", path)
+        g.go()
+        res = g.finish()
+    tids = {v["index"]: v["tid"] for v in res["vcpu"]}
+    ev = [l for l in lines if l["type"] == "exit"]
+    assert [(e["vm"], e["pid"], e["tid"], e["vcpu"]) for e in ev[:3]] == [
+        (g.name, g.pid, tids[0], 0), (g.name, g.pid, tids[1], 1), (g.name, g.pid, tids[1], 1)]
+    assert (ev[3]["vm"], ev[3]["pid"], ev[3]["tid"]) == ("replay", me, 0x40000000)
+
+
+@pytest.mark.parametrize("content,msg", [
+    ("vmx 48 0\n", "exits.txt:1: 3 fields, not ISA REASON VCPU LATENCY_NS [PID [TID]]"),
+    ("# x\nvmy 48 0 10\n", "exits.txt:2: invalid ISA 'vmy' (vmx, svm or user)"),
+    ("svm NOPE 0 10\n", "exits.txt:1: unknown svm exit reason 'NOPE'"),
+    ("vmx 48 0 -5\n", "exits.txt:1: invalid LATENCY_NS '-5'"),
+    ("vmx 48 x 5\n", "exits.txt:1: invalid VCPU 'x'"),
+    ("vmx 48 0 5 0 0\n", "exits.txt:1: invalid TID '0'"),
+])
+def test_replay_bad_file(tmp_path, content, msg):
+    f = tmp_path / "exits.txt"
+    f.write_text(content)
+    r = kvmwatch("-e", "--replay", str(f))
+    assert r.returncode == 1 and r.stdout == ""
+    assert msg in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args", [["--replay", "f"], ["-e", "-f", "--replay", "f"], ["-e", "--replay", "f", "1"],
+                                  ["-e", "--replay", "f", "-t", "1"]])
+def test_replay_bad_arguments(args):
+    r = kvmwatch(*args)
+    assert r.returncode == 2 and "--replay replays exits: it needs -e" in r.stderr
+
+
+def test_replay_non_root_clear_error():
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", KVMWATCH, "-e",
+                        "--replay", "-"], input="vmx 48 0 10\n", capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "bpf needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN (root has them)" in r.stderr, r.stderr
+
+
+def test_replay_from_stdin():
+    r = subprocess.run([KVMWATCH, "-e", "-s", "-o", "json", "--replay", "-"], capture_output=True, text=True,
+                       timeout=30, input="vmx EPT_VIOLATION 0 1000\nsvm npf 0 2000\nsvm 0x400 0 -\n")
+    assert r.returncode == 0, r.stderr
+    assert "replaying 3 exits from stdin" in r.stderr
+    exits = json.loads(r.stdout)["vms"][0]["exits"]
+    assert {(e["isa"], e["reason"]): (e["samples"], e["timed"]) for e in exits} == {
+        ("vmx", "EPT_VIOLATION"): (1, 1), ("svm", "npf"): (2, 1)}
