@@ -4,6 +4,7 @@
  * and reads per-VM and host metrics.  Everything is read below the
  * configured procfs/sysfs roots so it runs on fixture trees. */
 #include "core/kw_collector.h"
+#include "sources/kw_procev.h"
 #include "sources/kw_procfs_parse.h"
 #include "util/kw_priv.h"
 #include "util/kw_util.h"
@@ -27,7 +28,18 @@ struct neg_entry {
 	pid_t pid;
 	uint64_t starttime;
 	uint32_t seen_cycle;
+	uint32_t comm_hash;     /* an exec changes the name: looked at again */
+	uint64_t young_until;   /* re-examined until then (uptime ticks): start-up or exec + RECHECK */
 };
+
+static uint32_t comm_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
 
 /* Host network interface counters, read once per cycle from net/dev. */
 struct netdev {
@@ -46,7 +58,19 @@ struct procfs_state {
 	struct netdev *nd;
 	size_t nnd, ndcap;
 	char *buf;                 /* BIG_BUF scratch */
+	/* Discovery by the kernel's process events (kw_procev.c): after one
+	 * full walk of /proc, a cycle looks only at the VMs it knows, the
+	 * processes created or exec'd since the last cycle and those still
+	 * young enough to create a VM; NULL: every process, every cycle. */
+	struct kw_procev *ev;
+	int ev_walked;             /* walked /proc since the events started (or were lost) */
+	struct dirty { pid_t pid; int exec; } *dirty;
+	size_t ndirty, dirtycap;
+	uint64_t recheck_ticks;    /* a non-VMM process younger than this is re-examined */
+	uint64_t considered;       /* processes looked at in the last discovery (benchmarks) */
 };
+
+#define DIRTY_MAX 65536          /* more new processes than this in one cycle: walk instead */
 
 static uint64_t ticks_to_ns(const struct procfs_state *st, uint64_t t)
 {
@@ -284,38 +308,54 @@ static int procfs_collect_host(struct kw_collector *c, void *state, struct kw_sa
 
 /* ------------------------------------------------------------ discovery */
 
-static int neg_lookup(struct procfs_state *st, pid_t pid, uint64_t starttime)
+/* The process's entry: 1 the same process as checked before (*young: still
+ * in its re-check window), -1 the pid was reused or it exec'd since (a new
+ * window starts), 0 unknown. */
+static int neg_lookup(struct procfs_state *st, pid_t pid, uint64_t starttime, const char *comm, int *young)
 {
 	size_t i;
 
+	*young = 0;
 	for (i = 0; i < st->nneg; i++) {
 		if (st->neg[i].pid == pid) {
-			if (st->neg[i].starttime != starttime)
+			if (st->neg[i].starttime != starttime || st->neg[i].comm_hash != comm_hash(comm))
 				return -1;
 			st->neg[i].seen_cycle = st->cycle;
+			*young = st->uptime_ticks <= st->neg[i].young_until;
 			return 1;
 		}
 	}
 	return 0;
 }
 
-static void neg_add(struct procfs_state *st, pid_t pid, uint64_t starttime)
+static uint64_t neg_young_until(const struct procfs_state *st, pid_t pid)
 {
 	size_t i;
 
-	for (i = 0; i < st->nneg; i++) {
-		if (st->neg[i].pid == pid) {
-			st->neg[i].starttime = starttime;
-			st->neg[i].seen_cycle = st->cycle;
+	for (i = 0; i < st->nneg; i++)
+		if (st->neg[i].pid == pid)
+			return st->neg[i].young_until;
+	return 0;
+}
+
+/* Remember a process that is no VMM (yet): re-examined until young_until. */
+static void neg_add(struct procfs_state *st, pid_t pid, uint64_t starttime, const char *comm, uint64_t young_until)
+{
+	size_t i;
+
+	for (i = 0; i < st->nneg; i++)
+		if (st->neg[i].pid == pid)
+			break;
+	if (i == st->nneg) {
+		if (kw_grow((void **)&st->neg, &st->negcap, st->nneg, sizeof(*st->neg)))
 			return;
-		}
+		st->nneg++;
 	}
-	if (kw_grow((void **)&st->neg, &st->negcap, st->nneg, sizeof(*st->neg)))
-		return;
-	st->neg[st->nneg].pid = pid;
-	st->neg[st->nneg].starttime = starttime;
-	st->neg[st->nneg].seen_cycle = st->cycle;
-	st->nneg++;
+	st->neg[i].pid = pid;
+	st->neg[i].starttime = starttime;
+	st->neg[i].seen_cycle = st->cycle;
+	st->neg[i].comm_hash = comm_hash(comm);
+	st->neg[i].young_until = young_until;
 }
 
 static void neg_expire(struct procfs_state *st)
@@ -465,14 +505,18 @@ static void read_cgroup(struct kw_collector *c, struct kw_vm *vm, char *buf)
 }
 
 /* Look at one /proc entry; add it to the VM table if it is a VMM. */
-static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t pid)
+/* Look at one process: a VMM (new or known)?  force: it exec'd since the
+ * last look, whatever the negative cache says. */
+static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t pid, int force)
 {
 	char *buf = st->buf, comm[64], key[64];
 	uint64_t f[64];
 	ssize_t r;
-	int n, neg, kvmfd = 0, is_qemu;
+	int n, neg, kvmfd = 0, is_qemu, young = 0;
+	uint64_t young_until = 0;
 	struct kw_vm tmp, *vm;
 
+	st->considered++;
 	r = kw_read_filef(buf, STAT_BUF, "%s/%d/stat", KW_PROC(c), pid);
 	if (r == -EMFILE || r == -ENFILE) {
 		/* out of fds is not "gone": a VM we know stays */
@@ -493,9 +537,17 @@ static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t p
 	/* Known VM: keep its identity, refresh threads/taps below. */
 	vm = kw_vmt_find_key(&c->vms, key);
 	if (!vm) {
-		neg = neg_lookup(st, pid, f[SF(22)]);
-		if (neg == 1 && st->uptime_ticks > f[SF(22)] + 30 * (uint64_t)st->clk_tck)
+		neg = neg_lookup(st, pid, f[SF(22)], comm, &young);
+		if (neg == 1 && !force && !young)
 			return 0;
+		/* the window to create a VM: from start-up, or from an exec seen
+		 * (an exec event, or a new name under the same start time) */
+		if (force || neg == -1)
+			young_until = st->uptime_ticks + st->recheck_ticks;
+		else if (neg == 0)
+			young_until = f[SF(22)] + st->recheck_ticks;
+		else
+			young_until = st->uptime_ticks; /* still young: keep it (set below) */
 		memset(&tmp, 0, sizeof(tmp));
 		tmp.pve_id = -1;
 		tmp.dom_id = -1;
@@ -505,13 +557,13 @@ static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t p
 		if (!is_qemu) {
 			/* Kernel threads have an empty cmdline and cannot be VMMs. */
 			if (r <= 0) {
-				neg_add(st, pid, f[SF(22)]);
+				neg_add(st, pid, f[SF(22)], comm, neg == 1 ? neg_young_until(st, pid) : young_until);
 				kw_vm_free(&tmp);
 				return 0;
 			}
 			kvmfd = scan_fds(c, pid, NULL, buf);
 			if (kvmfd <= 0) {
-				neg_add(st, pid, f[SF(22)]);
+				neg_add(st, pid, f[SF(22)], comm, neg == 1 ? neg_young_until(st, pid) : young_until);
 				kw_vm_free(&tmp);
 				return 0;
 			}
@@ -552,6 +604,68 @@ static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t p
 	return 0;
 }
 
+static void on_procev(pid_t pid, int what, void *arg)
+{
+	struct procfs_state *st = arg;
+
+	if (what == KW_PROCEV_EXIT || !st->ev_walked)
+		return; /* an exited VM is not seen again; before the walk, the walk sees all */
+	if (st->ndirty >= DIRTY_MAX) {
+		st->ev_walked = 0; /* a fork storm: walk /proc once more instead */
+		st->ndirty = 0;
+		return;
+	}
+	if (kw_grow((void **)&st->dirty, &st->dirtycap, st->ndirty, sizeof(*st->dirty))) {
+		st->ev_walked = 0;
+		return;
+	}
+	st->dirty[st->ndirty].pid = pid;
+	st->dirty[st->ndirty++].exec = what == KW_PROCEV_EXEC;
+}
+
+static int dirty_cmp(const void *pa, const void *pb)
+{
+	const struct dirty *a = pa, *b = pb;
+
+	return a->pid != b->pid ? (a->pid < b->pid ? -1 : 1) : b->exec - a->exec;
+}
+
+/* A cycle with process events: the known VMs, the processes new or
+ * exec'd since the last cycle, and the young ones not yet VMMs. */
+static int discover_by_events(struct kw_collector *c, struct procfs_state *st)
+{
+	pid_t *pids = NULL;
+	size_t i, n = 0, cap = 0;
+	int r = 0;
+
+	for (i = 0; i < c->vms.n; i++)
+		if (c->vms.vms[i].pid > 0 && (c->vms.vms[i].found & (KW_FOUND_PROC | KW_FOUND_KVMFD))) {
+			if (kw_grow((void **)&pids, &cap, n, sizeof(*pids))) {
+				free(pids);
+				return -ENOMEM;
+			}
+			pids[n++] = c->vms.vms[i].pid;
+		}
+	for (i = 0; i < st->nneg; i++)
+		if (st->uptime_ticks <= st->neg[i].young_until) {
+			if (kw_grow((void **)&pids, &cap, n, sizeof(*pids))) {
+				free(pids);
+				return -ENOMEM;
+			}
+			pids[n++] = st->neg[i].pid;
+		}
+	for (i = 0; i < n && r == 0; i++)
+		r = consider_pid(c, st, pids[i], 0);
+	free(pids);
+	if (st->ndirty > 1)
+		qsort(st->dirty, st->ndirty, sizeof(*st->dirty), dirty_cmp);
+	for (i = 0; i < st->ndirty && r == 0; i++)
+		if (i == 0 || st->dirty[i].pid != st->dirty[i - 1].pid)
+			r = consider_pid(c, st, st->dirty[i].pid, st->dirty[i].exec);
+	st->ndirty = 0;
+	return r;
+}
+
 static int procfs_discover(struct kw_collector *c, void *state)
 {
 	struct procfs_state *st = state;
@@ -561,6 +675,21 @@ static int procfs_discover(struct kw_collector *c, void *state)
 	int r = 0;
 
 	st->cycle++;
+	st->considered = 0;
+	if (st->ev) {
+		r = kw_procev_drain(st->ev, on_procev, st);
+		if (r == -ENOBUFS) {
+			kw_debug("process events were lost: walking %s", KW_PROC(c));
+			st->ev_walked = 0;
+			st->ndirty = 0;
+		} else if (r < 0) {
+			kw_warn("process events failed (%s): VMs are found by walking %s every cycle", strerror(-r),
+				KW_PROC(c));
+			kw_procev_close(st->ev);
+			st->ev = NULL;
+		}
+		r = 0;
+	}
 	read_netdev(c, st);
 	if (kw_read_filef(buf, sizeof(buf), "%s/uptime", KW_PROC(c)) > 0)
 		st->uptime_ticks = (uint64_t)(strtod(buf, NULL) * (double)st->clk_tck);
@@ -574,9 +703,16 @@ static int procfs_discover(struct kw_collector *c, void *state)
 		/* Only the requested pids: no full /proc walk (with host totals
 		 * the walk is needed anyway: host.vms counts every VM). */
 		for (i = 0; i < c->cfg.npids && r == 0; i++)
-			r = consider_pid(c, st, c->cfg.pids[i]);
+			r = consider_pid(c, st, c->cfg.pids[i], 0);
+		st->ndirty = 0;
 		return r;
 	}
+	if (st->ev && st->ev_walked) {
+		r = discover_by_events(c, st);
+		neg_expire(st); /* old non-VMMs leave the cache: their exec is an event */
+		return r;
+	}
+	st->ndirty = 0;
 	snprintf(path, sizeof(path), "%s", KW_PROC(c));
 	d = opendir(path);
 	if (!d)
@@ -586,10 +722,12 @@ static int procfs_discover(struct kw_collector *c, void *state)
 
 		if (!isdigit((unsigned char)de->d_name[0]) || kw_parse_int(de->d_name, 1, INT32_MAX, &pid))
 			continue;
-		r = consider_pid(c, st, (pid_t)pid);
+		r = consider_pid(c, st, (pid_t)pid, 0);
 	}
 	closedir(d);
 	neg_expire(st);
+	if (st->ev && r == 0)
+		st->ev_walked = 1;
 	return r;
 }
 
@@ -833,6 +971,27 @@ static int procfs_init(struct kw_collector *c, void **state, char *why, size_t w
 	if (st->page_size <= 0)
 		st->page_size = 4096;
 	check_hidepid(c);
+	{
+		const char *v = kw_getenv("KVMWATCH_RECHECK_S"), *e = kw_getenv("KVMWATCH_PROC_EVENTS");
+		long s = 30;
+		char ewhy[160];
+
+		if (v && kw_parse_int(v, 0, 3600, &s))
+			s = 30;
+		st->recheck_ticks = (uint64_t)s * (uint64_t)st->clk_tck;
+		/* the host's own /proc only: the events name the host's pids */
+		if (!strcmp(KW_PROC(c), "/proc") && !(e && !strcmp(e, "0"))) {
+			if (kw_procev_open(&st->ev, ewhy, sizeof(ewhy)) == 0 && kw_procev_check(st->ev, 200) < 0) {
+				kw_strlcpy(ewhy, "the proc connector delivers no events here", sizeof(ewhy));
+				kw_procev_close(st->ev);
+				st->ev = NULL;
+			}
+			if (st->ev)
+				kw_debug("VMs are found from the kernel's process events (proc connector)");
+			else
+				kw_debug("%s: VMs are found by walking /proc every cycle", ewhy);
+		}
+	}
 	*state = st;
 	return 0;
 }
@@ -843,6 +1002,8 @@ static void procfs_fini(struct kw_collector *c, void *state)
 
 	if (!st)
 		return;
+	kw_procev_close(st->ev);
+	free(st->dirty);
 	free(st->neg);
 	free(st->nd);
 	free(st->buf);
