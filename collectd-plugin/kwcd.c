@@ -927,7 +927,8 @@ int kwcd_read(struct kwcd *k, kwcd_dispatch_fn fn, void *arg, struct kwcd_read_s
 		snprintf(err, errlen, "failed to collect from %s: %s", k->cfg.procfs, strerror(-r));
 		return -1;
 	}
-	if (!k->cfg.no_host &&
+	/* host totals are kvmwatch's own metrics: with Compat "virt" only when asked */
+	if (!k->cfg.no_host && (!k->virt.on || k->virt.own) &&
 	    kwcd_publish_set(k, &k->coll.host, k->hostname, k->host_instance, k->host_instance,
 			     k->coll.ts_real_ns, fn, arg, st) == -ENOMEM) {
 		snprintf(err, errlen, "out of memory");

@@ -150,6 +150,19 @@ ReportNetworkInterfaces true""" % ALL_EXTRA
         assert not [l for l in errors_in(log) if "[error]" in l], log
 
 
+def test_only_virt_identifiers_without_kvmwatch_metrics():
+    """ReportKvmwatchMetrics false: what virt dispatches and nothing else
+    (no kvmwatch rows, no host totals)."""
+    virt, kw = pair('Connection "test:///default"\nExtraStats "vcpu"',
+                    kw_extra="ReportKvmwatchMetrics false\nCollectBPF false\n")
+    with virt, kw:
+        virt.start()
+        kw.start()
+        idents = settle(virt, kw)
+        time.sleep(1.5)
+        assert sorted(kw.listval()) == sorted(idents) == virt_idents(virt)
+
+
 def test_persistent_notifications_like_virt():
     block = 'Connection "test:///default"\nPersistentNotification true'
     virt, kw = pair(block)
