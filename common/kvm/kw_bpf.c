@@ -43,9 +43,60 @@ struct alt {
 	const char *prog;
 	int kind;
 	const char *target;
-	struct alt_prog with[6]; /* programs loaded and attached with it (all must be possible) */
-	int irqfd_syms;          /* needs the irqfd kallsyms addresses */
 };
+
+/* Alternatives that are more than one program: the programs loaded and
+ * attached with it (all must be possible), and whether it needs the irqfd
+ * kallsyms addresses. */
+struct alt_group {
+	const char *prog;
+	struct alt_prog with[6];
+	int irqfd_syms;
+};
+static const struct alt_group alt_groups[] = {
+	{ "fentry_kvm_set_irq",
+	  { { "fexit_kvm_set_irq", ALT_FEXIT, "kvm_set_irq" },
+	    { "fentry_kvm_set_msi", ALT_FENTRY, "kvm_set_msi" },
+	    { "fexit_kvm_set_msi", ALT_FEXIT, "kvm_set_msi" },
+	    { "fentry_kvm_arch_set_irq_inatomic", ALT_FENTRY, "kvm_arch_set_irq_inatomic" },
+	    { "fexit_kvm_arch_set_irq_inatomic", ALT_FEXIT, "kvm_arch_set_irq_inatomic" },
+	    { NULL, 0, NULL } }, 0 },
+	{ "kprobe_kvm_set_irq",
+	  { { "kretprobe_kvm_set_irq", ALT_KRETPROBE, "kvm_set_irq" },
+	    { "kprobe_kvm_set_msi", ALT_KPROBE, "kvm_set_msi" },
+	    { "kretprobe_kvm_set_msi", ALT_KRETPROBE, "kvm_set_msi" },
+	    { "kprobe_kvm_arch_set_irq_inatomic", ALT_KPROBE, "kvm_arch_set_irq_inatomic" },
+	    { "kretprobe_kvm_arch_set_irq_inatomic", ALT_KRETPROBE, "kvm_arch_set_irq_inatomic" },
+	    { NULL, 0, NULL } }, 0 },
+	{ "btf_irqfd_sys_enter",
+	  { { "btf_irqfd_sys_exit", ALT_TP_BTF, "raw_syscalls:sys_exit" },
+	    { "btf_irqfd_work_start", ALT_TP_BTF, "workqueue:workqueue_execute_start" },
+	    { "btf_irqfd_work_end", ALT_TP_BTF, "workqueue:workqueue_execute_end" },
+	    { NULL, 0, NULL }, { NULL, 0, NULL }, { NULL, 0, NULL } }, 1 },
+	{ "raw_irqfd_sys_enter",
+	  { { "raw_irqfd_sys_exit", ALT_RAW_TP, "raw_syscalls:sys_exit" },
+	    { "raw_irqfd_work_start", ALT_RAW_TP, "workqueue:workqueue_execute_start" },
+	    { "raw_irqfd_work_end", ALT_RAW_TP, "workqueue:workqueue_execute_end" },
+	    { NULL, 0, NULL }, { NULL, 0, NULL }, { NULL, 0, NULL } }, 1 },
+};
+
+static const struct alt_group *group_of(const struct alt *a)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(alt_groups) / sizeof(alt_groups[0]); i++)
+		if (!strcmp(alt_groups[i].prog, a->prog))
+			return &alt_groups[i];
+	return NULL;
+}
+
+/* The i-th program that goes with a, NULL past the last. */
+static const struct alt_prog *alt_with(const struct alt *a, size_t i)
+{
+	const struct alt_group *g = group_of(a);
+
+	return g && i < sizeof(g->with) / sizeof(g->with[0]) && g->with[i].prog ? &g->with[i] : NULL;
+}
 
 struct hook {
 	const char *what;
@@ -172,26 +223,10 @@ static const struct feat_def feats[KW_BPF__N] = {
 		/* the VM an injection targets (irq.bpf.c): the functions handed
 		 * the struct kvm, else the irqfd paths */
 		{ "injection target", 0, {
-			{ "fentry_kvm_set_irq", ALT_FENTRY, "kvm_set_irq",
-			  { { "fexit_kvm_set_irq", ALT_FEXIT, "kvm_set_irq" },
-			    { "fentry_kvm_set_msi", ALT_FENTRY, "kvm_set_msi" },
-			    { "fexit_kvm_set_msi", ALT_FEXIT, "kvm_set_msi" },
-			    { "fentry_kvm_arch_set_irq_inatomic", ALT_FENTRY, "kvm_arch_set_irq_inatomic" },
-			    { "fexit_kvm_arch_set_irq_inatomic", ALT_FEXIT, "kvm_arch_set_irq_inatomic" } } },
-			{ "kprobe_kvm_set_irq", ALT_KPROBE, "kvm_set_irq",
-			  { { "kretprobe_kvm_set_irq", ALT_KRETPROBE, "kvm_set_irq" },
-			    { "kprobe_kvm_set_msi", ALT_KPROBE, "kvm_set_msi" },
-			    { "kretprobe_kvm_set_msi", ALT_KRETPROBE, "kvm_set_msi" },
-			    { "kprobe_kvm_arch_set_irq_inatomic", ALT_KPROBE, "kvm_arch_set_irq_inatomic" },
-			    { "kretprobe_kvm_arch_set_irq_inatomic", ALT_KRETPROBE, "kvm_arch_set_irq_inatomic" } } },
-			{ "btf_irqfd_sys_enter", ALT_TP_BTF, "raw_syscalls:sys_enter",
-			  { { "btf_irqfd_sys_exit", ALT_TP_BTF, "raw_syscalls:sys_exit" },
-			    { "btf_irqfd_work_start", ALT_TP_BTF, "workqueue:workqueue_execute_start" },
-			    { "btf_irqfd_work_end", ALT_TP_BTF, "workqueue:workqueue_execute_end" } }, 1 },
-			{ "raw_irqfd_sys_enter", ALT_RAW_TP, "raw_syscalls:sys_enter",
-			  { { "raw_irqfd_sys_exit", ALT_RAW_TP, "raw_syscalls:sys_exit" },
-			    { "raw_irqfd_work_start", ALT_RAW_TP, "workqueue:workqueue_execute_start" },
-			    { "raw_irqfd_work_end", ALT_RAW_TP, "workqueue:workqueue_execute_end" } }, 1 } },
+			{ "fentry_kvm_set_irq", ALT_FENTRY, "kvm_set_irq" },
+			{ "kprobe_kvm_set_irq", ALT_KPROBE, "kvm_set_irq" },
+			{ "btf_irqfd_sys_enter", ALT_TP_BTF, "raw_syscalls:sys_enter" },
+			{ "raw_irqfd_sys_enter", ALT_RAW_TP, "raw_syscalls:sys_enter" } },
 		  "interrupts injected through another process's irqfd count for that process" },
 	} },
 };
@@ -428,15 +463,18 @@ static int probe_alt_all(const struct alt *a, char *why, size_t len)
 {
 	size_t i;
 
-	if (a->irqfd_syms && !irqfd_syms()) {
+	const struct alt_group *g = group_of(a);
+	const struct alt_prog *wp;
+
+	if (g && g->irqfd_syms && !irqfd_syms()) {
 		snprintf(why, len, "%s:%s: /proc/kallsyms gives no address of irqfd_wakeup/irqfd_inject", alt_names[a->kind],
 			 a->target);
 		return -1;
 	}
 	if (probe_alt(a, why, len))
 		return -1;
-	for (i = 0; i < KW_ARRAY_SIZE(a->with) && a->with[i].prog; i++) {
-		struct alt w = { a->with[i].prog, a->with[i].kind, a->with[i].target, { { 0 } }, 0 };
+	for (i = 0; (wp = alt_with(a, i)); i++) {
+		struct alt w = { wp->prog, wp->kind, wp->target };
 
 		if (probe_alt(&w, why, len))
 			return -1;
@@ -611,11 +649,12 @@ static int feat_open(struct kw_bpf *b, int bit)
 			return -1;
 		}
 		bpf_program__set_autoload(prog, true);
-		for (a = 0; a < (int)KW_ARRAY_SIZE(chosen[h]->with) && chosen[h]->with[a].prog; a++) {
-			struct bpf_program *w = bpf_object__find_program_by_name(s->obj, chosen[h]->with[a].prog);
+		for (a = 0; alt_with(chosen[h], (size_t)a); a++) {
+			const char *wn = alt_with(chosen[h], (size_t)a)->prog;
+			struct bpf_program *w = bpf_object__find_program_by_name(s->obj, wn);
 
 			if (!w) {
-				snprintf(s->why, sizeof(s->why), "BPF object has no program %s", chosen[h]->with[a].prog);
+				snprintf(s->why, sizeof(s->why), "BPF object has no program %s", wn);
 				return -1;
 			}
 			bpf_program__set_autoload(w, true);
@@ -669,10 +708,10 @@ static int feat_open(struct kw_bpf *b, int bit)
 			 * records), the hook itself last; all or none */
 			int first = s->nlinks, nw = 0, w, failed = 0;
 
-			while (nw < (int)KW_ARRAY_SIZE(chosen[h]->with) && chosen[h]->with[nw].prog)
+			while (alt_with(chosen[h], (size_t)nw))
 				nw++;
 			for (w = 0; w <= nw && !failed; w++) {
-				const char *pn = w < nw ? chosen[h]->with[w].prog : chosen[h]->prog;
+				const char *pn = w < nw ? alt_with(chosen[h], (size_t)w)->prog : chosen[h]->prog;
 
 				prog = bpf_object__find_program_by_name(s->obj, pn);
 				l = prog ? bpf_program__attach(prog) : NULL;
