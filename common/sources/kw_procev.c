@@ -22,26 +22,22 @@ struct kw_procev {
 	int fd;
 };
 
-/* One netlink message with a connector message and its payload. */
-struct cn_req {
-	struct nlmsghdr nl;
-	struct cn_msg cn;
-	enum proc_cn_mcast_op op;
-} __attribute__((packed));
-
+/* One netlink message: header, connector message, the operation. */
 static int send_op(int fd, enum proc_cn_mcast_op op)
 {
-	struct cn_req r;
+	char buf[NLMSG_SPACE(sizeof(struct cn_msg) + sizeof(enum proc_cn_mcast_op))] __attribute__((aligned(8)));
+	struct nlmsghdr *nl = (struct nlmsghdr *)buf;
+	struct cn_msg *cn = NLMSG_DATA(nl);
+	size_t len = NLMSG_LENGTH(sizeof(*cn) + sizeof(op));
 
-	memset(&r, 0, sizeof(r));
-	r.nl.nlmsg_len = sizeof(r);
-	r.nl.nlmsg_type = NLMSG_DONE;
-	r.nl.nlmsg_pid = 0;
-	r.cn.id.idx = CN_IDX_PROC;
-	r.cn.id.val = CN_VAL_PROC;
-	r.cn.len = sizeof(r.op);
-	r.op = op;
-	return send(fd, &r, sizeof(r), 0) == (ssize_t)sizeof(r) ? 0 : -errno;
+	memset(buf, 0, sizeof(buf));
+	nl->nlmsg_len = (__u32)len;
+	nl->nlmsg_type = NLMSG_DONE;
+	cn->id.idx = CN_IDX_PROC;
+	cn->id.val = CN_VAL_PROC;
+	cn->len = sizeof(op);
+	memcpy(cn->data, &op, sizeof(op));
+	return send(fd, buf, len, 0) == (ssize_t)len ? 0 : -errno;
 }
 
 int kw_procev_open(struct kw_procev **out, char *why, size_t whylen)
