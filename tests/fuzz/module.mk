@@ -6,8 +6,8 @@
 # test`); `make fuzz` runs them longer (FUZZ_SECONDS per target).
 FUZZ_SRCS     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS     := $(FUZZ_SRCS:tests/fuzz/%.c=$(O)/fuzz/%)
-FUZZ_LIB_SRCS := $(COMMON_SRCS) collectd-plugin/kwcd.c collectd-plugin/kw_ignorelist.c \
-		 netdata-plugin/nd_conf.c netdata-plugin/nd_chart.c netdata-plugin/kw_pattern.c
+FUZZ_LIB_SRCS := $(COMMON_SRCS) collectd-plugin/kwcd.c collectd-plugin/kwcd_virt.c collectd-plugin/kw_ignorelist.c \
+		 netdata-plugin/nd_conf.c netdata-plugin/nd_chart.c netdata-plugin/nd_cgroup.c netdata-plugin/kw_pattern.c
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(O)/fuzz/obj/%.o)
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS   := -O1 -g $(WARN) -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer-no-link $(FUZZ_SAN) \

@@ -95,6 +95,17 @@ def seeds(target):
     elif target == "fuzz_collectd":
         out += [("c%d" % i, c) for i, c in enumerate(COLLECTD)]
         out += [("hostile", b"\n".join(b"Domain\t" + h for h in HOSTILE))]
+    elif target == "fuzz_libvirt_xml":
+        iface = (b"<interface type='ethernet'><mac address='52:54:00:12:34:56'/><target dev='vnet0'/>"
+                 b"</interface>")
+        out += [("domain", b"/instance/name/text()\n<domain><name>a</name><devices>" + iface * 3 +
+                 b"<interface type='network'><mac address='52:54:00:00:00:01'/></interface></devices></domain>"),
+                ("nova", b"\n<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.0'>"
+                 b"<nova:name>web-1</nova:name></nova:instance>"),
+                ("attr", b"/instance/owner/@id\n<instance><owner id='t-42'/></instance>"),
+                ("entities", b"//x\n<!DOCTYPE d [<!ENTITY e 'x'>]><d><x>&e;&e;</x></d>"),
+                ("hostile", b"/instance/name/text()\n<instance><name>" + b"\n".join(HOSTILE) + b"</name></instance>"),
+                ("badxpath", b"///[\n<a/>")]
     elif target == "fuzz_netdata":
         with open(os.path.join(ROOT, "netdata-plugin", "kvmwatch.conf"), "rb") as f:
             out.append(("stock", f.read()))
