@@ -108,13 +108,13 @@ int kw_procev_check(struct kw_procev *p, int timeout_ms)
 		}
 		for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
 			struct cn_msg *cn = NLMSG_DATA(h);
-			struct proc_event *ev;
+			struct proc_event ev;
 
-			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(*ev)) || cn->len < sizeof(*ev))
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(ev)) || cn->len < sizeof(ev))
 				continue;
-			ev = (void *)cn->data;
-			if (ev->what == PROC_EVENT_FORK && ev->event_data.fork.child_tgid == me &&
-			    ev->event_data.fork.child_pid != me)
+			memcpy(&ev, cn->data, sizeof(ev)); /* cn->data is only 4-byte aligned */
+			if (ev.what == PROC_EVENT_FORK && ev.event_data.fork.child_tgid == me &&
+			    ev.event_data.fork.child_pid != me)
 				seen = 1;
 		}
 	}
@@ -144,29 +144,29 @@ int kw_procev_drain(struct kw_procev *p, kw_procev_fn fn, void *arg)
 			break;
 		for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
 			struct cn_msg *cn;
-			struct proc_event *ev;
+			struct proc_event ev;
 
 			if (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_NOOP)
 				continue;
 			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*cn)))
 				continue;
 			cn = NLMSG_DATA(h);
-			if (cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC || cn->len < sizeof(*ev) ||
-			    h->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(*ev)))
+			if (cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC || cn->len < sizeof(ev) ||
+			    h->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(ev)))
 				continue;
-			ev = (void *)cn->data;
-			switch (ev->what) {
+			memcpy(&ev, cn->data, sizeof(ev)); /* only 4-byte aligned */
+			switch (ev.what) {
 			case PROC_EVENT_FORK:
 				/* a new process, not a new thread of one */
-				if (ev->event_data.fork.child_pid == ev->event_data.fork.child_tgid)
-					fn(ev->event_data.fork.child_tgid, KW_PROCEV_NEW, arg);
+				if (ev.event_data.fork.child_pid == ev.event_data.fork.child_tgid)
+					fn(ev.event_data.fork.child_tgid, KW_PROCEV_NEW, arg);
 				break;
 			case PROC_EVENT_EXEC:
-				fn(ev->event_data.exec.process_tgid, KW_PROCEV_EXEC, arg);
+				fn(ev.event_data.exec.process_tgid, KW_PROCEV_EXEC, arg);
 				break;
 			case PROC_EVENT_EXIT:
-				if (ev->event_data.exit.process_pid == ev->event_data.exit.process_tgid)
-					fn(ev->event_data.exit.process_tgid, KW_PROCEV_EXIT, arg);
+				if (ev.event_data.exit.process_pid == ev.event_data.exit.process_tgid)
+					fn(ev.event_data.exit.process_tgid, KW_PROCEV_EXIT, arg);
 				break;
 			default:
 				break;
