@@ -38,7 +38,7 @@ static __always_inline void exit_begin_for(void *map, __u32 tgid, __u32 tid, __u
 					   __u32 vcpu_id)
 {
 	struct kw_pending p = { .ts = ts, .tgid = tgid, .reason = reason, .isa = isa, .vcpu_id = vcpu_id };
-	struct kw_agg *a;
+	struct kw_aggs a;
 	struct kw_key k;
 
 	if (!kw_wanted_tgid(&kw_cfg, tgid))
@@ -46,9 +46,8 @@ static __always_inline void exit_begin_for(void *map, __u32 tgid, __u32 tid, __u
 	/* counted at the exit, so exits never followed by an entry count too */
 	if (kw_cfg.aggregate) {
 		kw_key_init_for(&k, &kw_cfg, tgid, tid, isa, reason);
-		a = kw_agg_get(&stats, &k);
-		if (a)
-			kw_agg_count(a);
+		kw_aggs_get(&a, &stats, &k);
+		kw_aggs_count(&a);
 	}
 	bpf_map_update_elem(map, &tid, &p, BPF_ANY);
 }
@@ -58,7 +57,7 @@ static __always_inline void exit_end_for(void *map, __u32 tid, __u64 now)
 {
 	struct kw_pending *p = bpf_map_lookup_elem(map, &tid);
 	struct kw_event *e;
-	struct kw_agg *a;
+	struct kw_aggs a;
 	struct kw_key k;
 	__u64 lat;
 
@@ -67,9 +66,8 @@ static __always_inline void exit_end_for(void *map, __u32 tid, __u64 now)
 	lat = now - p->ts;
 	if (kw_cfg.aggregate) {
 		kw_key_init_for(&k, &kw_cfg, p->tgid, tid, p->isa, p->reason);
-		a = kw_agg_get(&stats, &k);
-		if (a)
-			kw_agg_latency(a, lat);
+		kw_aggs_get(&a, &stats, &k);
+		kw_aggs_latency(&a, lat);
 	}
 	if (kw_cfg.stream && (e = kw_event_reserve(&events, &lost, KW_EV_EXIT))) {
 		e->tgid = p->tgid;

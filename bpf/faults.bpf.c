@@ -87,7 +87,7 @@ static __always_inline void fault_begin(__u32 src, __u64 addr, __u64 ec, __u64 g
 				.addr = addr, .error_code = ec, .gfn = gfn };
 	__u32 tid = kw_tid();
 	struct kw_pending *old;
-	struct kw_agg *a;
+	struct kw_aggs a;
 	struct kw_key k;
 
 	if (!kw_wanted(&kw_cfg))
@@ -110,9 +110,8 @@ static __always_inline void fault_begin(__u32 src, __u64 addr, __u64 ec, __u64 g
 	}
 	if (kw_cfg.aggregate) {
 		kw_key_init(&k, &kw_cfg, 0, 0);
-		a = kw_agg_get(&stats, &k);
-		if (a)
-			kw_agg_count(a);
+		kw_aggs_get(&a, &stats, &k);
+		kw_aggs_count(&a);
 	}
 	page_count(&p);
 	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
@@ -122,7 +121,7 @@ static __always_inline void fault_end(__u64 gfn, __u32 level)
 {
 	__u32 tid = kw_tid();
 	struct kw_pending *p = bpf_map_lookup_elem(&pending, &tid);
-	struct kw_agg *a;
+	struct kw_aggs a;
 	struct kw_key k;
 	__u64 lat;
 
@@ -131,9 +130,8 @@ static __always_inline void fault_end(__u64 gfn, __u32 level)
 	lat = bpf_ktime_get_ns() - p->ts;
 	if (kw_cfg.aggregate) {
 		kw_key_init(&k, &kw_cfg, 0, 0);
-		a = kw_agg_get(&stats, &k);
-		if (a)
-			kw_agg_latency(a, lat);
+		kw_aggs_get(&a, &stats, &k);
+		kw_aggs_latency(&a, lat);
 	}
 	fault_emit(p, lat, 1, level);
 	bpf_map_delete_elem(&pending, &tid);

@@ -8,18 +8,16 @@ KW_COMMON_MAPS(4096);
 static __always_inline void on_halt_poll(bool grow, __u32 vcpu_id, __u32 new_ns, __u32 old_ns)
 {
 	struct kw_event *e;
-	struct kw_agg *a;
+	struct kw_aggs a;
 	struct kw_key k;
 
 	if (!kw_wanted(&kw_cfg))
 		return;
 	if (kw_cfg.aggregate) {
 		kw_key_init(&k, &kw_cfg, grow ? 1 : 0, vcpu_id);
-		a = kw_agg_get(&stats, &k);
-		if (a) {
-			kw_agg_count(a);
-			a->aux = new_ns;
-		}
+		kw_aggs_get(&a, &stats, &k);
+		kw_aggs_count(&a);
+		kw_aggs_aux_set(&a, new_ns);
 	}
 	if (kw_cfg.stream && (e = kw_event_reserve(&events, &lost, KW_EV_HALTPOLL))) {
 		e->hp.vcpu_id = vcpu_id;

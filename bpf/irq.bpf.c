@@ -82,24 +82,27 @@ static __always_inline __u32 irq_tgid(__u32 *via)
 	return kw_tgid();
 }
 
-static __always_inline void latency(__u32 tgid, __u32 kind, __u32 vector, __u64 lat, struct kw_event *e)
+/* A latency sample of the current thread (tid 0: made for the VM from
+ * outside it, via != 0), per vector. */
+static __always_inline void latency(__u32 tgid, __u32 via, __u32 kind, __u32 vector, __u64 lat,
+				    struct kw_event *e)
 {
-	struct kw_key k = { .tgid = tgid, .tid = 0, .kind = kind, .reason = vector };
-	struct kw_agg *g;
+	struct kw_aggs g;
+	struct kw_key k;
 
 	if (e)
 		e->irq.lat_ns = lat;
 	if (!kw_cfg.aggregate)
 		return;
-	g = kw_agg_get(&stats, &k);
-	if (g) {
-		kw_agg_count(g);
-		kw_agg_latency(g, lat);
-	}
+	kw_key_init_for(&k, &kw_cfg, tgid, via ? 0 : kw_tid(), kind, vector);
+	kw_aggs_get(&g, &stats, &k);
+	kw_aggs_count(&g);
+	kw_aggs_latency(&g, lat);
 }
 
 /* The latency bookkeeping of one event (e: its stream record or NULL). */
-static __always_inline void irq_latency(__u32 tgid, __u32 kind, __u32 pin, __u64 a, __u64 b, struct kw_event *e)
+static __always_inline void irq_latency(__u32 tgid, __u32 via, __u32 kind, __u32 pin, __u64 a, __u64 b,
+					struct kw_event *e)
 {
 	struct vec_key vk = { .tgid = tgid };
 	__u64 now = bpf_ktime_get_ns(), *t;
@@ -120,7 +123,7 @@ static __always_inline void irq_latency(__u32 tgid, __u32 kind, __u32 pin, __u64
 		vk.vector = a & 0xff;
 		t = bpf_map_lookup_elem(&inj_ts, &tid);
 		if (t && now - *t < PEND_MAX_NS) {
-			latency(tgid, KW_IRQ_LAT_ACCEPT, vk.vector, now - *t, e);
+			latency(tgid, via, KW_IRQ_LAT_ACCEPT, vk.vector, now - *t, e);
 			bpf_map_update_elem(&pend_eoi, &vk, t, BPF_ANY);
 		}
 		if (t)
@@ -130,7 +133,7 @@ static __always_inline void irq_latency(__u32 tgid, __u32 kind, __u32 pin, __u64
 		vk.vector = pin & 0xff;
 		t = bpf_map_lookup_elem(&pend_eoi, &vk);
 		if (t && now - *t < PEND_MAX_NS)
-			latency(tgid, KW_IRQ_LAT_EOI, vk.vector, now - *t, e);
+			latency(tgid, via, KW_IRQ_LAT_EOI, vk.vector, now - *t, e);
 		if (t)
 			bpf_map_delete_elem(&pend_eoi, &vk);
 		return;
@@ -142,7 +145,7 @@ static __always_inline void irq_latency(__u32 tgid, __u32 kind, __u32 pin, __u64
 static __always_inline void on_irq(__u32 kind, __u32 pin, __u64 a, __u64 b, bool coalesced)
 {
 	struct kw_event *e = NULL;
-	struct kw_agg *g;
+	struct kw_aggs g;
 	struct kw_key k;
 	__u32 via, tgid = irq_tgid(&via);
 
@@ -153,12 +156,10 @@ static __always_inline void on_irq(__u32 kind, __u32 pin, __u64 a, __u64 b, bool
 		k.tgid = tgid;
 		if (via)
 			k.tid = 0; /* not one of the VM's threads */
-		g = kw_agg_get(&stats, &k);
-		if (g) {
-			kw_agg_count(g);
-			if (coalesced)
-				__sync_fetch_and_add(&g->aux, 1);
-		}
+		kw_aggs_get(&g, &stats, &k);
+		kw_aggs_count(&g);
+		if (coalesced)
+			kw_aggs_aux_add(&g, 1);
 	}
 	if (kw_cfg.stream && (e = kw_event_reserve(&events, &lost, KW_EV_IRQ))) {
 		e->tgid = tgid;
@@ -171,7 +172,7 @@ static __always_inline void on_irq(__u32 kind, __u32 pin, __u64 a, __u64 b, bool
 		e->irq.coalesced = coalesced;
 		e->irq.via_tgid = via;
 	}
-	irq_latency(tgid, kind, pin, a, b, e);
+	irq_latency(tgid, via, kind, pin, a, b, e);
 	if (e)
 		bpf_ringbuf_submit(e, 0);
 }

@@ -95,6 +95,19 @@ struct kw_agg {
 	__u64 slots[KW_HIST_SLOTS];
 };
 
+/* Interval aggregates (-s INTERVAL): the same kw_agg, per (stats key,
+ * epoch), in each object's `ival` map, made while the object's `kw_epoch`
+ * (array of 1) is non-zero.  User space ends an interval by storing epoch
+ * + 1, waiting for an RCU grace period (every program that read the old
+ * epoch has returned: they run under rcu_read_lock), then reading and
+ * deleting the entries of the old epoch, which nothing writes any more:
+ * every field, min_ns and max_ns too, is exactly that interval's. */
+struct kw_ival_key {
+	struct kw_key k;
+	__u64 epoch;
+};
+#define KW_IVAL_ENTRIES 16384
+
 /* An exit or fault in progress on a thread (LRU maps kexit/uexit/pending,
  * keyed by tid; the loader reports what is left at the end). */
 struct kw_pending {

@@ -77,8 +77,26 @@ struct {
 	__type(value, __u64);
 } agg_dropped SEC(".maps");
 
-/* Look a stats entry up, creating it (zeroed) if missing. */
-static __always_inline struct kw_agg *kw_agg_get(void *map, const struct kw_key *key)
+/* The interval aggregates (see struct kw_ival_key): the epoch user space
+ * sets (0: no interval reports, nothing recorded) and the entries per
+ * (key, epoch).  Not preallocated: only what an interval touches. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} kw_epoch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KW_IVAL_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct kw_ival_key);
+	__type(value, struct kw_agg);
+} ival SEC(".maps");
+
+/* Look a stats (or ival) entry up, creating it (zeroed) if missing. */
+static __always_inline struct kw_agg *kw_agg_get_any(void *map, const void *key)
 {
 	static const struct kw_agg zero = {};
 	struct kw_agg *a = bpf_map_lookup_elem(map, key);
@@ -94,6 +112,28 @@ static __always_inline struct kw_agg *kw_agg_get(void *map, const struct kw_key 
 	return a;
 }
 
+static __always_inline struct kw_agg *kw_agg_get(void *map, const struct kw_key *key)
+{
+	return kw_agg_get_any(map, key);
+}
+
+/* This interval's aggregate of key, NULL when there are no interval
+ * reports (epoch 0).  The epoch is read once: the entry is the one of the
+ * interval this program run belongs to. */
+static __always_inline struct kw_agg *kw_ival_get(const struct kw_key *key)
+{
+	struct kw_ival_key ik = { .k = *key };
+	__u32 z = 0;
+	__u64 *ep = bpf_map_lookup_elem(&kw_epoch, &z);
+
+	if (!ep)
+		return NULL;
+	ik.epoch = *(volatile __u64 *)ep;
+	if (!ik.epoch)
+		return NULL;
+	return kw_agg_get_any(&ival, &ik);
+}
+
 static __always_inline void kw_agg_count(struct kw_agg *a)
 {
 	__sync_fetch_and_add(&a->count, 1);
@@ -105,11 +145,13 @@ static __always_inline void kw_agg_count_addr(void *stats, void *addrs, const st
 					      const struct kw_addr_key *ak)
 {
 	static const __u64 one = 1;
-	struct kw_agg *a = kw_agg_get(stats, k);
+	struct kw_agg *a = kw_agg_get(stats, k), *i = kw_ival_get(k);
 	__u64 *n;
 
 	if (a)
 		kw_agg_count(a);
+	if (i)
+		kw_agg_count(i);
 	n = bpf_map_lookup_elem(addrs, ak);
 	if (n)
 		__sync_fetch_and_add(n, 1);
@@ -144,6 +186,52 @@ static __always_inline void kw_agg_latency(struct kw_agg *a, __u64 ns)
 		if (__sync_val_compare_and_swap(&a->max_ns, old, ns) == old)
 			break;
 	}
+}
+
+/* An event's since-start aggregate and (interval reports) this interval's:
+ * get both with kw_aggs_get, update both with kw_aggs_*.  Use these rather
+ * than kw_agg_get + kw_agg_count/kw_agg_latency, which make the since-start
+ * one alone (an interval report then has no min/max for the rows). */
+struct kw_aggs {
+	struct kw_agg *all, *ival;
+};
+
+static __always_inline void kw_aggs_get(struct kw_aggs *p, void *stats, const struct kw_key *k)
+{
+	p->all = kw_agg_get(stats, k);
+	p->ival = kw_ival_get(k);
+}
+
+static __always_inline void kw_aggs_count(struct kw_aggs *p)
+{
+	if (p->all)
+		kw_agg_count(p->all);
+	if (p->ival)
+		kw_agg_count(p->ival);
+}
+
+static __always_inline void kw_aggs_latency(struct kw_aggs *p, __u64 ns)
+{
+	if (p->all)
+		kw_agg_latency(p->all, ns);
+	if (p->ival)
+		kw_agg_latency(p->ival, ns);
+}
+
+static __always_inline void kw_aggs_aux_add(struct kw_aggs *p, __u64 n)
+{
+	if (p->all)
+		__sync_fetch_and_add(&p->all->aux, n);
+	if (p->ival)
+		__sync_fetch_and_add(&p->ival->aux, n);
+}
+
+static __always_inline void kw_aggs_aux_set(struct kw_aggs *p, __u64 v)
+{
+	if (p->all)
+		p->all->aux = v;
+	if (p->ival)
+		p->ival->aux = v;
 }
 
 /* The stats key of an event of thread tid of process tgid (kw_key_init: the

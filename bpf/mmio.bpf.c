@@ -29,8 +29,12 @@ static __always_inline void on_mmio(__u32 type, __u32 len, __u64 gpa, __u64 *val
 		kw_agg_count_addr(&stats, &addrs, &k, &ak);
 	}
 	if (kw_cfg.stream && (e = kw_event_reserve(&events, &lost, KW_EV_MMIO))) {
-		if (valp && len <= 8)
-			bpf_probe_read_kernel(&val, len & 0xf, valp);
+		/* the size as a 64-bit value bounded right before the call
+		 * (a 32-bit bound on a reloaded register fails to verify) */
+		__u64 sz = (__u64)len & 0xf;
+
+		if (valp && len <= 8 && sz && sz <= 8)
+			bpf_probe_read_kernel(&val, sz, valp);
 		e->mmio.gpa = gpa;
 		e->mmio.val = val;
 		e->mmio.type = type;

@@ -9,20 +9,18 @@ KW_COMMON_MAPS(4096);
 static __always_inline void on_wakeup(__u64 ns, bool waited, bool valid)
 {
 	struct kw_event *e;
-	struct kw_agg *a;
+	struct kw_aggs a;
 	struct kw_key k;
 
 	if (!kw_wanted(&kw_cfg))
 		return;
 	if (kw_cfg.aggregate) {
 		kw_key_init(&k, &kw_cfg, waited ? 1 : 0, 0);
-		a = kw_agg_get(&stats, &k);
-		if (a) {
-			kw_agg_count(a);
-			kw_agg_latency(a, ns);
-			if (valid)
-				__sync_fetch_and_add(&a->aux, 1);
-		}
+		kw_aggs_get(&a, &stats, &k);
+		kw_aggs_count(&a);
+		kw_aggs_latency(&a, ns);
+		if (valid)
+			kw_aggs_aux_add(&a, 1);
 	}
 	if (kw_cfg.stream && (e = kw_event_reserve(&events, &lost, KW_EV_WAKEUP))) {
 		e->wake.ns = ns;

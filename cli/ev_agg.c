@@ -51,6 +51,39 @@ int snap_take(struct ev_ctx *x, struct snap *s)
 	return 0;
 }
 
+static struct kw_agg agg_delta(const struct kw_agg *cur, const struct kw_agg *prev, int bit);
+static const struct kw_agg *snap_find(const struct snap *s, int bit, const struct kw_key *k);
+
+int snap_interval(struct ev_ctx *x, const struct snap *cur, const struct snap *prev, struct snap *out)
+{
+	uint64_t epoch;
+	size_t j;
+	int i, r;
+
+	if ((r = kw_bpf_ival_next(x->b, &epoch)) < 0)
+		return r;
+	for (i = 0; i < KW_BPF__N; i++) {
+		out->a[i].n = 0;
+		if (!(kw_bpf_active(x->b) & (1u << i)))
+			continue;
+		if (EV_IVAL_BITS & (1u << i)) {
+			if ((r = kw_bpf_foreach_ival(x->b, i, epoch, collect_agg, &out->a[i])) < 0)
+				return r;
+			continue;
+		}
+		/* a feature that makes no interval aggregates: the difference of
+		 * the snapshots, min/max unknown (0) */
+		for (j = 0; j < cur->a[i].n; j++) {
+			struct kw_agg d = agg_delta(&cur->a[i].r[j].v, snap_find(prev, i, &cur->a[i].r[j].k), i);
+
+			d.min_ns = d.max_ns = 0;
+			if (collect_agg(&cur->a[i].r[j].k, &d, &out->a[i]))
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 static const struct kw_agg *snap_find(const struct snap *s, int bit, const struct kw_key *k)
 {
 	size_t i;
@@ -80,8 +113,8 @@ static struct kw_agg agg_delta(const struct kw_agg *cur, const struct kw_agg *pr
 	return d;
 }
 
-static int merge_rows(const struct snap *cur, const struct snap *prev, int bit, pid_t tgid, int per_tid,
-		      struct vm_rows *out)
+static int merge_rows(struct ev_ctx *x, const struct kw_vm *vm, const struct snap *cur, const struct snap *prev,
+		      int bit, pid_t tgid, int per_tid, struct vm_rows *out)
 {
 	size_t i, j;
 
@@ -91,20 +124,29 @@ static int merge_rows(const struct snap *cur, const struct snap *prev, int bit, 
 		const struct agg_row *c = &cur->a[bit].r[i];
 		struct kw_agg d;
 		struct kw_key k = c->k;
+		int vcpu = EV_VCPU_ALL;
 
 		if (c->k.tgid != (uint32_t)tgid)
 			continue;
 		d = agg_delta(&c->v, snap_find(prev, bit, &c->k), bit);
-		if (!per_tid)
+		/* per vCPU: the vCPU index of the thread; every other thread
+		 * of the VM (and injections made from outside it, tid 0) is
+		 * "other" */
+		if (!per_tid) {
 			k.tid = 0;
+		} else if ((vcpu = ev_vcpu_of(x, vm, (pid_t)k.tid)) < 0) {
+			vcpu = EV_VCPU_OTHER;
+			k.tid = 0;
+		}
 		for (j = 0; j < out->n; j++)
-			if (!memcmp(&out->r[j].k, &k, sizeof(k)))
+			if (out->r[j].vcpu == vcpu && out->r[j].k.kind == k.kind && out->r[j].k.reason == k.reason)
 				break;
 		if (j == out->n) {
 			if (kw_grow((void **)&out->r, &out->cap, out->n, sizeof(*out->r)))
 				return -ENOMEM;
 			memset(&out->r[j], 0, sizeof(out->r[j]));
 			out->r[j].k = k;
+			out->r[j].vcpu = vcpu;
 			out->n++;
 		}
 		{
@@ -137,8 +179,8 @@ static int row_cmp(const void *pa, const void *pb)
 
 	if (a->v.count != b->v.count)
 		return a->v.count < b->v.count ? 1 : -1;
-	if (a->k.tid != b->k.tid)
-		return a->k.tid < b->k.tid ? -1 : 1;
+	if (a->vcpu != b->vcpu) /* vCPUs in order, other last */
+		return (unsigned)a->vcpu < (unsigned)b->vcpu ? -1 : 1;
 	if (a->k.kind != b->k.kind)
 		return a->k.kind < b->k.kind ? -1 : 1;
 	return a->k.reason < b->k.reason ? -1 : a->k.reason > b->k.reason;
@@ -197,7 +239,7 @@ void ew_lat_stats(struct ew *w, const struct kw_agg *v)
 	ew_u(w, "samples", NULL, v->count);
 	ew_u(w, "timed", NULL, v->timed);
 	ew_u(w, "time_ns", NULL, v->sum_ns);
-	if (v->timed) {
+	if (v->timed && v->max_ns) { /* max 0: not known for the interval */
 		double avg = (double)v->sum_ns / (double)v->timed;
 
 		/* JSON in ns, the text table in us */
@@ -290,10 +332,10 @@ void ew_top(struct ew *w, struct ev_ctx *x, int bit, pid_t tgid)
 	free(t.r);
 }
 
-int rows_for(const struct snap *cur, const struct snap *prev, int bit, pid_t tgid, int per_tid,
-	     struct vm_rows *out)
+int rows_for(struct ev_ctx *x, const struct kw_vm *vm, const struct snap *cur, const struct snap *prev, int bit,
+	     pid_t tgid, int per_tid, struct vm_rows *out)
 {
-	int r = merge_rows(cur, prev, bit, tgid, per_tid, out);
+	int r = merge_rows(x, vm, cur, prev, bit, tgid, per_tid, out);
 
 	if (!r && out->n > 1)
 		qsort(out->r, out->n, sizeof(*out->r), row_cmp);

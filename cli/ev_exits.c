@@ -163,6 +163,11 @@ int ev_replay_read(const char *path, struct kw_replay_exit **out, size_t *n, cha
 			snprintf(err, errlen, "--replay %s: out of memory", path);
 			goto fail;
 		}
+		if (!strncmp(p, "interval", 8) && !p[8 + strspn(p + 8, " \t\r\n")]) {
+			memset(&r[*n], 0, sizeof(r[*n]));
+			r[(*n)++].isa = EV_REPLAY_MARK;
+			continue;
+		}
 		if (parse_record(p, &r[*n], why, sizeof(why))) {
 			snprintf(err, errlen, "--replay %s:%u: %s", path, lineno, why);
 			goto fail;
@@ -270,6 +275,8 @@ int ev_replay_attribute(struct ev_ctx *x, struct kw_replay_exit *r, size_t n)
 		const struct kw_vm *live = own ? NULL : kw_vmt_find_pid(&x->c.vms, pid);
 		struct kw_vm *vm = NULL;
 
+		if (r[i].isa == EV_REPLAY_MARK)
+			continue;
 		r[i].tgid = (uint32_t)pid;
 		/* a VM running here: its vCPU thread of that index */
 		if (live && !r[i].tid)

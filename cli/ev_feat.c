@@ -8,12 +8,32 @@
 
 #include <string.h>
 
+/* A row's vCPU: "all" without --per-vcpu, else its index, or "other" for
+ * the VM's threads that are no vCPU and injections made from outside it. */
 static const char *vcpu_col(const struct ev_section *s, const struct agg_row *row, char *buf, size_t len)
 {
-	if (!s->per)
+	if (!s->per || row->vcpu == EV_VCPU_ALL)
 		return "all";
-	ev_vcpu_str(s->x, buf, len, s->vm, row->k.tid);
+	if (row->vcpu == EV_VCPU_OTHER)
+		return "other";
+	snprintf(buf, len, "%d", row->vcpu);
 	return buf;
+}
+
+/* The row's vCPU column (tfmt) and JSON member "vcpu": its index as a
+ * string, null for "other"; without --per-vcpu "all" if always, else none. */
+static void ew_vcpu(struct ew *w, const struct ev_section *s, const struct agg_row *row, const char *tfmt,
+		    int always)
+{
+	char vc[24];
+	const char *v = vcpu_col(s, row, vc, sizeof(vc));
+
+	if (s->per && row->vcpu == EV_VCPU_OTHER) {
+		ew_null(w, "vcpu", NULL);
+		ew_s(w, NULL, tfmt, v);
+	} else {
+		ew_s(w, s->per || always ? "vcpu" : NULL, tfmt, v);
+	}
 }
 
 static const char *delivery_mode(unsigned dm)
@@ -53,10 +73,10 @@ static void exit_row(struct ew *w, const struct ev_section *s, const struct agg_
 	unsigned isa = row->k.kind % 3;
 	double sp = s->tot[isa] ? 100.0 * (double)row->v.count / (double)s->tot[isa] : 0;
 	double tp = s->tns[isa] ? 100.0 * (double)row->v.sum_ns / (double)s->tns[isa] : 0;
-	char vc[24], buf[64];
+	char buf[64];
 
 	ew_elem(w, i);
-	ew_s(w, s->per ? "vcpu" : NULL, "  %-5s", vcpu_col(s, row, vc, sizeof(vc)));
+	ew_vcpu(w, s, row, "  %-5s", 0);
 	ew_s(w, "isa", " %-4s", kw_kvm_isa_name(row->k.kind));
 	ew_s(w, "reason", " %-28s", kw_kvm_exit_name(row->k.kind, row->k.reason, buf, sizeof(buf)));
 	ew_u(w, "code", NULL, row->k.reason);
@@ -140,10 +160,8 @@ static void fault_head(struct ew *w, const struct ev_section *s)
 /* Faults and wakeups: one row per vCPU (and how the vCPU woke), timed. */
 static void timed_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i, int wake)
 {
-	char vc[24];
-
 	ew_elem(w, i);
-	ew_s(w, "vcpu", "  %-5s", vcpu_col(s, row, vc, sizeof(vc)));
+	ew_vcpu(w, s, row, "  %-5s", 1);
 	ew_s(w, wake ? "how" : NULL, " %-8s", wake ? kw_kvm_wakeup_how(row->k.kind) : "");
 	ew_u(w, NULL, " %10llu", row->v.count);
 	ew_u(w, wake ? "valid" : NULL, " %10llu", wake ? row->v.aux : row->v.timed);
@@ -184,7 +202,7 @@ static void count_row(struct ew *w, const struct ev_section *s, const struct agg
 
 	snprintf(key, sizeof(key), "%s%s%s", s->per ? v : "", s->per ? ":" : "", name);
 	ew_open(w, key, '{');
-	ew_s(w, NULL, "  %-5s", v);
+	ew_vcpu(w, s, row, "  %-5s", 0);
 	ew_s(w, NULL, " %-16s", name);
 	ew_u(w, "count", " %10llu", row->v.count);
 	if (coalesced)
@@ -225,10 +243,26 @@ static void dirty_head(struct ew *w, const struct ev_section *s)
 
 	ew_u(w, "pages", "  dirtied pages: %llu", s->r->total_count);
 	ew_f(w, "rate", " (%.1f pages/s)\n", rate, 1);
+	if (s->per)
+		ew_open(w, "per_vcpu", '[');
+}
+
+/* --per-vcpu: the pages each vCPU (its dirty ring) dirtied, per source. */
+static void dirty_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
+{
+	if (!s->per)
+		return;
+	ew_elem(w, i);
+	ew_vcpu(w, s, row, "  %-5s", 0);
+	ew_s(w, "source", " %-24s", row->k.kind == KW_DIRTY_SRC_MARK ? "mark_page_dirty_in_slot" : "dirty_ring_push");
+	ew_u(w, "pages", " %10llu\n", row->v.count);
+	ew_elem_end(w);
 }
 
 static void dirty_foot(struct ew *w, const struct ev_section *s)
 {
+	if (s->per)
+		ew_close(w, '[');
 	ew_top(w, s->x, KW_BPF_BIT_DIRTY, s->tgid);
 }
 
@@ -246,13 +280,17 @@ static void haltpoll_event(struct ew *w, const struct kw_event *e)
 static void haltpoll_head(struct ew *w, const struct ev_section *s)
 {
 	if (!w->json)
-		fprintf(w->f, "  %-8s %-6s %10s %16s\n", "VCPU_ID", "CHANGE", "COUNT", "LAST_NS");
+		fprintf(w->f, "  %s%-8s %-6s %10s %16s\n", s->per ? "VCPU  " : "", "VCPU_ID", "CHANGE", "COUNT",
+			"LAST_NS");
 }
 
+/* Keyed by KVM's vcpu_id; --per-vcpu adds the thread's vCPU index. */
 static void haltpoll_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
 {
 	ew_elem(w, i);
-	ew_u(w, "vcpu_id", "  %-8llu", row->k.reason);
+	if (s->per)
+		ew_vcpu(w, s, row, "  %-5s", 0);
+	ew_u(w, "vcpu_id", s->per ? " %-8llu" : "  %-8llu", row->k.reason);
 	ew_s(w, "change", " %-6s", kw_kvm_haltpoll_change(row->k.kind));
 	ew_u(w, "count", " %10llu", row->v.count);
 	ew_u(w, "last_ns", " %16llu\n", row->v.aux); /* aux: the last halt_poll_ns */
@@ -356,17 +394,22 @@ static void irq_event(struct ew *w, const struct kw_event *e)
 
 /* Injection latency of one vector: to acceptance by a LAPIC, to the EOI
  * (text: count, then min/avg/max in us and the histogram). */
-static void irq_latency_row(struct ew *w, const struct agg_row *row)
+static void irq_latency_row(struct ew *w, const struct ev_section *s, const struct agg_row *row)
 {
 	int eoi = row->k.kind == KW_IRQ_LAT_EOI;
-	char key[48], label[48];
+	char key[64], label[48], vc[24];
+	const char *v = vcpu_col(s, row, vc, sizeof(vc));
 
-	snprintf(key, sizeof(key), "%s_latency:%u", eoi ? "eoi" : "accept", row->k.reason);
+	/* per vCPU: acceptance on the injecting thread ("other" when made
+	 * from outside the VM or by a thread that is no vCPU), EOI on the
+	 * vCPU that EOIs */
+	snprintf(key, sizeof(key), "%s%s%s_latency:%u", s->per ? v : "", s->per ? ":" : "", eoi ? "eoi" : "accept",
+		 row->k.reason);
 	snprintf(label, sizeof(label), "%s latency v%u", eoi ? "to-eoi" : "to-accept", row->k.reason);
 	ew_open(w, key, '{');
 	ew_s(w, "stage", NULL, eoi ? "eoi" : "accept");
 	ew_u(w, "vector", NULL, row->k.reason);
-	ew_s(w, NULL, "  %-5s", "all");
+	ew_vcpu(w, s, row, "  %-5s", 0);
 	ew_s(w, NULL, " %-22s", label);
 	ew_u(w, "count", " %10llu", row->v.count);
 	ew_lat_stats(w, &row->v);
@@ -378,7 +421,7 @@ static void irq_latency_row(struct ew *w, const struct agg_row *row)
 static void irq_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
 {
 	if (row->k.kind == KW_IRQ_LAT_ACCEPT || row->k.kind == KW_IRQ_LAT_EOI) {
-		irq_latency_row(w, row);
+		irq_latency_row(w, s, row);
 		return;
 	}
 	count_row(w, s, row, kw_kvm_irq_kind(row->k.kind), row->k.kind == KW_IRQ_PIC || row->k.kind == KW_IRQ_IOAPIC);
@@ -393,7 +436,7 @@ const struct ev_feature ev_features[KW_BPF__N] = {
 				NULL, "MMU faults", fault_after },
 	[KW_BPF_BIT_MMIO] = { KW_BPF_BIT_MMIO, KW_EV_MMIO, "mmio", mmio_event, '{', mmio_head, mmio_row, mmio_foot,
 			      "MMIO accesses" },
-	[KW_BPF_BIT_DIRTY] = { KW_BPF_BIT_DIRTY, KW_EV_DIRTY, "dirty", dirty_event, '{', dirty_head, NULL,
+	[KW_BPF_BIT_DIRTY] = { KW_BPF_BIT_DIRTY, KW_EV_DIRTY, "dirty", dirty_event, '{', dirty_head, dirty_row,
 			       dirty_foot, NULL },
 	[KW_BPF_BIT_HALTPOLL] = { KW_BPF_BIT_HALTPOLL, KW_EV_HALTPOLL, "haltpoll", haltpoll_event, '[',
 				  haltpoll_head, haltpoll_row, NULL, "halt-polling changes" },

@@ -90,7 +90,7 @@ static int vm_section(struct ev_ctx *x, struct ew *w, const struct snap *cur, co
 	struct ev_section s = { .x = x, .vm = vm, .tgid = tgid, .dt = dt, .per = x->o->per_vcpu, .r = &r };
 	size_t i;
 
-	if (rows_for(cur, prev, bit, tgid, s.per, &r))
+	if (rows_for(x, vm, cur, prev, bit, tgid, s.per, &r))
 		return -ENOMEM;
 	for (i = 0; i < r.n; i++) {
 		s.tot[r.r[i].k.kind % 3] += r.r[i].v.count;
@@ -170,7 +170,7 @@ static int summary(struct ev_ctx *x, const struct snap *cur, const struct snap *
 			(unsigned long long)x->lost_total);
 	} else {
 		fprintf(f, "\n%s (%.3f s)%s\n", final ? "=== totals" : "--- interval", dt,
-			final ? "" : "  [min/max since start]");
+			final ? "  [min/max since start]" : "  [min/max of the interval]");
 	}
 	x->lost_reported = x->lost_total;
 	for (i = 0; i < ntg; i++) {
@@ -210,16 +210,49 @@ static int summary(struct ev_ctx *x, const struct snap *cur, const struct snap *
 	return r ? r : ferror(f) ? -EPIPE : 0;
 }
 
+/* An interval's summary: the kernel's interval aggregates (or, for the
+ * features without, cur - prev, cur taken now); prev becomes cur. */
+static int interval_summary(struct ev_ctx *x, struct snap *prev, struct snap *cur, int have_prev, double dt)
+{
+	struct snap iv = { { { 0 } } }, t;
+	int r;
+
+	snap_take(x, cur);
+	r = snap_interval(x, cur, have_prev ? prev : NULL, &iv);
+	if (r)
+		fprintf(stderr, "kvmwatch: failed to read the interval aggregates: %s\n", strerror(-r));
+	else
+		r = summary(x, &iv, NULL, dt, 0);
+	snap_free(&iv);
+	t = *prev;
+	*prev = *cur;
+	*cur = t;
+	return r;
+}
+
 /* ------------------------------------------------------------- replay */
 
 /* --replay: every record through the exits object's replay program, the
- * stream read as it fills (the summaries read the stats map at the end). */
-static int replay(struct ev_ctx *x, const struct kw_replay_exit *rec, size_t n)
+ * stream read as it fills (the summaries read the stats map at the end);
+ * with -s, an "interval" line of the file ends an interval there. */
+static int replay(struct ev_ctx *x, const struct kw_replay_exit *rec, size_t n, struct snap *prev,
+		  struct snap *cur)
 {
+	uint64_t last = kw_now_mono_ns(), now;
 	size_t i;
 	int r;
 
 	for (i = 0; i < n && !kw_exiting; i++) {
+		if (rec[i].isa == EV_REPLAY_MARK) {
+			if (!x->o->stats)
+				continue;
+			now = kw_now_mono_ns();
+			r = interval_summary(x, prev, cur, 1, (double)(now - last) / 1e9);
+			last = now;
+			if (r)
+				return r;
+			continue;
+		}
 		r = kw_bpf_replay_exit(x->b, &rec[i]);
 		if (r < 0) {
 			fprintf(stderr, "kvmwatch: failed to replay record %zu: %s\n", i + 1, strerror(-r));
@@ -265,7 +298,7 @@ int cli_run_events(struct cli_opts *o)
 	struct ev_ctx x;
 	struct snap prev = { { { 0 } } }, cur = { { { 0 } } };
 	struct kw_replay_exit *rec = NULL;
-	size_t nrec = 0;
+	size_t nrec = 0, nmarks = 0;
 	char err[2048];
 	uint64_t start, next, end = 0, step;
 	long done = 0;
@@ -304,6 +337,10 @@ int cli_run_events(struct cli_opts *o)
 	bo.aggregate = o->stats;
 	bo.per_thread = o->per_vcpu;
 	bo.replay = o->replay != NULL;
+	for (size_t i = 0; i < nrec; i++)
+		if (rec[i].isa == EV_REPLAY_MARK)
+			nmarks++;
+	bo.interval = o->stats && (o->interval_given || nmarks);
 	if (o->cfg.npids == 1 && !o->cfg.nnames)
 		bo.targ_tgid = o->cfg.pids[0];
 	else if (o->cfg.nnames && !o->cfg.npids && x.c.vms.n == 1)
@@ -318,10 +355,12 @@ int cli_run_events(struct cli_opts *o)
 		goto out;
 	}
 	start = next = kw_now_mono_ns();
+	if (o->stats && snap_take(&x, &prev) == 0)
+		have_prev = 1;
 	if (o->replay) {
-		kw_info("replaying %zu exits from %s through the exits BPF program", nrec,
+		kw_info("replaying %zu exits from %s through the exits BPF program", nrec - nmarks,
 			strcmp(o->replay, "-") ? o->replay : "stdin");
-		r = replay(&x, rec, nrec);
+		r = replay(&x, rec, nrec, &prev, &cur);
 	} else {
 		print_attached(&x);
 	}
@@ -329,8 +368,6 @@ int cli_run_events(struct cli_opts *o)
 		end = start + (uint64_t)(o->duration * 1e9);
 	step = (uint64_t)(o->interval * 1e9);
 	if (o->stats) {
-		if (snap_take(&x, &prev) == 0)
-			have_prev = 1;
 		while (!kw_exiting && !o->replay) {
 			uint64_t now, t_prev = next;
 
@@ -341,13 +378,8 @@ int cli_run_events(struct cli_opts *o)
 				break;
 			now = kw_now_mono_ns();
 			if (o->interval_given && (!end || now < end)) {
-				snap_take(&x, &cur);
-				r = summary(&x, &cur, have_prev ? &prev : NULL, (double)(now - t_prev) / 1e9, 0);
-				{
-					struct snap t = prev;
-					prev = cur;
-					cur = t;
-				}
+				r = interval_summary(&x, &prev, &cur, have_prev, (double)(now - t_prev) / 1e9);
+				have_prev = 1;
 				if (r)
 					break;
 				if (o->count > 0 && ++done >= o->count)

@@ -91,7 +91,15 @@ void ew_eol(struct ew *w);
 struct agg_row {
 	struct kw_key k;
 	struct kw_agg v;
+	int vcpu;         /* rows_for: the vCPU index, EV_VCPU_OTHER, EV_VCPU_ALL */
 };
+#define EV_VCPU_ALL (-2)    /* no --per-vcpu: every thread together */
+#define EV_VCPU_OTHER (-1)  /* the VM's threads that are no vCPU, and injections made from outside it */
+/* The features whose BPF objects make interval aggregates (kw_aggs_*,
+ * bpf/kw_helpers.bpf.h): their interval rows, min/max included, are the
+ * interval's own; the others' are snapshot differences without min/max. */
+#define EV_IVAL_BITS (KW_BPF_EXITS | KW_BPF_FAULTS | KW_BPF_MMIO | KW_BPF_DIRTY | KW_BPF_HALTPOLL | \
+		      KW_BPF_WAKEUP | KW_BPF_IRQ)
 
 struct agg_set {
 	struct agg_row *r;
@@ -110,11 +118,14 @@ struct vm_rows {
 };
 
 int snap_take(struct ev_ctx *x, struct snap *s);
+/* End the current interval: out gets its aggregates (the kernel's interval
+ * aggregates; for the features without, cur - prev).  0 or -errno. */
+int snap_interval(struct ev_ctx *x, const struct snap *cur, const struct snap *prev, struct snap *out);
 void snap_free(struct snap *s);
 /* The rows of one VM and feature between prev (NULL: since start) and cur,
  * sorted by count. */
-int rows_for(const struct snap *cur, const struct snap *prev, int bit, pid_t tgid, int per_tid,
-	     struct vm_rows *out);
+int rows_for(struct ev_ctx *x, const struct kw_vm *vm, const struct snap *cur, const struct snap *prev, int bit,
+	     pid_t tgid, int per_tid, struct vm_rows *out);
 /* Samples, time and min/avg/max: JSON members, or text columns. */
 void ew_lat_stats(struct ew *w, const struct kw_agg *v);
 /* The log2 histogram: a JSON member, or (text_label) a text histogram. */
@@ -128,8 +139,11 @@ void ew_top(struct ew *w, struct ev_ctx *x, int bit, pid_t tgid);
  * any real tid: pid_max is at most 2^22). */
 #define KW_REPLAY_TID_BASE 0x40000000u
 #define KW_REPLAY_MAX_VCPU 65535
+/* A record that is the line "interval": with -s, an interval ends there
+ * (its summary printed; replayed exits have no clock of their own). */
+#define EV_REPLAY_MARK UINT32_MAX
 /* Read a --replay file ("-": stdin): one record per line, ISA REASON VCPU
- * LATENCY_NS [PID [TID]], '#' comments.  0, or -1 with err ("FILE:LINE: why"). */
+ * LATENCY_NS [PID [TID]] or "interval" (isa EV_REPLAY_MARK), '#' comments.  0, or -1 with err ("FILE:LINE: why"). */
 int ev_replay_read(const char *path, struct kw_replay_exit **out, size_t *n, char *err, size_t errlen);
 /* Give each record its process and thread: no PID = the replaying kvmwatch
  * (the VM "replay"); a VM running here = its vCPU thread of that index;

@@ -12,7 +12,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
+#include <linux/membarrier.h>
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -505,6 +508,7 @@ struct kw_bpf {
 	struct feat_state f[KW_BPF__N];
 	struct ring_buffer *rb;
 	int events_fd, lost_fd;   /* of the first loaded object (shared) */
+	uint64_t epoch;           /* interval aggregates: the current epoch (0: none) */
 	kw_bpf_event_fn fn;
 	void *fn_arg;
 	int handled;
@@ -690,12 +694,27 @@ static int feat_open(struct kw_bpf *b, int bit)
 		if (ents && kw_parse_int(ents, 1, 1 << 20, &n) == 0 &&
 		    (m = bpf_object__find_map_by_name(s->obj, "stats")))
 			bpf_map__set_max_entries(m, (__u32)n);
+		/* no interval reports: the interval map stays (almost) empty */
+		if (!b->o.interval && (m = bpf_object__find_map_by_name(s->obj, "ival")))
+			bpf_map__set_max_entries(m, 1);
 	}
 	err = d->load(s->skel);
 	if (err) {
 		snprintf(s->why, sizeof(s->why), "failed to load BPF programs: %s%s", strerror(-err),
 			 err == -EPERM || err == -EACCES ? " (needs CAP_BPF and CAP_PERFMON)" : "");
 		return -1;
+	}
+	if (b->o.interval) {
+		/* interval aggregates from the first event on: epoch 1 */
+		__u32 zero = 0;
+		__u64 one = 1;
+
+		m = bpf_object__find_map_by_name(s->obj, "kw_epoch");
+		if (!m || bpf_map_update_elem(bpf_map__fd(m), &zero, &one, BPF_ANY)) {
+			snprintf(s->why, sizeof(s->why), "failed to start interval aggregates: %s", strerror(errno));
+			return -1;
+		}
+		b->epoch = 1;
 	}
 	counting = !!b->o.replay; /* a replay attaches nothing */
 	for (h = 0; h < (int)KW_ARRAY_SIZE(d->hooks) && d->hooks[h].what; h++) {
@@ -974,6 +993,74 @@ int kw_bpf_foreach_agg(struct kw_bpf *b, int bit, kw_bpf_agg_fn fn, void *arg)
 			break;
 	}
 	return 0;
+}
+
+/* An RCU grace period: every BPF program running now has returned (they
+ * run under rcu_read_lock; MEMBARRIER_CMD_GLOBAL is synchronize_rcu()).
+ * Where membarrier is refused (nohz_full), a pause far longer than any
+ * program runs. */
+static void grace_period(void)
+{
+	struct timespec ts = { 0, 20000000 };
+
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+		return;
+	kw_log_once(KW_LOG_DEBUG, "bpf-membarrier", "membarrier(MEMBARRIER_CMD_GLOBAL): %s: interval ends wait 20 ms",
+		    strerror(errno));
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+int kw_bpf_ival_next(struct kw_bpf *b, uint64_t *closed)
+{
+	__u32 zero = 0;
+	__u64 next;
+	int bit;
+
+	if (!b->epoch)
+		return -EINVAL;
+	next = b->epoch + 1;
+	for (bit = 0; bit < KW_BPF__N; bit++) {
+		int fd = map_fd(b, bit, "kw_epoch");
+
+		if (fd >= 0 && bpf_map_update_elem(fd, &zero, &next, BPF_ANY))
+			return -errno;
+	}
+	grace_period();
+	*closed = b->epoch;
+	b->epoch = next;
+	return 0;
+}
+
+int kw_bpf_foreach_ival(struct kw_bpf *b, int bit, uint64_t epoch, kw_bpf_agg_fn fn, void *arg)
+{
+	struct kw_ival_key k, next, *prev = NULL, *done = NULL;
+	size_t n = 0, cap = 0, i;
+	struct kw_agg v;
+	int fd = map_fd(b, bit, "ival"), r = 0;
+
+	if (fd < 0)
+		return fd;
+	/* the closed epoch's entries (and any older) are written by nobody:
+	 * read them all, then delete them (deleting while walking restarts
+	 * the walk); the current epoch's are left to fill */
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (k.epoch > epoch)
+			continue;
+		if (kw_grow((void **)&done, &cap, n, sizeof(*done))) {
+			r = -ENOMEM;
+			break;
+		}
+		done[n++] = k;
+		if (k.epoch == epoch && !r && bpf_map_lookup_elem(fd, &k, &v) == 0 && fn(&k.k, &v, arg))
+			r = 1;
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, &done[i]);
+	free(done);
+	return r < 0 ? r : 0;
 }
 
 int kw_bpf_foreach_addr(struct kw_bpf *b, int bit, kw_bpf_addr_fn fn, void *arg)

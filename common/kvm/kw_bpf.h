@@ -28,6 +28,7 @@ struct kw_bpf_opts {
 	int stream;           /* send events to the ring buffer (kw_bpf_poll) */
 	int aggregate;        /* count in the kernel (kw_bpf_foreach_agg, kw_bpf_read_vm) */
 	int per_thread;       /* aggregate per thread (vCPU) too */
+	int interval;         /* interval aggregates too (kw_bpf_ival_next) */
 	/* Hook kinds not to use, e.g. to exercise fallbacks: a comma list of
 	 * fentry, kprobe, tp_btf, raw_tp, tracepoint (NULL: the environment
 	 * variable KVMWATCH_BPF_DISABLE). */
@@ -77,6 +78,13 @@ long kw_bpf_prune(struct kw_bpf *b, int (*live)(pid_t tgid, void *arg), void *ar
 /* Aggregates of one feature (fn returns non-zero to stop). */
 typedef int (*kw_bpf_agg_fn)(const struct kw_key *k, const struct kw_agg *v, void *arg);
 int kw_bpf_foreach_agg(struct kw_bpf *b, int bit, kw_bpf_agg_fn fn, void *arg);
+/* Interval aggregates (opts.interval): the aggregates of the events of one
+ * interval, every field exact (min_ns/max_ns too, which the since-start
+ * stats cannot give by difference).  kw_bpf_ival_next ends the current
+ * interval (*closed: its epoch) and starts the next; kw_bpf_foreach_ival
+ * then calls fn with each aggregate of that epoch and deletes them. */
+int kw_bpf_ival_next(struct kw_bpf *b, uint64_t *closed);
+int kw_bpf_foreach_ival(struct kw_bpf *b, int bit, uint64_t epoch, kw_bpf_agg_fn fn, void *arg);
 /* Per-address counters (mmio GPAs, dirty GFNs, fault GFNs with their hva
  * and pfn; 0 for the others), bounded LRU maps. */
 typedef int (*kw_bpf_addr_fn)(const struct kw_addr_key *k, uint64_t count, uint64_t hva, uint64_t pfn, void *arg);

@@ -995,3 +995,159 @@ def test_replay_from_stdin():
     exits = json.loads(r.stdout)["vms"][0]["exits"]
     assert {(e["isa"], e["reason"]): (e["samples"], e["timed"]) for e in exits} == {
         ("vmx", "EPT_VIOLATION"): (1, 1), ("svm", "npf"): (2, 1)}
+
+
+# ------------------------------------- --per-vcpu for every family
+# A 2-vCPU guest whose program runs on vCPU 0 (vCPU 1 halts): each row
+# carries "vcpu" ("0", "1", or null for "other": the VM's threads that are
+# no vCPU and injections made from outside it), and the rows of a kind add
+# up to the exact totals of LAB.md.
+
+def per_vcpu_run(mode, flag, n=9, extra=()):
+    with Guest(mode, count=n, vcpus=2, extra=list(extra)) as g:
+        lines, err, res = run_traced(g, flag, "-s", "--per-vcpu")
+    return final_vm(lines, g), res
+
+
+def split(counts):
+    """{"V:kind": {...}} -> {kind: {vcpu: count}}, checking each row's "vcpu" member."""
+    out = {}
+    for key, v in counts.items():
+        vc, kind = key.split(":", 1)
+        assert v["vcpu"] == (None if vc == "other" else vc), (key, v)
+        out.setdefault(kind, {})[v["vcpu"]] = v["count"]
+    return out
+
+
+def test_per_vcpu_exits_and_mmio():
+    n = 7
+    vm, res = per_vcpu_run("pio", "-e", n)
+    io = [e for e in vm["exits"] if e["reason"] == "IO"]
+    assert [(e["vcpu"], e["samples"]) for e in io] == [("0", n)]
+    # every exit to user space is one of a vCPU's (vCPU 1 halts)
+    assert {e["vcpu"] for e in vm["exits"]} <= {"0", "1"}
+    vm, res = per_vcpu_run("mmio", "-m", n)
+    assert vm["mmio"]["counts"] == {"0:write": {"vcpu": "0", "count": n}}
+
+
+def test_per_vcpu_faults_are_each_vcpus_pf_fixed():
+    k = 9
+    vm, res = per_vcpu_run("pages", "-f", k)
+    fixed = {str(v["index"]): v["stats"]["pf_fixed"] for v in res["vcpu"]}
+    assert sum(fixed.values()) == k + 2 and fixed["0"] >= k
+    # a fault with its SPTE installed is what the vCPU's pf_fixed counts
+    rows = {f["vcpu"]: f for f in vm["faults"]}
+    assert set(rows) <= {"0", "1"}
+    assert {v: rows[v]["timed"] if v in rows else 0 for v in fixed} == fixed
+    assert all(sum(f["hist_log2_ns"].values()) == f["timed"] for f in rows.values())
+
+
+def test_per_vcpu_dirty_pages():
+    k = 8
+    vm, res = per_vcpu_run("dirty", "-d", k)
+    assert res["dirty_harvested"] == k
+    assert vm["dirty"]["pages"] == k
+    assert vm["dirty"]["per_vcpu"] == [{"vcpu": "0", "source": "dirty_ring_push", "pages": k}]
+
+
+@pytest.mark.parametrize("mode,extra,expect", [
+    # injected by the VMM's own non-vCPU thread (other), accepted there,
+    # EOIed by vCPU 0
+    ("irq-msi", (), {"msi": {None: 9}, "apic": {None: 9}, "eoi": {"0": 18}}),
+    # injected by another process through an irqfd: no thread of the VM
+    ("irq-msi", ("--irqfd",), {"msi": {None: 9}, "apic": {None: 9}, "eoi": {"0": 18}}),
+    # the PIC's acks happen on the vCPU that takes the interrupt
+    ("irq-pic", (), {"gsi": {None: 18}, "pic": {None: 18}, "ioapic": {None: 18}, "ack": {"0": 9}}),
+])
+def test_per_vcpu_irq(mode, extra, expect):
+    n = 9
+    with Guest(mode, count=n, vcpus=2, extra=list(extra)) as g:
+        if extra:
+            lines, err, res = run_all_traced(g, "-i", "-s", "--per-vcpu")
+        else:
+            lines, err, res = run_traced(g, "-i", "-s", "--per-vcpu")
+    vm = final_vm(lines, g)
+    assert res["irqs_handled"] == n
+    lat = {k: v for k, v in vm["irq"].items() if "_latency:" in k}
+    got = split({k: v for k, v in vm["irq"].items() if k not in lat})
+    for kind, want in expect.items():
+        assert got.get(kind) == want, (kind, got)
+    if mode == "irq-msi":
+        vec = 0x31
+        assert set(lat) == {"other:accept_latency:%d" % vec, "0:eoi_latency:%d" % vec}, lat
+        acc, eoi = lat["other:accept_latency:%d" % vec], lat["0:eoi_latency:%d" % vec]
+        assert (acc["vcpu"], eoi["vcpu"]) == (None, "0")
+        assert acc["samples"] == eoi["samples"] == n
+
+
+def test_per_vcpu_wakeups_and_haltpoll():
+    n = 9
+    vm, res = per_vcpu_run("irq-msi", "-w", n)
+    woke = {str(v["index"]): v["stats"]["halt_wakeup"] for v in res["vcpu"]}
+    got = {}
+    for w in vm["wakeup"]:
+        got[w["vcpu"]] = got.get(w["vcpu"], 0) + w["samples"]
+    assert got == {v: c for v, c in woke.items() if c} and got["0"] == n
+    with Guest("haltpoll", count=200, vcpus=2,
+               extra=["--halt-poll-ns", "1000000", "--irq-period-us", "100"]) as g:
+        lines, err, res = run_traced(g, "-n", "-s", "--per-vcpu")
+    vm = final_vm(lines, g)
+    assert vm["haltpoll"] and all(h["vcpu"] == str(h["vcpu_id"]) == "0" for h in vm["haltpoll"]), vm
+
+
+# ---------------------------------- min/max per interval, since start
+# The kernel keeps each interval's aggregates apart (an epoch per
+# interval, bpf/kw_helpers.bpf.h): an interval's min_ns/max_ns are its own
+# samples', the final report's since start.  A replay file's "interval"
+# line ends an interval there, so the samples of each are known.
+
+def test_interval_min_max_replayed(tmp_path):
+    f = tmp_path / "exits.txt"
+    f.write_text("vmx 48 0 900000\nvmx 48 0 1000\nvmx 48 1 5000\ninterval\n"
+                 "vmx 48 0 2000\nvmx 48 0 3000\nvmx 48 1 4000\ninterval\ninterval\n"
+                 "vmx 48 0 1500\nuser io 0 50\n")
+    me, lines, err = run_replay("-e", "-s", "--replay", str(f))
+    assert "replaying 8 exits from" in err
+    assert [l["final"] for l in lines] == [False, False, False, True]
+
+    def ept(line):
+        vms = [v for v in line["vms"] if v["pid"] == me]
+        rows = [e for v in vms for e in v["exits"] if e["reason"] == "EPT_VIOLATION"]
+        return [(e["samples"], e["timed"], e["time_ns"], e["min_ns"], e["max_ns"]) for e in rows]
+    assert ept(lines[0]) == [(3, 3, 906000, 1000, 900000)]
+    assert ept(lines[1]) == [(3, 3, 9000, 2000, 5000 - 1000)]  # the slow one was the first interval's
+    assert lines[2]["vms"] == []                                 # nothing in it
+    assert ept(lines[3]) == [(7, 7, 916500, 1000, 900000)]       # since start
+    # per vCPU, the same split
+    me, lines, err = run_replay("-e", "-s", "--per-vcpu", "--replay", str(f))
+    rows = [{e["vcpu"]: (e["min_ns"], e["max_ns"]) for v in l["vms"] for e in v["exits"]
+             if e["reason"] == "EPT_VIOLATION"} for l in lines]
+    assert rows == [{"0": (1000, 900000), "1": (5000, 5000)}, {"0": (2000, 3000), "1": (4000, 4000)}, {},
+                    {"0": (1000, 900000), "1": (4000, 5000)}]
+    # the text says which
+    me, out, err = run_replay("-e", "-s", "--replay", str(f), json_out=False)
+    assert out.count("[min/max of the interval]") == 3 and out.count("[min/max since start]") == 1
+    tables = [parse_exit_tables(part) for part in out.split("\n--- interval")[1:]]
+    assert tables[1]["replay (pid %d)" % me]["rows"][("all", "vmx", "EPT_VIOLATION")] == [3, 2.0, 4.0]
+
+
+def test_interval_min_max_live_exact():
+    """Live exits, 0.1 s intervals: each interval's min/max are in its own
+    histogram's lowest and highest buckets, and together the intervals
+    give the final report's since-start min, max and timed count."""
+    n = 40
+    with Guest("pio", count=n, hold=60) as g:
+        lines, err, res = run_traced(g, "-e", "-s", "0.1", linger=0.8)
+    vm = final_vm(lines, g)
+    fin = [e for e in vm["exits"] if e["reason"] == "IO"][0]
+    assert fin["samples"] == fin["timed"] == n
+    rows = [e for l in lines if not l["final"] for v in l["vms"] if v["pid"] == g.pid
+            for e in v["exits"] if e["reason"] == "IO" and e["timed"]]
+    assert rows
+    for e in rows:
+        slots = sorted(int(b) for b in e["hist_log2_ns"])
+        assert bucket(e["min_ns"]) == slots[0] and bucket(e["max_ns"]) == slots[-1], e
+        assert sum(e["hist_log2_ns"].values()) == e["timed"]
+    assert sum(e["timed"] for e in rows) == n
+    assert min(e["min_ns"] for e in rows) == fin["min_ns"]
+    assert max(e["max_ns"] for e in rows) == fin["max_ns"]
