@@ -33,6 +33,7 @@ enum kw_ev_type {
 	KW_EV_HALTPOLL,
 	KW_EV_WAKEUP,
 	KW_EV_IRQ,
+	KW_EV_RUNQ,
 };
 
 /* Sources of a fault event. */
@@ -59,6 +60,15 @@ enum kw_irq_kind {
 #define KW_IRQ_LAT_ACCEPT 16
 #define KW_IRQ_LAT_EOI 17
 
+/* Run-queue waits (runq.bpf.c, stats key .kind; .reason = 1 for vCPU
+ * threads, whose .tid is kept, 0 for the VM's other threads, tid 0). */
+enum kw_runq_kind {
+	KW_RUNQ_WAKEUP = 0,   /* sched_wakeup -> running (count = wakeups) */
+	KW_RUNQ_WAKEUP_NEW,   /* sched_wakeup_new (a new thread) -> running */
+	KW_RUNQ_PREEMPT,      /* preempted, still runnable (sched_switch prev) -> running again */
+	KW_RUNQ__N
+};
+
 struct kw_event {
 	__u32 type;           /* enum kw_ev_type */
 	__u32 tgid, tid;
@@ -72,13 +82,15 @@ struct kw_event {
 		struct { __u32 vcpu_id, old_ns, new_ns, grow; } hp;
 		struct { __u64 ns; __u32 waited, valid; } wake;
 		struct { __u64 a, b, lat_ns; __u32 kind, pin, coalesced, via_tgid; } irq;
+		struct { __u64 lat_ns; __u32 kind, vcpu_thread, cpu, prev_tid; } runq; /* tgid/tid: the thread that waited */
 	};
 };
 
 /* Key of every object's `stats` map.  What kind/reason mean depends on the
  * object: exits (kind = isa, reason = exit reason), faults (kind = source),
  * mmio (kind = type), dirty (kind = source), haltpoll (kind = grow, reason =
- * vcpu_id), wakeup (kind = waited), irq (kind = enum kw_irq_kind). */
+ * vcpu_id), wakeup (kind = waited), irq (kind = enum kw_irq_kind), runq (kind =
+ * enum kw_runq_kind, reason = vCPU thread). */
 struct kw_key {
 	__u32 tgid;
 	__u32 tid;            /* 0 unless cfg.per_thread */

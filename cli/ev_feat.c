@@ -427,6 +427,101 @@ static void irq_row(struct ew *w, const struct ev_section *s, const struct agg_r
 	count_row(w, s, row, kw_kvm_irq_kind(row->k.kind), row->k.kind == KW_IRQ_PIC || row->k.kind == KW_IRQ_IOAPIC);
 }
 
+/* ------------------------------------------------------------- runq */
+
+static const char *runq_kind(unsigned kind)
+{
+	static const char *const n[KW_RUNQ__N] = { "wakeup", "wakeup_new", "preempt" };
+	return kind < KW_RUNQ__N ? n[kind] : "?";
+}
+
+/* The upper bound of the log2 bucket (slot i: [2^i, 2^(i+1)) ns, slot 0 from
+ * 0) the q-quantile of the timed samples falls in: the true value is at
+ * most this and more than half of it (slot 0: below 2 ns). */
+static uint64_t hist_quantile(const struct kw_agg *v, double q)
+{
+	uint64_t total = 0, rank, cum = 0;
+	int i;
+
+	for (i = 0; i < KW_HIST_SLOTS; i++)
+		total += v->slots[i];
+	if (!total)
+		return 0;
+	rank = (uint64_t)(q * (double)total);
+	if ((double)rank < q * (double)total)
+		rank++;
+	if (!rank)
+		rank = 1;
+	for (i = 0; i < KW_HIST_SLOTS; i++) {
+		cum += v->slots[i];
+		if (cum >= rank)
+			break;
+	}
+	return i >= KW_HIST_SLOTS - 1 ? ~0ull : 1ull << (i + 1);
+}
+
+static void runq_event(struct ew *w, const struct kw_event *e)
+{
+	ew_s(w, "kind", "%-10s", runq_kind(e->runq.kind));
+	ew_s(w, "threads", " %-5s", e->runq.vcpu_thread ? "vcpu" : "other");
+	ew_u(w, "latency_ns", NULL, e->runq.lat_ns);
+	ew_f(w, NULL, " waited %.3fus", (double)e->runq.lat_ns / 1e3, 0);
+	ew_u(w, "cpu", " cpu=%llu", e->runq.cpu);
+	if (e->runq.prev_tid)
+		ew_u(w, "prev_tid", " after tid %llu", e->runq.prev_tid);
+	else
+		ew_null(w, "prev_tid", " (was running)");
+	ew_eol(w);
+}
+
+static void runq_head(struct ew *w, const struct ev_section *s)
+{
+	if (!w->json)
+		fprintf(w->f, "  %-7s %-10s %10s %10s %10s %10s %10s %10s %10s\n", "VCPU", "KIND", "SAMPLES", "RUNNING",
+			"P50_us<=", "P99_us<=", "MIN_us", "AVG_us", "MAX_us");
+}
+
+static void runq_row(struct ew *w, const struct ev_section *s, const struct agg_row *row, size_t i)
+{
+	uint64_t p50 = hist_quantile(&row->v, 0.50), p99 = hist_quantile(&row->v, 0.99);
+	int vcpu = row->k.reason ? ev_vcpu_of(s->x, s->vm, (pid_t)row->k.tid) : -1;
+	char vc[24], label[48];
+
+	if (!row->k.reason)
+		kw_strlcpy(vc, "other", sizeof(vc));
+	else if (!s->per)
+		kw_strlcpy(vc, "vcpus", sizeof(vc));
+	else
+		ev_vcpu_str(s->x, vc, sizeof(vc), s->vm, row->k.tid);
+	ew_elem(w, i);
+	ew_s(w, "threads", NULL, row->k.reason ? "vcpu" : "other");
+	if (s->per && row->k.reason) {
+		if (vcpu >= 0)
+			ew_i(w, "vcpu", NULL, vcpu);
+		else
+			ew_null(w, "vcpu", NULL);
+		ew_u(w, "tid", NULL, row->k.tid);
+	}
+	ew_s(w, NULL, "  %-7s", vc);
+	ew_s(w, "kind", " %-10s", runq_kind(row->k.kind));
+	ew_u(w, NULL, " %10llu", row->v.count);
+	ew_u(w, "running", " %10llu", row->v.aux); /* woken while still on their CPU: 0 ns */
+	if (row->v.timed) {
+		ew_u(w, "p50_ns", NULL, p50);
+		ew_u(w, "p99_ns", NULL, p99);
+		ew_f(w, NULL, " %10.3f", (double)p50 / 1e3, 0);
+		ew_f(w, NULL, " %10.3f", (double)p99 / 1e3, 0);
+	} else {
+		ew_null(w, "p50_ns", "          -");
+		ew_null(w, "p99_ns", "          -");
+	}
+	ew_lat_stats(w, &row->v);
+	ew_text(w, "\n");
+	snprintf(label, sizeof(label), "%s %s ns", vc, runq_kind(row->k.kind));
+	ew_hist(w, &row->v, label);
+	ew_elem_end(w);
+}
+
 /* ------------------------------------------------------------ table */
 
 const struct ev_feature ev_features[KW_BPF__N] = {
@@ -443,6 +538,8 @@ const struct ev_feature ev_features[KW_BPF__N] = {
 	[KW_BPF_BIT_WAKEUP] = { KW_BPF_BIT_WAKEUP, KW_EV_WAKEUP, "wakeup", wakeup_event, '[', wakeup_head,
 				wakeup_row, NULL, "wakeups" },
 	[KW_BPF_BIT_IRQ] = { KW_BPF_BIT_IRQ, KW_EV_IRQ, "irq", irq_event, '{', NULL, irq_row, NULL, "interrupts" },
+	[KW_BPF_BIT_RUNQ] = { KW_BPF_BIT_RUNQ, KW_EV_RUNQ, "runq", runq_event, '[', runq_head, runq_row, NULL,
+			      "run-queue waits" },
 };
 
 const struct ev_feature *ev_feature_of(unsigned ev_type)

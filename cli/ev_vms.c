@@ -16,6 +16,9 @@ void ev_remember_vcpus(struct ev_ctx *x)
 	for (i = 0; i < x->c.vms.n; i++) {
 		const struct kw_vm *vm = &x->c.vms.vms[i];
 
+		/* -r measures the threads of the VMs it knows */
+		if (x->b)
+			kw_bpf_watch_vm(x->b, vm);
 		for (t = 0; t < vm->nthreads; t++) {
 			if (vm->threads[t].vcpu < 0)
 				continue;
@@ -101,6 +104,11 @@ int ev_all_gone(struct ev_ctx *x)
 {
 	uint64_t now = kw_now_mono_ns();
 
+	/* -r: VMs (and vCPU threads) that appeared are watched within a second */
+	if (x->b && (kw_bpf_active(x->b) & KW_BPF_RUNQ) && now - x->last_refresh >= 1000000000ull) {
+		x->last_refresh = now;
+		refresh(x);
+	}
 	if (!x->filtered)
 		return 0;
 	if (x->c.vms.n)

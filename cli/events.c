@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* events.c - kvmwatch's eBPF event modes (-e -f -m -d -n -w -i, combinable):
+/* events.c - kvmwatch's eBPF event modes (-e -f -m -d -n -w -i -r, combinable):
  * without -s each event is printed as it happens (ring buffer, with lost
  * events counted); with -s the kernel aggregates per VM and reason and
  * summaries are printed every INTERVAL (if given) and at the end, with
@@ -354,6 +354,7 @@ int cli_run_events(struct cli_opts *o)
 		r = -EINVAL;
 		goto out;
 	}
+	ev_remember_vcpus(&x); /* -r: the VMs and vCPU threads to measure */
 	start = next = kw_now_mono_ns();
 	if (o->stats && snap_take(&x, &prev) == 0)
 		have_prev = 1;

@@ -111,6 +111,8 @@ static const struct argp_option options[] = {
 	{ "halt-poll", 'n', NULL, 0, "Halt-polling changes: grow/shrink, old -> new, per vCPU", 1 },
 	{ "wakeups", 'w', NULL, 0, "vCPU wakeups: halt duration histogram, waited/polled", 1 },
 	{ "irq", 'i', NULL, 0, "IRQ injection: PIC/IOAPIC/MSI/LAPIC with line, vector, delivery, coalesced", 1 },
+	{ "runq", 'r', NULL, 0, "Run-queue latency of the VMs' threads (wakeup or preemption -> running), vCPU threads "
+	  "apart from the others: log2 histograms with p50/p99", 1 },
 	{ "per-vcpu", OPT_PER_VCPU, NULL, 0, "With -s: break statistics down per vCPU", 1 },
 	{ "replay", OPT_REPLAY, "FILE", 0, "With -e: instead of tracing, run recorded exits (lines ISA REASON VCPU "
 	  "LATENCY_NS [PID [TID]], e.g. from a host's kvm_exit/kvm_entry trace; - for stdin) through the exits BPF "
@@ -118,7 +120,7 @@ static const struct argp_option options[] = {
 	{ "list-exit-reasons", OPT_LIST_EXITS, "vmx|svm|user", OPTION_ARG_OPTIONAL, "Print every exit reason -e names "
 	  "(code, name, where the name is from: the kernel's table, a uapi define, kvmwatch) and exit; -o json "
 	  "applies", 1 },
-	{ "bpf", OPT_BPF, "LIST", 0, "Metric views: add the eBPF counters of LIST (exits,faults,mmio,dirty,haltpoll,wakeup,irq or all)", 1 },
+	{ "bpf", OPT_BPF, "LIST", 0, "Metric views: add the eBPF counters of LIST (exits,faults,mmio,dirty,haltpoll,wakeup,irq,runq or all)", 1 },
 	{ 0 }
 };
 
@@ -264,6 +266,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case 'n': o->events |= KW_BPF_HALTPOLL; break;
 	case 'w': o->events |= KW_BPF_WAKEUP; break;
 	case 'i': o->events |= KW_BPF_IRQ; break;
+	case 'r': o->events |= KW_BPF_RUNQ; break;
 	case 's': o->stats = 1; break;
 	case OPT_PER_VCPU: o->per_vcpu = 1; break;
 	case OPT_REPLAY:

@@ -26,7 +26,7 @@ int kw_source_from_name(const char *name)
 	return -1;
 }
 
-static const char *const feature_names[KW_BPF__N] = { "exits", "faults", "mmio", "dirty", "haltpoll", "wakeup", "irq" };
+static const char *const feature_names[KW_BPF__N] = { "exits", "faults", "mmio", "dirty", "haltpoll", "wakeup", "irq", "runq" };
 
 const char *kw_feature_name(int bit)
 {
@@ -41,6 +41,7 @@ int kw_feature_from_name(const char *name)
 	static const struct { const char *n; int bit; } alias[] = {
 		{ "exit", KW_BPF_BIT_EXITS }, { "mmu", KW_BPF_BIT_FAULTS }, { "fault", KW_BPF_BIT_FAULTS },
 		{ "wakeups", KW_BPF_BIT_WAKEUP }, { "irqs", KW_BPF_BIT_IRQ },
+		{ "runqlat", KW_BPF_BIT_RUNQ }, { "runqueue", KW_BPF_BIT_RUNQ },
 	};
 	char norm[32];
 	size_t o = 0, i;
@@ -79,7 +80,7 @@ int kw_features_parse(const char *list, unsigned *out, char *err, size_t errlen)
 			continue;
 		i = kw_feature_from_name(w);
 		if (i < 0) {
-			snprintf(err, errlen, "unknown eBPF feature '%s' (exits, faults, mmio, dirty, haltpoll, wakeup, irq, all, none)", w);
+			snprintf(err, errlen, "unknown eBPF feature '%s' (exits, faults, mmio, dirty, haltpoll, wakeup, irq, runq, all, none)", w);
 			return -EINVAL;
 		}
 		m |= 1u << i;

@@ -19,7 +19,7 @@ const char *kw_source_name(int source);
 /* Source id of a name (case-insensitive), -1 if unknown. */
 int kw_source_from_name(const char *name);
 
-/* Feature bits (struct kw_config.bpf_features, kvmwatch -e -f -m -d -n -w -i). */
+/* Feature bits (struct kw_config.bpf_features, kvmwatch -e -f -m -d -n -w -i -r). */
 enum kw_bpf_feature_bit {
 	KW_BPF_BIT_EXITS,
 	KW_BPF_BIT_FAULTS,
@@ -28,6 +28,7 @@ enum kw_bpf_feature_bit {
 	KW_BPF_BIT_HALTPOLL,
 	KW_BPF_BIT_WAKEUP,
 	KW_BPF_BIT_IRQ,
+	KW_BPF_BIT_RUNQ,
 	KW_BPF__N
 };
 #define KW_BPF_EXITS    (1u << KW_BPF_BIT_EXITS)    /* VM exits + exits to user space */
@@ -37,10 +38,11 @@ enum kw_bpf_feature_bit {
 #define KW_BPF_HALTPOLL (1u << KW_BPF_BIT_HALTPOLL) /* halt-polling grow/shrink */
 #define KW_BPF_WAKEUP   (1u << KW_BPF_BIT_WAKEUP)   /* vCPU wakeups after halt */
 #define KW_BPF_IRQ      (1u << KW_BPF_BIT_IRQ)      /* interrupt injection */
+#define KW_BPF_RUNQ     (1u << KW_BPF_BIT_RUNQ)     /* run-queue latency of VM threads */
 #define KW_BPF_ALL      ((1u << KW_BPF__N) - 1)
 
 
-/* "exits", "faults", "mmio", "dirty", "haltpoll", "wakeup", "irq". */
+/* "exits", "faults", "mmio", "dirty", "haltpoll", "wakeup", "irq", "runq". */
 const char *kw_feature_name(int bit);
 /* Feature bit of a name ("exits", "faults"/"mmu", "halt_poll", "halt poll", ...), -1 if unknown. */
 int kw_feature_from_name(const char *name);

@@ -5,6 +5,7 @@
 #include "kvm/kw_bpf.h"
 #include "util/kw_priv.h"
 #include "util/kw_util.h"
+#include "core/kw_vm.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,6 +29,7 @@
 #include "haltpoll.skel.h"
 #include "irq.skel.h"
 #include "mmio.skel.h"
+#include "runq.skel.h"
 #include "wakeup.skel.h"
 
 /* ---------------------------------------------------- feature table */
@@ -135,6 +137,7 @@ SKEL_OPS(dirty)
 SKEL_OPS(haltpoll)
 SKEL_OPS(wakeup)
 SKEL_OPS(irq)
+SKEL_OPS(runq)
 
 /* kallsyms address of a kernel symbol, 0 when unknown or hidden (kptr_restrict). */
 static unsigned long long ksym_addr(const char *sym)
@@ -180,6 +183,7 @@ static void irq_prep(void *skel)
 #define BTF_RAW_ALTS(cat, name) { { "btf_" #name, ALT_TP_BTF, #cat ":" #name }, { "raw_" #name, ALT_RAW_TP, #cat ":" #name } }
 #define BTF_RAW(name) BTF_RAW_ALTS(kvm, name), NULL
 #define BTF_RAW_MMU(name) BTF_RAW_ALTS(kvmmmu, name), NULL
+#define BTF_RAW_SCHED(name) BTF_RAW_ALTS(sched, name)
 
 static const struct feat_def feats[KW_BPF__N] = {
 	[KW_BPF_BIT_EXITS] = { SKEL(exits), {
@@ -231,6 +235,11 @@ static const struct feat_def feats[KW_BPF__N] = {
 			{ "btf_irqfd_sys_enter", ALT_TP_BTF, "raw_syscalls:sys_enter" },
 			{ "raw_irqfd_sys_enter", ALT_RAW_TP, "raw_syscalls:sys_enter" } },
 		  "interrupts injected through another process's irqfd count for that process" },
+	} },
+	[KW_BPF_BIT_RUNQ] = { SKEL(runq), {
+		{ "sched_wakeup", 1, BTF_RAW_SCHED(sched_wakeup), "wakeups are not timed" },
+		{ "sched_wakeup_new", 1, BTF_RAW_SCHED(sched_wakeup_new), "new threads' first waits are not timed" },
+		{ "sched_switch", 1, BTF_RAW_SCHED(sched_switch), "no wait ends: nothing is timed" },
 	} },
 };
 
@@ -932,6 +941,56 @@ unsigned kw_bpf_stats_capacity(struct kw_bpf *b, int bit)
 	return bpf_map__max_entries(m);
 }
 
+/* Remove the entries of a u32-keyed map whose tgid (the key, or the value
+ * with by_value) is gone. */
+static long prune_u32_map(int fd, int by_value, int (*live)(pid_t tgid, void *arg), void *arg)
+{
+	__u32 k, next, v, *prev = NULL, *dead = NULL;
+	size_t n = 0, cap = 0, i;
+	long removed = 0;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (by_value && bpf_map_lookup_elem(fd, &k, &v))
+			continue;
+		if (live((pid_t)(by_value ? v : k), arg))
+			continue;
+		if (kw_grow((void **)&dead, &cap, n, sizeof(*dead))) {
+			free(dead);
+			return -ENOMEM;
+		}
+		dead[n++] = k;
+	}
+	for (i = 0; i < n; i++)
+		if (bpf_map_delete_elem(fd, &dead[i]) == 0)
+			removed++;
+	free(dead);
+	return removed;
+}
+
+int kw_bpf_watch_vm(struct kw_bpf *b, const struct kw_vm *vm)
+{
+	int vfd = map_fd(b, KW_BPF_BIT_RUNQ, "vms"), tfd = map_fd(b, KW_BPF_BIT_RUNQ, "vcpus"), t;
+	__u32 tgid, tid;
+
+	if (vfd < 0 || tfd < 0 || vm->pid <= 0)
+		return 0;
+	/* added once, never replaced (BPF_NOEXIST): what is there stays
+	 * until kw_bpf_prune finds its process gone */
+	tgid = (__u32)vm->pid;
+	if (!b->o.targ_tgid && bpf_map_update_elem(vfd, &tgid, &tgid, BPF_NOEXIST) && errno != EEXIST)
+		return -errno;
+	for (t = 0; t < vm->nthreads; t++) {
+		if (vm->threads[t].vcpu < 0)
+			continue;
+		tid = (__u32)vm->threads[t].tid;
+		if (bpf_map_update_elem(tfd, &tid, &tgid, BPF_NOEXIST) && errno != EEXIST)
+			return -errno;
+	}
+	return 0;
+}
+
 long kw_bpf_prune(struct kw_bpf *b, int (*live)(pid_t tgid, void *arg), void *arg)
 {
 	struct kw_key k, next, *prev = NULL, *dead = NULL;
@@ -963,6 +1022,14 @@ long kw_bpf_prune(struct kw_bpf *b, int (*live)(pid_t tgid, void *arg), void *ar
 				removed++;
 	}
 	free(dead);
+	/* the run-queue object's watched processes and vCPU threads */
+	for (i = 0; i < 2; i++) {
+		int fd = map_fd(b, KW_BPF_BIT_RUNQ, i ? "vcpus" : "vms");
+		long r = fd < 0 ? 0 : prune_u32_map(fd, (int)i, live, arg);
+
+		if (r < 0)
+			return r; /* not counted: they are no aggregates */
+	}
 	return removed;
 }
 

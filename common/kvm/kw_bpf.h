@@ -71,6 +71,14 @@ uint64_t kw_bpf_lost(const struct kw_bpf *b);
 uint64_t kw_bpf_dropped(struct kw_bpf *b, int bit);
 unsigned kw_bpf_stats_capacity(struct kw_bpf *b, int bit);
 
+/* Run-queue latency (KW_BPF_RUNQ) is measured for the threads of the VMs
+ * user space names: watch vm's process (unless the loader was given one
+ * targ_tgid) and mark its vCPU threads, whose waits are kept per thread.
+ * Call again when threads appear; kw_bpf_prune forgets gone processes.
+ * 0 or -errno (no-op without the feature). */
+struct kw_vm;
+int kw_bpf_watch_vm(struct kw_bpf *b, const struct kw_vm *vm);
+
 /* Remove the aggregates of every process live() says is gone.  Returns
  * how many, or -ENOMEM. */
 long kw_bpf_prune(struct kw_bpf *b, int (*live)(pid_t tgid, void *arg), void *arg);

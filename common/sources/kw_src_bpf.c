@@ -71,6 +71,11 @@ static int read_agg(const struct kw_key *k, const struct kw_agg *v, void *arg)
 		if (k->kind == KW_IRQ_PIC || k->kind == KW_IRQ_IOAPIC)
 			add(c, KW_M_BPF_IRQ_COALESCED, kw_kvm_irq_kind(k->kind), v->aux);
 		break;
+	case KW_BPF_BIT_RUNQ:
+		/* waits measured (timed), not events: of every kind together */
+		add(c, KW_M_BPF_RUNQ_WAITS, k->reason ? "vcpu" : "other", v->timed);
+		add(c, KW_M_BPF_RUNQ_WAIT, k->reason ? "vcpu" : "other", v->sum_ns);
+		break;
 	}
 	return c->err;
 }
@@ -97,6 +102,11 @@ int kw_bpf_read_vm(struct kw_bpf *b, pid_t tgid, struct kw_sampleset *ss)
 			add(&c, KW_M_BPF_WAKEUPS, kw_kvm_wakeup_how(1), 0);
 			add(&c, KW_M_BPF_WAKEUPS, kw_kvm_wakeup_how(0), 0);
 			add(&c, KW_M_BPF_HALT_TIME, NULL, 0);
+		} else if (bit == KW_BPF_BIT_RUNQ) {
+			add(&c, KW_M_BPF_RUNQ_WAITS, "vcpu", 0);
+			add(&c, KW_M_BPF_RUNQ_WAITS, "other", 0);
+			add(&c, KW_M_BPF_RUNQ_WAIT, "vcpu", 0);
+			add(&c, KW_M_BPF_RUNQ_WAIT, "other", 0);
 		}
 		kw_bpf_foreach_agg(b, bit, read_agg, &c);
 	}
@@ -165,9 +175,16 @@ static int src_discover(struct kw_collector *c, void *state)
 
 static int src_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
 {
+	int r;
+
 	(void)c;
 	if (vm->pid <= 0)
 		return 0;
+	/* its threads are this cycle's (procfs ran first): watch them */
+	r = kw_bpf_watch_vm(state, vm);
+	if (r)
+		kw_log_once(KW_LOG_WARN, "bpf-runq-watch", "eBPF runq: cannot watch VM %s (pid %d): %s", vm->name,
+			    vm->pid, strerror(-r));
 	return kw_bpf_read_vm(state, vm->pid, &vm->stats);
 }
 
