@@ -138,14 +138,98 @@ struct kw_netif *kw_vm_netif(struct kw_vm *vm, const char *ifname)
 	return NULL;
 }
 
+/* ------------------------------------------------------- key indexes */
+
+/* Below this many entries a linear scan is as fast as hashing. */
+#define KIDX_LINEAR 16
+
+typedef const char *(*kidx_key_fn)(const void *arg, size_t i);
+
+static uint32_t key_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+static void kidx_reset(uint32_t *idx, size_t cap, size_t *idx_n)
+{
+	if (idx && *idx_n)
+		memset(idx, 0, cap * sizeof(*idx));
+	*idx_n = 0;
+}
+
+/* Bring an index of n keys up to date: entries [*idx_n, n) are added in
+ * order, up to the first with an empty key (a key is written just after its
+ * entry is added); those left out are scanned by kidx_find.  -1 when it
+ * cannot be used (out of memory). */
+static int kidx_sync(uint32_t **idx, size_t *cap, size_t *idx_n, size_t n, kidx_key_fn key, const void *arg)
+{
+	if (*idx_n > n)
+		kidx_reset(*idx, *cap, idx_n); /* shrunk behind our back */
+	if (n * 2 > *cap) {
+		size_t nc = *cap ? *cap : 64;
+		uint32_t *p;
+
+		while (n * 2 > nc)
+			nc *= 2;
+		if (nc > UINT32_MAX || !(p = calloc(nc, sizeof(*p))))
+			return -1;
+		free(*idx);
+		*idx = p;
+		*cap = nc;
+		*idx_n = 0;
+	}
+	for (; *idx_n < n; (*idx_n)++) {
+		const char *k = key(arg, *idx_n);
+		size_t mask = *cap - 1, h;
+
+		if (!*k)
+			break;
+		for (h = key_hash(k) & mask; (*idx)[h]; h = (h + 1) & mask)
+			;
+		(*idx)[h] = (uint32_t)*idx_n + 1;
+	}
+	return 0;
+}
+
+/* Position of key among n entries, or -1. */
+static long kidx_find(uint32_t **idx, size_t *cap, size_t *idx_n, size_t n, kidx_key_fn key, const void *arg,
+		      const char *k)
+{
+	size_t i = 0;
+
+	if (n >= KIDX_LINEAR && kidx_sync(idx, cap, idx_n, n, key, arg) == 0) {
+		size_t mask = *cap - 1, h;
+
+		for (h = key_hash(k) & mask; (*idx)[h]; h = (h + 1) & mask)
+			if (!strcmp(key(arg, (*idx)[h] - 1), k))
+				return (long)(*idx)[h] - 1;
+		i = *idx_n; /* not indexed yet */
+	}
+	for (; i < n; i++)
+		if (!strcmp(key(arg, i), k))
+			return (long)i;
+	return -1;
+}
+
+static const char *vmt_key(const void *arg, size_t i)
+{
+	return ((const struct kw_vmtable *)arg)->vms[i].key;
+}
+
+static void vmt_unindex(struct kw_vmtable *t)
+{
+	kidx_reset(t->idx, t->idx_cap, &t->idx_n);
+}
+
 struct kw_vm *kw_vmt_find_key(struct kw_vmtable *t, const char *key)
 {
-	size_t i;
+	long i = kidx_find(&t->idx, &t->idx_cap, &t->idx_n, t->n, vmt_key, t, key);
 
-	for (i = 0; i < t->n; i++)
-		if (!strcmp(t->vms[i].key, key))
-			return &t->vms[i];
-	return NULL;
+	return i < 0 ? NULL : &t->vms[i];
 }
 
 struct kw_vm *kw_vmt_find_pid(struct kw_vmtable *t, pid_t pid)
@@ -201,6 +285,7 @@ void kw_vmt_remove_at(struct kw_vmtable *t, size_t i)
 	kw_vm_free(&t->vms[i]);
 	memmove(&t->vms[i], &t->vms[i + 1], (t->n - i - 1) * sizeof(*t->vms));
 	t->n--;
+	vmt_unindex(t);
 }
 
 void kw_vmt_free(struct kw_vmtable *t)
@@ -210,8 +295,11 @@ void kw_vmt_free(struct kw_vmtable *t)
 	for (i = 0; i < t->n; i++)
 		kw_vm_free(&t->vms[i]);
 	free(t->vms);
+	free(t->idx);
 	t->vms = NULL;
+	t->idx = NULL;
 	t->n = t->cap = 0;
+	t->idx_cap = t->idx_n = 0;
 }
 
 static int vm_cmp(const void *pa, const void *pb)
@@ -226,21 +314,28 @@ static int vm_cmp(const void *pa, const void *pb)
 
 void kw_vmt_sort(struct kw_vmtable *t)
 {
-	if (t->n > 1)
+	if (t->n > 1) {
 		qsort(t->vms, t->n, sizeof(*t->vms), vm_cmp);
+		vmt_unindex(t);
+	}
 }
 
 /* ------------------------------------------------------- per-VM caches */
 
+static const char *vmc_key(const void *arg, size_t i)
+{
+	return kw_vmcache_at((const struct kw_vmcache *)arg, i);
+}
+
 void *kw_vmcache_get(struct kw_vmcache *c, const char *key, int *created)
 {
 	char *item;
-	size_t i;
+	long i;
 
 	*created = 0;
-	for (i = 0; i < c->n; i++)
-		if (!strcmp(kw_vmcache_at(c, i), key))
-			return kw_vmcache_at(c, i);
+	i = kidx_find(&c->idx, &c->idx_cap, &c->idx_n, c->n, vmc_key, c, key);
+	if (i >= 0)
+		return kw_vmcache_at(c, (size_t)i);
 	if (kw_grow(&c->items, &c->cap, c->n, c->size))
 		return NULL;
 	item = kw_vmcache_at(c, c->n++);
@@ -267,6 +362,7 @@ void kw_vmcache_prune(struct kw_vmcache *c, struct kw_vmtable *t,
 			drop(item);
 		if (i != --c->n)
 			memcpy(item, kw_vmcache_at(c, c->n), c->size);
+		kidx_reset(c->idx, c->idx_cap, &c->idx_n); /* items moved */
 	}
 }
 
@@ -277,8 +373,11 @@ void kw_vmcache_free(struct kw_vmcache *c, void (*drop)(void *item))
 	for (i = 0; drop && i < c->n; i++)
 		drop(kw_vmcache_at(c, i));
 	free(c->items);
+	free(c->idx);
 	c->items = NULL;
+	c->idx = NULL;
 	c->n = c->cap = 0;
+	c->idx_cap = c->idx_n = 0;
 }
 
 /* ------------------------------------------------------- command lines */

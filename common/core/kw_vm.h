@@ -76,6 +76,11 @@ struct kw_vm {
 struct kw_vmtable {
 	struct kw_vm *vms;
 	size_t n, cap;
+	/* key -> position + 1 (open addressing), a cache kw_vmt_find_key keeps:
+	 * entries [0, idx_n) are in it; add appends (indexed at the next
+	 * lookup, once its key is set), remove and sort invalidate it. */
+	uint32_t *idx;
+	size_t idx_cap, idx_n;
 };
 
 void kw_vm_free(struct kw_vm *vm);
@@ -101,12 +106,15 @@ void kw_vmt_free(struct kw_vmtable *t);
 void kw_vmt_sort(struct kw_vmtable *t);
 
 /* Per-VM state a source keeps across cycles (open fds, schemas): items of
- * `size` bytes, each starting with `char key[64]`, the VM's key. */
+ * `size` bytes, each starting with `char key[64]`, the VM's key.  Looked
+ * up through a hash index of keys (idx, rebuilt when items move). */
 struct kw_vmcache {
 	void *items;
 	size_t n, cap, size;
+	uint32_t *idx;
+	size_t idx_cap, idx_n;
 };
-#define KW_VMCACHE_INIT(type) { NULL, 0, 0, sizeof(type) }
+#define KW_VMCACHE_INIT(type) { NULL, 0, 0, sizeof(type), NULL, 0, 0 }
 #define kw_vmcache_at(c, i) ((void *)((char *)(c)->items + (i) * (c)->size))
 /* The item of a VM, added zeroed (key set, *created = 1) when missing. NULL on ENOMEM. */
 void *kw_vmcache_get(struct kw_vmcache *c, const char *key, int *created);

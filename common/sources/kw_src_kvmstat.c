@@ -38,7 +38,8 @@
 #define SYS_pidfd_getfd 438
 #endif
 
-#define RESCAN_CYCLES 5 /* re-look for missing vCPU stats fds this often */
+#define RESCAN_CYCLES 5 /* re-look for missing vCPU stats fds this often, */
+#define RESCAN_IDLE 60  /* but only when its number of fds changed, or after this many */
 #define KW_KSTATS_MAX_VCPUS 4096 /* stats fds of one VM: x86 KVM_MAX_VCPUS */
 
 /* One stats fd (the VM's, or one vCPU's) with its descriptors. */
@@ -55,8 +56,9 @@ struct kstat_vm {
 	int nfds;
 	int have_vm;       /* a VM-level stats fd is among fds */
 	int nvcpu;         /* vCPU stats fds among fds */
-	uint64_t last_scan;
+	uint64_t last_scan, last_check;
 	uint64_t seen_cycle;
+	long fd_count;     /* its open fds when last scanned (st_size of /proc/PID/fd, Linux >= 6.2; 0 before) */
 };
 
 struct kvmstat_state {
@@ -420,6 +422,16 @@ static void publish(struct kw_sampleset *ss, const struct kstat_fd *k)
 	}
 }
 
+/* How many fds the process has open (0: the kernel does not say, -1 error). */
+static long fd_count(struct kw_collector *c, pid_t pid)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%d/fd", KW_PROC(c), pid);
+	return stat(path, &sb) ? -1 : (long)sb.st_size;
+}
+
 static int kvmstat_collect_vm(struct kw_collector *c, void *state, struct kw_vm *vm)
 {
 	struct kvmstat_state *st = state;
@@ -432,7 +444,14 @@ static int kvmstat_collect_vm(struct kw_collector *c, void *state, struct kw_vm 
 	v = cache_get(st, vm);
 	if (!v)
 		return -ENOMEM;
-	need_scan = !v->last_scan || (v->nvcpu < vm->nvcpus && c->cycle - v->last_scan >= RESCAN_CYCLES);
+	need_scan = !v->last_scan || (v->nvcpu < vm->nvcpus && c->cycle - v->last_check >= RESCAN_CYCLES);
+	if (need_scan && v->last_scan && c->cycle - v->last_scan < RESCAN_IDLE) {
+		/* a vCPU's (stats) fd is a new fd: none, no need to look */
+		long n = fd_count(c, vm->pid);
+
+		v->last_check = c->cycle;
+		need_scan = n <= 0 || n != v->fd_count;
+	}
 	if (!v->nfds && !need_scan)
 		return 0; /* no KVM stats fds (not a KVM VMM, or refused): nothing held, nothing to read */
 	if (v->pidfd < 0) {
@@ -452,7 +471,8 @@ static int kvmstat_collect_vm(struct kw_collector *c, void *state, struct kw_vm 
 		return -ESRCH;
 	}
 	if (need_scan) {
-		v->last_scan = c->cycle;
+		v->last_scan = v->last_check = c->cycle;
+		v->fd_count = fd_count(c, vm->pid);
 		if (scan_vmm(c, st, v, vm) == -ENOMEM)
 			return -ENOMEM;
 		if (!v->nfds) {

@@ -12,9 +12,14 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define STAT_BUF 4096
@@ -47,6 +52,42 @@ struct netdev {
 	uint64_t v[16];
 };
 
+/* What is kept of a VM found in the host's /proc between cycles: its /proc
+ * files open (read with pread: an open file stays bound to its process or
+ * thread, and once that has exited reads fail with ESRCH even when the id
+ * is reused), the stat discovery read this cycle (collection uses it), and
+ * when its fd table and threads were last scanned.  The fd table (taps,
+ * the KVM fd) is scanned again the cycle after the number of open fds
+ * changed (st_size of /proc/PID/fd, Linux >= 6.2), the threads (vCPUs) and
+ * cgroup the cycle after the thread count changed or a thread's file
+ * failed (it ended: a same-count swap is seen too), and both at least every
+ * rescan_cycles cycles (KVMWATCH_RESCAN_CYCLES, default 30; VMs spread over
+ * them): an fd swapped for another or a cgroup move is seen within that. */
+struct pthr {
+	pid_t tid;
+	int sched_fd, stat_fd;   /* task/TID/schedstat, task/TID/stat; -1 closed */
+};
+
+#define PV_NF 48
+
+struct pvm {
+	pid_t pid;
+	uint64_t starttime;
+	int stat_fd, io_fd, status_fd, statm_fd, fddir_fd;
+	int psi_fd[3];           /* cpu, memory, io .pressure of psi_cg */
+	char psi_cg[256];
+	uint32_t stat_cycle;     /* the cycle f[] was read in (0: none) */
+	int nf;
+	uint64_t f[PV_NF];
+	long fd_count;           /* open fds at the last fd scan (-1 unknown) */
+	uint32_t fd_scan, thr_scan; /* cycles of the last scans (0: never) */
+	uint64_t nthreads;       /* stat's thread count at the last thread scan */
+	int thr_again;           /* scan the threads again next cycle */
+	struct pthr *thr;        /* parallel to the VM's threads after a scan */
+	int nthr;
+	size_t thrcap;
+};
+
 struct procfs_state {
 	long clk_tck;
 	long page_size;
@@ -68,9 +109,270 @@ struct procfs_state {
 	size_t ndirty, dirtycap;
 	uint64_t recheck_ticks;    /* a non-VMM process younger than this is re-examined */
 	uint64_t considered;       /* processes looked at in the last discovery (benchmarks) */
+	/* kept /proc files (the host's /proc only; fixture trees change under us) */
+	int keep;                  /* per-VM state (struct pvm) kept at all */
+	struct pvm **pv;           /* open addressing by pid, pv_cap slots */
+	size_t npv, pv_cap;
+	long nkept, kept_max;      /* open fds kept, and the budget (KVMWATCH_KEEP_FDS) */
+	uint32_t rescan_cycles;
+	pid_t self;                /* this process: no VMM, and its own fds are many */
+	int no_swap;               /* swaps lists no device: VmSwap is 0, status not read */
 };
 
 #define DIRTY_MAX 65536          /* more new processes than this in one cycle: walk instead */
+
+/* ------------------------------------------------------- kept files */
+
+/* Read a /proc file (seq_file: one read returns it whole) through *fd:
+ * pread when it is open, else opened from the path and kept open while
+ * the budget allows (fd NULL: never kept).  As kw_read_file: the bytes
+ * read, NUL-terminated, or -errno; a kept fd that fails is closed (its
+ * process or thread has exited: ESRCH). */
+__attribute__((format(printf, 5, 6)))
+static ssize_t kread(struct procfs_state *st, int *fd, char *buf, size_t len, const char *fmt, ...)
+{
+	int kept = fd && *fd >= 0, f;
+	size_t got = 0;
+
+	if (kept) {
+		f = *fd;
+	} else {
+		char path[PATH_MAX];
+		va_list ap;
+		int n;
+
+		va_start(ap, fmt);
+		n = vsnprintf(path, sizeof(path), fmt, ap);
+		va_end(ap);
+		if (n < 0 || (size_t)n >= sizeof(path))
+			return -ENAMETOOLONG;
+		f = open(path, O_RDONLY | O_CLOEXEC);
+		if (f < 0)
+			return -errno;
+	}
+	while (got < len - 1) {
+		size_t want = len - 1 - got;
+		ssize_t r = pread(f, buf + got, want, (off_t)got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+
+			close(f);
+			if (kept) {
+				*fd = -1;
+				st->nkept--;
+			}
+			buf[0] = '\0';
+			return -e;
+		}
+		got += (size_t)r;
+		if ((size_t)r < want)
+			break; /* a short read is the end of a seq_file */
+	}
+	buf[got] = '\0';
+	if (!kept) {
+		if (fd && st->nkept < st->kept_max) {
+			*fd = f;
+			st->nkept++;
+		} else {
+			close(f);
+		}
+	}
+	return (ssize_t)got;
+}
+
+static void kclose(struct procfs_state *st, int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		st->nkept--;
+	}
+	*fd = -1;
+}
+
+static void pv_close_files(struct procfs_state *st, struct pvm *v)
+{
+	int i;
+
+	kclose(st, &v->stat_fd);
+	kclose(st, &v->io_fd);
+	kclose(st, &v->status_fd);
+	kclose(st, &v->statm_fd);
+	kclose(st, &v->fddir_fd);
+	for (i = 0; i < 3; i++)
+		kclose(st, &v->psi_fd[i]);
+	for (i = 0; i < v->nthr; i++) {
+		kclose(st, &v->thr[i].sched_fd);
+		kclose(st, &v->thr[i].stat_fd);
+	}
+}
+
+static void pv_free(struct procfs_state *st, struct pvm *v)
+{
+	pv_close_files(st, v);
+	free(v->thr);
+	free(v);
+}
+
+static size_t pv_slot(const struct procfs_state *st, pid_t pid)
+{
+	size_t mask = st->pv_cap - 1, h = ((uint32_t)pid * 2654435761u) & mask;
+
+	while (st->pv[h] && st->pv[h]->pid != pid)
+		h = (h + 1) & mask;
+	return h;
+}
+
+static struct pvm *pv_find(const struct procfs_state *st, pid_t pid)
+{
+	return st->pv_cap ? st->pv[pv_slot(st, pid)] : NULL;
+}
+
+/* Rebuild the table with room for n entries, keeping those for which
+ * keep(v) says so (NULL: all); the others are freed. */
+static int pv_rehash(struct procfs_state *st, size_t n, int (*keep)(struct procfs_state *, struct pvm *, void *),
+		     void *arg)
+{
+	struct pvm **old = st->pv;
+	size_t oldcap = st->pv_cap, cap = 64, i;
+
+	while (cap < n * 2)
+		cap *= 2;
+	if (!(st->pv = calloc(cap, sizeof(*st->pv)))) {
+		st->pv = old;
+		return -ENOMEM;
+	}
+	st->pv_cap = cap;
+	st->npv = 0;
+	for (i = 0; i < oldcap; i++) {
+		struct pvm *v = old[i];
+
+		if (!v)
+			continue;
+		if (keep && !keep(st, v, arg)) {
+			pv_free(st, v);
+			continue;
+		}
+		st->pv[pv_slot(st, v->pid)] = v;
+		st->npv++;
+	}
+	free(old);
+	return 0;
+}
+
+/* The kept state of a VM (pid, start time), made (or reset: the pid was
+ * reused) as needed.  NULL when nothing is kept (fixtures, ENOMEM). */
+static struct pvm *pv_get(struct procfs_state *st, pid_t pid, uint64_t starttime)
+{
+	struct pvm *v;
+	int i;
+
+	if (!st->keep)
+		return NULL;
+	if ((st->npv + 1) * 2 > st->pv_cap && pv_rehash(st, st->npv + 1, NULL, NULL))
+		return NULL;
+	v = st->pv[pv_slot(st, pid)];
+	if (v && v->starttime == starttime)
+		return v;
+	if (v) {
+		pv_close_files(st, v);
+		free(v->thr);
+	} else if (!(v = malloc(sizeof(*v)))) {
+		return NULL;
+	} else {
+		st->pv[pv_slot(st, pid)] = v;
+		st->npv++;
+	}
+	memset(v, 0, sizeof(*v));
+	v->pid = pid;
+	v->starttime = starttime;
+	v->stat_fd = v->io_fd = v->status_fd = v->statm_fd = v->fddir_fd = -1;
+	for (i = 0; i < 3; i++)
+		v->psi_fd[i] = -1;
+	v->fd_count = -1;
+	return v;
+}
+
+/* The periodic rescan: every rescan_cycles cycles, VMs spread over them. */
+static int pv_due(const struct procfs_state *st, const struct pvm *v)
+{
+	return (st->cycle + (uint32_t)v->pid) % st->rescan_cycles == 0;
+}
+
+static int pv_is_vm(struct procfs_state *st, struct pvm *v, void *arg)
+{
+	struct kw_collector *c = arg;
+	char key[64];
+
+	snprintf(key, sizeof(key), "pid:%d:%llu", v->pid, (unsigned long long)v->starttime);
+	return kw_vmt_find_key(&c->vms, key) != NULL;
+}
+
+/* Number of fds the process has open: st_size of its fd directory (Linux
+ * >= 6.2; 0 before, so only the periodic rescan applies), -1 unknown. */
+static long pv_fd_count(struct kw_collector *c, struct procfs_state *st, struct pvm *v)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%d/fd", KW_PROC(c), v->pid);
+	if (v->fddir_fd < 0 && st->nkept < st->kept_max &&
+	    (v->fddir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0)
+		st->nkept++;
+	if (v->fddir_fd >= 0)
+		return fstat(v->fddir_fd, &sb) ? -1 : (long)sb.st_size;
+	return stat(path, &sb) ? -1 : (long)sb.st_size;
+}
+
+/* After a thread scan: the kept files of threads still there move to
+ * their new position, those of threads gone are closed. */
+static void pv_sync_threads(struct procfs_state *st, struct pvm *v, const struct kw_vm *vm)
+{
+	struct pthr *nt = NULL;
+	int i, k;
+
+	if (vm->nthreads && !(nt = malloc((size_t)vm->nthreads * sizeof(*nt)))) {
+		for (k = 0; k < v->nthr; k++) {
+			kclose(st, &v->thr[k].sched_fd);
+			kclose(st, &v->thr[k].stat_fd);
+		}
+		v->nthr = 0; /* read by path this cycle */
+		return;
+	}
+	for (i = 0; i < vm->nthreads; i++) {
+		nt[i].tid = vm->threads[i].tid;
+		nt[i].sched_fd = nt[i].stat_fd = -1;
+		for (k = 0; k < v->nthr; k++)
+			if (v->thr[k].tid == nt[i].tid) {
+				nt[i] = v->thr[k];
+				v->thr[k].sched_fd = v->thr[k].stat_fd = -1;
+				break;
+			}
+	}
+	for (k = 0; k < v->nthr; k++) {
+		kclose(st, &v->thr[k].sched_fd);
+		kclose(st, &v->thr[k].stat_fd);
+	}
+	free(v->thr);
+	v->thr = nt;
+	v->nthr = vm->nthreads;
+	v->thrcap = (size_t)vm->nthreads;
+}
+
+/* The kept files of thread i of vm, NULL when they do not match it. */
+static struct pthr *pv_thread(struct pvm *v, const struct kw_vm *vm, int i)
+{
+	return v && v->nthr == vm->nthreads && v->thr[i].tid == vm->threads[i].tid ? &v->thr[i] : NULL;
+}
+
+static struct pvm *pv_of(const struct procfs_state *st, const struct kw_vm *vm)
+{
+	struct pvm *v = st->keep ? pv_find(st, vm->pid) : NULL;
+
+	return v && v->starttime == vm->starttime ? v : NULL;
+}
 
 static uint64_t ticks_to_ns(const struct procfs_state *st, uint64_t t)
 {
@@ -136,8 +438,10 @@ static int read_host_meminfo(struct kw_collector *c, struct procfs_state *st, st
 	return 0;
 }
 
-/* PSI files for the host (procfs/pressure) or a cgroup (sysfs/fs/cgroup/X). */
-static void read_psi(const char *dir, const char *suffix, char *buf, struct kw_sampleset *ss, int host)
+/* PSI files for the host (procfs/pressure) or a cgroup (sysfs/fs/cgroup/X);
+ * fds: the cpu, memory and io files kept open (NULL: opened each time). */
+static void read_psi(struct procfs_state *st, int *fds, const char *dir, const char *suffix, char *buf,
+		     struct kw_sampleset *ss, int host)
 {
 	static const struct { const char *res; const char *kind; int hm; int vm; int vmt; } map[] = {
 		{ "cpu", "some", KW_M_H_PSI_CPU_SOME, KW_M_PSI_CPU_SOME, KW_M_PSI_CPU_SOME_T },
@@ -148,7 +452,7 @@ static void read_psi(const char *dir, const char *suffix, char *buf, struct kw_s
 		{ "io", "full", KW_M_H_PSI_IO_FULL, KW_M_PSI_IO_FULL, KW_M_PSI_IO_FULL_T },
 	};
 	const char *last = NULL;
-	int ok = 0;
+	int ok = 0, res = -1;
 	size_t i;
 
 	for (i = 0; i < KW_ARRAY_SIZE(map); i++) {
@@ -156,7 +460,8 @@ static void read_psi(const char *dir, const char *suffix, char *buf, struct kw_s
 		uint64_t total;
 
 		if (!last || strcmp(last, map[i].res)) {
-			ok = kw_read_filef(buf, STAT_BUF, "%s/%s%s", dir, map[i].res, suffix) > 0;
+			res++;
+			ok = kread(st, fds ? &fds[res] : NULL, buf, STAT_BUF, "%s/%s%s", dir, map[i].res, suffix) > 0;
 			last = map[i].res;
 		}
 		if (!ok || kw_parse_psi_line(buf, map[i].kind, &avg, &total))
@@ -282,7 +587,7 @@ static int procfs_collect_host(struct kw_collector *c, void *state, struct kw_sa
 	ok |= r == 0;
 	ok |= read_host_meminfo(c, st, ss) == 0;
 	snprintf(dir, sizeof(dir), "%s/pressure", KW_PROC(c));
-	read_psi(dir, "", st->buf, ss, 1);
+	read_psi(st, NULL, dir, "", st->buf, ss, 1);
 	if (read_host_diskstats(c, st, ss) == -EACCES)
 		kw_log_once(KW_LOG_WARN, "host-diskstats", "cannot read %s/diskstats: %s", KW_PROC(c), strerror(EACCES));
 	/* net/dev was read by discovery this cycle */
@@ -515,9 +820,17 @@ static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t p
 	int n, neg, kvmfd = 0, is_qemu, young = 0;
 	uint64_t young_until = 0;
 	struct kw_vm tmp, *vm;
+	struct pvm *pv = st->keep ? pv_find(st, pid) : NULL;
+	long fdn;
 
+	if (pid == st->self)
+		return 0;
 	st->considered++;
-	r = kw_read_filef(buf, STAT_BUF, "%s/%d/stat", KW_PROC(c), pid);
+	r = -1;
+	if (pv && pv->stat_fd >= 0)
+		r = kread(st, &pv->stat_fd, buf, STAT_BUF, "-"); /* fails (ESRCH) once it has exited */
+	if (r <= 0)
+		r = kw_read_filef(buf, STAT_BUF, "%s/%d/stat", KW_PROC(c), pid);
 	if (r == -EMFILE || r == -ENFILE) {
 		/* out of fds is not "gone": a VM we know stays */
 		kw_collector_fd_exhausted((int)-r, KW_PROC(c));
@@ -589,18 +902,47 @@ static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t p
 		/* not selected (-p, filters): counted in host.vms/vcpus only */
 		return scan_threads(c, vm, buf) == -ENOMEM ? -ENOMEM : 0;
 	}
-	/* Taps: fds (root), the command line (already parsed), Proxmox naming. */
-	r = scan_fds(c, pid, vm, buf);
-	if (r == -EACCES || r == -EPERM)
-		kw_log_once(KW_LOG_WARN, "fd-eacces",
-			    "cannot read %s/%d/fd (%s): tap interfaces passed as file descriptors are not "
-			    "attributed (run as root)", KW_PROC(c), pid, strerror((int)-r));
-	else if (r > 0)
-		vm->found |= KW_FOUND_KVMFD;
+	/* What is kept of it: this stat for collection, its files open. */
+	if ((pv = pv_get(st, pid, vm->starttime))) {
+		pv->nf = n < PV_NF ? n : PV_NF;
+		memcpy(pv->f, f, (size_t)pv->nf * sizeof(*f));
+		pv->stat_cycle = st->cycle;
+		if (pv->stat_fd < 0)
+			kread(st, &pv->stat_fd, buf, STAT_BUF, "%s/%d/stat", KW_PROC(c), pid);
+	}
+	/* Taps: fds (root), the command line (already parsed), Proxmox naming.
+	 * The fd table again only when the number of fds changed, or after
+	 * rescan_cycles (a tap, a KVM fd are new fds). */
+	fdn = pv ? pv_fd_count(c, st, pv) : -1;
+	if (!pv || !pv->fd_scan || fdn != pv->fd_count || pv_due(st, pv)) {
+		r = scan_fds(c, pid, vm, buf);
+		if (r == -EACCES || r == -EPERM)
+			kw_log_once(KW_LOG_WARN, "fd-eacces",
+				    "cannot read %s/%d/fd (%s): tap interfaces passed as file descriptors are not "
+				    "attributed (run as root)", KW_PROC(c), pid, strerror((int)-r));
+		else if (r > 0)
+			vm->found |= KW_FOUND_KVMFD;
+		if (pv) {
+			pv->fd_scan = st->cycle;
+			pv->fd_count = fdn;
+		}
+	}
 	add_pve_taps(st, vm);
-	if (scan_threads(c, vm, buf) == -ENOMEM)
-		return -ENOMEM;
-	read_cgroup(c, vm, buf);
+	/* Threads and cgroup again when the thread count changed (and the
+	 * cycle after: a new thread names itself once it runs), a thread's
+	 * file failed, or after rescan_cycles. */
+	if (!pv || !pv->thr_scan || pv->thr_again || f[SF(20)] != pv->nthreads ||
+	    pv_due(st, pv)) {
+		if (scan_threads(c, vm, buf) == -ENOMEM)
+			return -ENOMEM;
+		read_cgroup(c, vm, buf);
+		if (pv) {
+			pv->thr_again = pv->thr_scan && f[SF(20)] != pv->nthreads;
+			pv->thr_scan = st->cycle;
+			pv->nthreads = f[SF(20)];
+			pv_sync_threads(st, pv, vm);
+		}
+	}
 	return 0;
 }
 
@@ -691,6 +1033,15 @@ static int procfs_discover(struct kw_collector *c, void *state)
 		r = 0;
 	}
 	read_netdev(c, st);
+	if (st->keep) {
+		/* the kept state of VMs that left the table goes (their files close) */
+		if (st->npv && pv_rehash(st, st->npv, pv_is_vm, c) == -ENOMEM)
+			return -ENOMEM;
+		/* "Filename Type Size Used Priority" and a line per swap device */
+		const char *nl = kw_read_filef(st->buf, STAT_BUF, "%s/swaps", KW_PROC(c)) > 0 ? strchr(st->buf, '\n') : NULL;
+
+		st->no_swap = nl && !nl[1];
+	}
 	if (kw_read_filef(buf, sizeof(buf), "%s/uptime", KW_PROC(c)) > 0)
 		st->uptime_ticks = (uint64_t)(strtod(buf, NULL) * (double)st->clk_tck);
 	/* absent (old kernels: delay accounting always on when built in) counts as on */
@@ -738,7 +1089,7 @@ static int procfs_discover(struct kw_collector *c, void *state)
  * thread is read and what each adds is accumulated, so threads that end
  * (QEMU's pool workers do) lose nothing.  Needs delay accounting
  * (kernel.task_delayacct, often 0): said once, and no value instead of 0. */
-static void read_thread_blkio(struct kw_collector *c, struct procfs_state *st, struct kw_vm *vm)
+static void read_thread_blkio(struct kw_collector *c, struct procfs_state *st, struct kw_vm *vm, struct pvm *pv)
 {
 	uint64_t f[48];
 	char comm[64];
@@ -753,10 +1104,15 @@ static void read_thread_blkio(struct kw_collector *c, struct procfs_state *st, s
 	}
 	for (i = 0; i < vm->nthreads; i++) {
 		struct kw_thread *t = &vm->threads[i];
+		struct pthr *pt = pv_thread(pv, vm, i);
 
-		if (kw_read_filef(st->buf, STAT_BUF, "%s/%d/task/%d/stat", KW_PROC(c), vm->pid, t->tid) <= 0 ||
-		    kw_parse_pid_stat(st->buf, comm, sizeof(comm), f, 48) <= SF(42))
+		if (kread(st, pt ? &pt->stat_fd : NULL, st->buf, STAT_BUF, "%s/%d/task/%d/stat", KW_PROC(c), vm->pid,
+			  t->tid) <= 0 ||
+		    kw_parse_pid_stat(st->buf, comm, sizeof(comm), f, 48) <= SF(42)) {
+			if (pv)
+				pv->thr_again = 1;
 			continue; /* thread exited since the scan */
+		}
 		have = 1;
 		if (f[SF(42)] >= t->blkio_last)
 			vm->blkio_ticks += f[SF(42)] - t->blkio_last;
@@ -766,18 +1122,24 @@ static void read_thread_blkio(struct kw_collector *c, struct procfs_state *st, s
 		kw_ss_set_u64(&vm->stats, KW_M_IO_DELAY, NULL, ticks_to_ns(st, vm->blkio_ticks));
 }
 
-static void read_thread_schedstats(struct kw_collector *c, struct procfs_state *st, struct kw_vm *vm)
+static void read_thread_schedstats(struct kw_collector *c, struct procfs_state *st, struct kw_vm *vm,
+				   struct pvm *pv)
 {
 	uint64_t vrun = 0, vdelay = 0, orun = 0, odelay = 0, slices = 0;
 	int i, have = 0;
 
 	for (i = 0; i < vm->nthreads; i++) {
 		const struct kw_thread *t = &vm->threads[i];
+		struct pthr *pt = pv_thread(pv, vm, i);
 		unsigned long long run, delay, sl;
 		char inst[16];
 
-		if (kw_read_filef(st->buf, 256, "%s/%d/task/%d/schedstat", KW_PROC(c), vm->pid, t->tid) <= 0)
+		if (kread(st, pt ? &pt->sched_fd : NULL, st->buf, 256, "%s/%d/task/%d/schedstat", KW_PROC(c), vm->pid,
+			  t->tid) <= 0) {
+			if (pv)
+				pv->thr_again = 1; /* the threads are scanned again next cycle */
 			continue; /* thread exited since the scan */
+		}
 		if (sscanf(st->buf, "%llu %llu %llu", &run, &delay, &sl) != 3)
 			continue;
 		have = 1;
@@ -802,14 +1164,14 @@ static void read_thread_schedstats(struct kw_collector *c, struct procfs_state *
 	kw_ss_set_u64(&vm->stats, KW_M_TIMESLICES, NULL, slices);
 }
 
-static void read_pid_io(struct kw_collector *c, struct procfs_state *st, struct kw_vm *vm)
+static void read_pid_io(struct kw_collector *c, struct procfs_state *st, struct kw_vm *vm, struct pvm *pv)
 {
 	static const struct { const char *k; int m; } map[] = {
 		{ "rchar", KW_M_IO_RCHAR }, { "wchar", KW_M_IO_WCHAR }, { "syscr", KW_M_IO_SYSCR },
 		{ "syscw", KW_M_IO_SYSCW }, { "read_bytes", KW_M_IO_RBYTES }, { "write_bytes", KW_M_IO_WBYTES },
 		{ "cancelled_write_bytes", KW_M_IO_CWBYTES },
 	};
-	ssize_t r = kw_read_filef(st->buf, STAT_BUF, "%s/%d/io", KW_PROC(c), vm->pid);
+	ssize_t r = kread(st, pv ? &pv->io_fd : NULL, st->buf, STAT_BUF, "%s/%d/io", KW_PROC(c), vm->pid);
 	size_t i;
 	uint64_t v;
 
@@ -854,19 +1216,27 @@ static int procfs_collect_vm(struct kw_collector *c, void *state, struct kw_vm *
 {
 	struct procfs_state *st = state;
 	uint64_t f[64], v;
+	struct pvm *pv;
 	ssize_t r;
 	int n;
 
 	if (vm->pid <= 0)
 		return 0;
-	r = kw_read_filef(st->buf, STAT_BUF, "%s/%d/stat", KW_PROC(c), vm->pid);
-	if (r == -EMFILE || r == -ENFILE)
-		return (int)r; /* said by the collector; the VM stays */
-	if (r == -ENOENT || r == -ESRCH || r == 0)
-		return -ENOENT;
-	if (r < 0)
-		return (int)r;
-	n = kw_parse_pid_stat(st->buf, NULL, 0, f, 64);
+	pv = pv_of(st, vm);
+	if (pv && pv->stat_cycle == st->cycle) {
+		/* read by discovery this cycle */
+		n = pv->nf;
+		memcpy(f, pv->f, (size_t)n * sizeof(*f));
+	} else {
+		r = kread(st, pv ? &pv->stat_fd : NULL, st->buf, STAT_BUF, "%s/%d/stat", KW_PROC(c), vm->pid);
+		if (r == -EMFILE || r == -ENFILE)
+			return (int)r; /* said by the collector; the VM stays */
+		if (r == -ENOENT || r == -ESRCH || r == 0)
+			return -ENOENT;
+		if (r < 0)
+			return (int)r;
+		n = kw_parse_pid_stat(st->buf, NULL, 0, f, 64);
+	}
 	if (n < SF(24) + 1) {
 		kw_log_once(KW_LOG_WARN, "malformed-stat", "%s/%d/stat: malformed, process skipped", KW_PROC(c), vm->pid);
 		return -EINVAL;
@@ -884,21 +1254,40 @@ static int procfs_collect_vm(struct kw_collector *c, void *state, struct kw_vm *
 		kw_ss_set_u64(&vm->stats, KW_M_CPU_GUEST, NULL, ticks_to_ns(st, f[SF(43)]));
 	kw_ss_set_u64(&vm->stats, KW_M_VCPUS, NULL, (uint64_t)vm->nvcpus);
 
-	if (kw_read_filef(st->buf, STAT_BUF, "%s/%d/status", KW_PROC(c), vm->pid) > 0) {
+	/* status for VmSwap and VmRSS (stat's RSS is approximate); without swap
+	 * devices VmSwap is 0 and statm's resident is VmRSS (the same counters),
+	 * an eighth of the cost */
+	if (pv && st->no_swap) {
+		unsigned long long pages;
+
+		if (kread(st, &pv->statm_fd, st->buf, 256, "%s/%d/statm", KW_PROC(c), vm->pid) > 0 &&
+		    sscanf(st->buf, "%*u %llu", &pages) == 1)
+			kw_ss_set_u64(&vm->stats, KW_M_MEM_RSS, NULL, (uint64_t)pages * (uint64_t)st->page_size);
+		kw_ss_set_u64(&vm->stats, KW_M_MEM_SWAP, NULL, 0);
+	} else if (kread(st, pv ? &pv->status_fd : NULL, st->buf, STAT_BUF, "%s/%d/status", KW_PROC(c), vm->pid) > 0) {
 		if (kw_parse_kv_field(st->buf, "VmRSS", &v) == 0)
 			kw_ss_set_u64(&vm->stats, KW_M_MEM_RSS, NULL, v);
 		if (kw_parse_kv_field(st->buf, "VmSwap", &v) == 0)
 			kw_ss_set_u64(&vm->stats, KW_M_MEM_SWAP, NULL, v);
 	}
-	read_pid_io(c, st, vm);
-	read_thread_schedstats(c, st, vm);
-	read_thread_blkio(c, st, vm);
+	read_pid_io(c, st, vm, pv);
+	read_thread_schedstats(c, st, vm, pv);
+	read_thread_blkio(c, st, vm, pv);
 	read_vm_net(c, st, vm);
 	if (vm->cgroup[0] && strcmp(vm->cgroup, "/")) {
 		char dir[PATH_MAX];
+		int *fds = NULL;
 
+		if (pv) {
+			if (strcmp(pv->psi_cg, vm->cgroup)) { /* moved: the old cgroup's files are closed */
+				for (int i = 0; i < 3; i++)
+					kclose(st, &pv->psi_fd[i]);
+				kw_strlcpy(pv->psi_cg, vm->cgroup, sizeof(pv->psi_cg));
+			}
+			fds = pv->psi_fd;
+		}
 		snprintf(dir, sizeof(dir), "%s/fs/cgroup%s", KW_SYS(c), vm->cgroup);
-		read_psi(dir, ".pressure", st->buf, &vm->stats, 0);
+		read_psi(st, fds, dir, ".pressure", st->buf, &vm->stats, 0);
 	}
 	return 0;
 }
@@ -964,6 +1353,7 @@ static int procfs_init(struct kw_collector *c, void **state, char *why, size_t w
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
+	st->self = getpid();
 	st->clk_tck = sysconf(_SC_CLK_TCK);
 	if (st->clk_tck <= 0)
 		st->clk_tck = 100;
@@ -971,6 +1361,23 @@ static int procfs_init(struct kw_collector *c, void **state, char *why, size_t w
 	if (st->page_size <= 0)
 		st->page_size = 4096;
 	check_hidepid(c);
+	{
+		const char *k = kw_getenv("KVMWATCH_KEEP_FDS"), *rc = kw_getenv("KVMWATCH_RESCAN_CYCLES");
+		struct rlimit rl;
+		long v;
+
+		/* The host's /proc only: files of a fixture tree are replaced under us. */
+		st->keep = !strcmp(KW_PROC(c), "/proc");
+		/* the collector raised the soft limit to the hard one: half of it
+		 * (about 4.5 KiB of kernel memory each: the file, a seq_file page) */
+		st->kept_max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+				       rl.rlim_cur >= 2048 ? (long)(rl.rlim_cur / 2) : rl.rlim_cur == RLIM_INFINITY ? 65536 : 0;
+		if (k && kw_parse_int(k, 0, 1L << 30, &v) == 0 && v < st->kept_max)
+			st->kept_max = v;
+		st->rescan_cycles = 30;
+		if (rc && kw_parse_int(rc, 1, 1000000, &v) == 0)
+			st->rescan_cycles = (uint32_t)v;
+	}
 	{
 		const char *v = kw_getenv("KVMWATCH_RECHECK_S"), *e = kw_getenv("KVMWATCH_PROC_EVENTS");
 		long s = 30;
@@ -1003,6 +1410,10 @@ static void procfs_fini(struct kw_collector *c, void *state)
 	if (!st)
 		return;
 	kw_procev_close(st->ev);
+	for (size_t i = 0; i < st->pv_cap; i++)
+		if (st->pv[i])
+			pv_free(st, st->pv[i]);
+	free(st->pv);
 	free(st->dirty);
 	free(st->neg);
 	free(st->nd);
