@@ -72,11 +72,11 @@ int snap_interval(struct ev_ctx *x, const struct snap *cur, const struct snap *p
 			continue;
 		}
 		/* a feature that makes no interval aggregates: the difference of
-		 * the snapshots, min/max unknown (0) */
+		 * the snapshots, min/max unknown */
 		for (j = 0; j < cur->a[i].n; j++) {
 			struct kw_agg d = agg_delta(&cur->a[i].r[j].v, snap_find(prev, i, &cur->a[i].r[j].k), i);
 
-			d.min_ns = d.max_ns = 0;
+			d.min_ns = d.max_ns = EV_MINMAX_UNKNOWN;
 			if (collect_agg(&cur->a[i].r[j].k, &d, &out->a[i]))
 				return -ENOMEM;
 		}
@@ -236,22 +236,29 @@ void ew_hist(struct ew *w, const struct kw_agg *v, const char *text_label)
 
 void ew_lat_stats(struct ew *w, const struct kw_agg *v)
 {
+	int known = v->timed && v->max_ns != EV_MINMAX_UNKNOWN;
+	double avg = v->timed ? (double)v->sum_ns / (double)v->timed : 0;
+
 	ew_u(w, "samples", NULL, v->count);
 	ew_u(w, "timed", NULL, v->timed);
 	ew_u(w, "time_ns", NULL, v->sum_ns);
-	if (v->timed && v->max_ns) { /* max 0: not known for the interval */
-		double avg = (double)v->sum_ns / (double)v->timed;
-
-		/* JSON in ns, the text table in us */
+	/* JSON in ns, the text table in us; min/max unknown: null */
+	if (known) {
 		ew_u(w, "min_ns", NULL, v->min_ns);
-		ew_f(w, "avg_ns", NULL, avg, 1);
-		ew_u(w, "max_ns", NULL, v->max_ns);
 		ew_f(w, NULL, " %10.3f", (double)v->min_ns / 1e3, 0);
-		ew_f(w, NULL, " %10.3f", avg / 1e3, 0);
-		ew_f(w, NULL, " %10.3f", (double)v->max_ns / 1e3, 0);
 	} else {
 		ew_null(w, "min_ns", "          -");
+	}
+	if (v->timed) {
+		ew_f(w, "avg_ns", NULL, avg, 1);
+		ew_f(w, NULL, " %10.3f", avg / 1e3, 0);
+	} else {
 		ew_null(w, "avg_ns", "          -");
+	}
+	if (known) {
+		ew_u(w, "max_ns", NULL, v->max_ns);
+		ew_f(w, NULL, " %10.3f", (double)v->max_ns / 1e3, 0);
+	} else {
 		ew_null(w, "max_ns", "          -");
 	}
 }
