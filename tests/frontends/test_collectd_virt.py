@@ -35,7 +35,7 @@ def pair(block, kw_extra='CollectProcfs false\nCollectKVMStats false\nCollectBPF
     return virt, kw
 
 
-def settle(virt, kw, want=None, timeout=20):
+def settle(virt, kw, want=None, timeout=60):
     """Wait until both publish the same virt identifiers (and want, if given)."""
     state = {}
 
