@@ -29,7 +29,12 @@ def asan_preload():
         return {}
     lib = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
                          text=True).stdout.strip()
-    return {"LD_PRELOAD": lib, "ASAN_OPTIONS": "detect_leaks=0"}
+    # ASan intercepts the XDR functions and calls the next definition it
+    # finds: glibc's old sunrpc one unless libtirpc (libvirt's) comes first,
+    # and libvirt's RPC then calls through a NULL operation
+    tirpc = [p for p in ("/lib/x86_64-linux-gnu/libtirpc.so.3", "/usr/lib/x86_64-linux-gnu/libtirpc.so.3")
+             if os.path.exists(p)][:1]
+    return {"LD_PRELOAD": " ".join([lib] + tirpc), "ASAN_OPTIONS": "detect_leaks=0"}
 
 
 class Collectd:
