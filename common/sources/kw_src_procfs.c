@@ -109,6 +109,9 @@ struct procfs_state {
 	size_t ndirty, dirtycap;
 	uint64_t recheck_ticks;    /* a non-VMM process younger than this is re-examined */
 	uint64_t considered;       /* processes looked at in the last discovery (benchmarks) */
+	pid_t *filtered;           /* VMMs found but not selected (-p, filters): the collector
+	                            * drops them, host.vms still counts them every cycle */
+	size_t nfiltered, filteredcap;
 	/* kept /proc files (the host's /proc only; fixture trees change under us) */
 	int keep;                  /* per-VM state (struct pvm) kept at all */
 	struct pvm **pv;           /* open addressing by pid, pv_cap slots */
@@ -900,6 +903,8 @@ static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t p
 	vm->seen = 1;
 	if (!kw_collector_wants(c, vm)) {
 		/* not selected (-p, filters): counted in host.vms/vcpus only */
+		if (!kw_grow((void **)&st->filtered, &st->filteredcap, st->nfiltered, sizeof(*st->filtered)))
+			st->filtered[st->nfiltered++] = pid;
 		return scan_threads(c, vm, buf) == -ENOMEM ? -ENOMEM : 0;
 	}
 	/* What is kept of it: this stat for collection, its files open. */
@@ -972,6 +977,13 @@ static int dirty_cmp(const void *pa, const void *pb)
 	return a->pid != b->pid ? (a->pid < b->pid ? -1 : 1) : b->exec - a->exec;
 }
 
+static int pid_cmp(const void *pa, const void *pb)
+{
+	pid_t a = *(const pid_t *)pa, b = *(const pid_t *)pb;
+
+	return a < b ? -1 : a > b;
+}
+
 /* A cycle with process events: the known VMs, the processes new or
  * exec'd since the last cycle, and the young ones not yet VMMs. */
 static int discover_by_events(struct kw_collector *c, struct procfs_state *st)
@@ -996,8 +1008,20 @@ static int discover_by_events(struct kw_collector *c, struct procfs_state *st)
 			}
 			pids[n++] = st->neg[i].pid;
 		}
+	/* the VMMs not selected, known only here (they are noted again below) */
+	for (i = 0; i < st->nfiltered; i++) {
+		if (kw_grow((void **)&pids, &cap, n, sizeof(*pids))) {
+			free(pids);
+			return -ENOMEM;
+		}
+		pids[n++] = st->filtered[i];
+	}
+	st->nfiltered = 0;
+	if (n > 1)
+		qsort(pids, n, sizeof(*pids), pid_cmp);
 	for (i = 0; i < n && r == 0; i++)
-		r = consider_pid(c, st, pids[i], 0);
+		if (i == 0 || pids[i] != pids[i - 1])
+			r = consider_pid(c, st, pids[i], 0);
 	free(pids);
 	if (st->ndirty > 1)
 		qsort(st->dirty, st->ndirty, sizeof(*st->dirty), dirty_cmp);
@@ -1064,6 +1088,7 @@ static int procfs_discover(struct kw_collector *c, void *state)
 		return r;
 	}
 	st->ndirty = 0;
+	st->nfiltered = 0;
 	snprintf(path, sizeof(path), "%s", KW_PROC(c));
 	d = opendir(path);
 	if (!d)
@@ -1415,6 +1440,7 @@ static void procfs_fini(struct kw_collector *c, void *state)
 			pv_free(st, st->pv[i]);
 	free(st->pv);
 	free(st->dirty);
+	free(st->filtered);
 	free(st->neg);
 	free(st->nd);
 	free(st->buf);
