@@ -68,7 +68,8 @@ static __always_inline bool watched(__u32 tgid)
 	return bpf_map_lookup_elem(&vms, &tgid) != NULL;
 }
 
-static __always_inline struct kw_agg *runq_agg(__u32 tgid, __u32 tid, __u32 kind)
+/* The since-start and (interval reports) this interval's aggregates. */
+static __always_inline void runq_aggs(struct kw_aggs *p, __u32 tgid, __u32 tid, __u32 kind)
 {
 	struct kw_key k;
 	bool vcpu = bpf_map_lookup_elem(&vcpus, &tid) != NULL;
@@ -77,27 +78,30 @@ static __always_inline struct kw_agg *runq_agg(__u32 tgid, __u32 tid, __u32 kind
 	k.tid = vcpu ? tid : 0;
 	k.kind = kind;
 	k.reason = vcpu;
-	return kw_agg_get(&stats, &k);
+	kw_aggs_get(p, &stats, &k);
 }
 
 static __always_inline void count_event(__u32 tgid, __u32 tid, __u32 kind)
 {
-	struct kw_agg *a;
+	struct kw_aggs a;
 
-	if (kw_cfg.aggregate && (a = runq_agg(tgid, tid, kind)))
-		kw_agg_count(a);
+	if (kw_cfg.aggregate) {
+		runq_aggs(&a, tgid, tid, kind);
+		kw_aggs_count(&a);
+	}
 }
 
 /* The wait of thread tid (kind, begun at st->ts) ended after ns. */
 static __always_inline void sample(__u32 tgid, __u32 tid, __u32 kind, __u64 ns, bool running, __u32 prev_tid)
 {
 	struct kw_event *e;
-	struct kw_agg *a;
+	struct kw_aggs a;
 
-	if (kw_cfg.aggregate && (a = runq_agg(tgid, tid, kind))) {
-		kw_agg_latency(a, ns);
+	if (kw_cfg.aggregate) {
+		runq_aggs(&a, tgid, tid, kind);
+		kw_aggs_latency(&a, ns);
 		if (running)
-			__sync_fetch_and_add(&a->aux, 1);
+			kw_aggs_aux_add(&a, 1);
 	}
 	if (kw_cfg.stream && (e = kw_event_reserve(&events, &lost, KW_EV_RUNQ))) {
 		e->tgid = tgid;

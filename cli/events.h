@@ -100,7 +100,7 @@ struct agg_row {
  * interval's own; the others' are snapshot differences without min/max. */
 #define EV_MINMAX_UNKNOWN UINT64_MAX /* min_ns = max_ns: not known (printed as null) */
 #define EV_IVAL_BITS (KW_BPF_EXITS | KW_BPF_FAULTS | KW_BPF_MMIO | KW_BPF_DIRTY | KW_BPF_HALTPOLL | \
-		      KW_BPF_WAKEUP | KW_BPF_IRQ)
+		      KW_BPF_WAKEUP | KW_BPF_IRQ | KW_BPF_RUNQ)
 
 struct agg_set {
 	struct agg_row *r;
