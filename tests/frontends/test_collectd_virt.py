@@ -8,7 +8,6 @@ import glob
 import os
 import re
 import time
-import uuid as uuidlib
 
 import pytest
 
@@ -189,19 +188,10 @@ def libvirtd():
 
 @pytest.fixture(scope="module")
 def domain(libvirtd):
-    from lvtest import domain_xml
-    name = "kwcv-%d" % os.getpid()
-    uid = str(uuidlib.uuid4())
-    tap = "kwcv%d" % (os.getpid() % 100000)
-    disk = os.path.join(libvirtd.tmp, "cv-disk.raw")
-    with open(disk, "wb") as f:
-        f.truncate(2 * 1024 * 1024)
-    xml = os.path.join(libvirtd.tmp, "cv-dom.xml")
-    with open(xml, "w") as f:
-        f.write(domain_xml(name, uid, disk, tap, vcpus=2, mem_mib=96))
-    libvirtd.virsh("create", xml)
-    yield {"name": name, "uuid": uid, "tap": tap, "disk": disk, "pid": libvirtd.qemu_pid(name)}
-    libvirtd.virsh("destroy", name, check=False)
+    from lvtest import create_domain
+    dom = create_domain(libvirtd, "kwcv")
+    yield dom
+    libvirtd.virsh("destroy", dom["name"], check=False)
 
 
 def csv_last(cd, host, ident_dir, name):

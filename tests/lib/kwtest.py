@@ -77,6 +77,22 @@ class Guest:
         self.kill()
 
 
+def start_attached(args, env=None):
+    """Start kvmwatch (args) and wait until it says its eBPF programs are
+    attached.  Returns (Popen, stderr lines so far); kills it if it ends first."""
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    err = []
+    while True:
+        line = p.stderr.readline()
+        if not line:
+            p.kill()
+            p.wait()
+            raise AssertionError("kvmwatch exited before attaching: %s" % "".join(err))
+        err.append(line)
+        if "tracing" in line and "attached" in line:
+            return p, err
+
+
 def kvmwatch(*args, timeout=60, check=False, env=None):
     """Run the kvmwatch CLI; returns CompletedProcess (text)."""
     r = subprocess.run([KVMWATCH] + [str(a) for a in args], capture_output=True, text=True,

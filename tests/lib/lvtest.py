@@ -137,3 +137,20 @@ def domain_xml(name, uuid, disk, tap, kernel=None, vcpus=1, mem_mib=64):
   </devices>
 </domain>
 """ % dict(name=name, uuid=uuid, disk=disk, tap=tap, kernel=kernel, vcpus=vcpus, mem=mem_mib)
+
+
+def create_domain(lv, prefix, vcpus=2, mem_mib=96):
+    """A running KVM domain PREFIX-<pid> on lv with a 2 MiB raw disk and a
+    tap: its name, uuid, tap, disk and QEMU pid."""
+    import uuid as uuidlib
+    name = "%s-%d" % (prefix, os.getpid())
+    uid = str(uuidlib.uuid4())
+    tap = "%s%d" % (prefix.replace("-", "")[:6], os.getpid() % 100000)
+    disk = os.path.join(lv.tmp, "%s-disk.raw" % prefix)
+    with open(disk, "wb") as f:
+        f.truncate(2 * 1024 * 1024)
+    xml = os.path.join(lv.tmp, "%s-dom.xml" % prefix)
+    with open(xml, "w") as f:
+        f.write(domain_xml(name, uid, disk, tap, vcpus=vcpus, mem_mib=mem_mib))
+    lv.virsh("create", xml)
+    return {"name": name, "uuid": uid, "tap": tap, "disk": disk, "pid": lv.qemu_pid(name)}

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import ROOT, needs_btf, needs_kvm, needs_root
-from kwtest import KVMWATCH, Guest, kvmwatch
+from kwtest import KVMWATCH, Guest, kvmwatch, start_attached
 from kwuapi import MISSING, have_headers, kernel_expectation, user_expectation
 
 pytestmark = [needs_kvm, needs_root, needs_btf]
@@ -29,24 +29,19 @@ WITHOUT_TRACEFS = ["unshare", "-m", "--propagation", "private", "--", "sh", "-c"
                    'exec "$0" "$@"' % " ".join(TRACEFS_DIRS)]
 
 
-def run_traced(guest, *flags, env=None, linger=0.0, tracefs=None):
-    """Start kvmwatch -o json -p GUEST FLAGS, wait until it says it is
-    attached, let the guest run, stop kvmwatch with SIGINT.  tracefs=True
-    runs it with tracefs mounted, False without (private mount namespace),
-    None as the host is.  Returns (json lines, stderr, guest result)."""
-    args = [KVMWATCH, "-o", "json", "-p", str(guest.pid)] + [str(f) for f in flags]
+def run_traced(guest, *flags, env=None, linger=0.0, tracefs=None, select=True):
+    """Start kvmwatch -o json -p GUEST FLAGS (select=False: without -p and
+    --no-host, every process's events, to see whose they are), wait until it
+    says it is attached, let the guest run, stop kvmwatch with SIGINT.
+    tracefs=True runs it with tracefs mounted, False without (private mount
+    namespace), None as the host is.  Returns (json lines, stderr, guest
+    result)."""
+    args = [KVMWATCH, "-o", "json"] + (["-p", str(guest.pid)] if select else ["--no-host"]) + \
+        [str(f) for f in flags]
     if tracefs is not None:
         args = (WITH_TRACEFS if tracefs else WITHOUT_TRACEFS) + args
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    err = []
+    p, err = start_attached(args, env=env)
     try:
-        while True:
-            line = p.stderr.readline()
-            if not line:
-                raise AssertionError("kvmwatch exited before attaching: %s" % "".join(err))
-            err.append(line)
-            if "tracing" in line and "attached" in line:
-                break
         guest.go()
         if linger:
             time.sleep(linger)      # let interval summaries happen (the guest holds)
@@ -633,31 +628,6 @@ def test_eoi_without_vector_and_wakeup_valid_flag_labelled():
 
 # ------------------------------------------ irqfd: attribution, latency
 
-def run_all_traced(guest, *flags):
-    """run_traced without -p: every process's events, to see whose they are."""
-    args = [KVMWATCH, "-o", "json", "--no-host"] + [str(f) for f in flags]
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err = []
-    try:
-        while True:
-            line = p.stderr.readline()
-            if not line:
-                raise AssertionError("kvmwatch exited before attaching: %s" % "".join(err))
-            err.append(line)
-            if "tracing" in line and "attached" in line:
-                break
-        guest.go()
-        res = guest.finish()
-        p.send_signal(signal.SIGINT)
-        out, rest = p.communicate(timeout=30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, "".join(err) + rest
-    return [json.loads(l) for l in out.splitlines() if l.strip()], "".join(err) + rest, res
-
-
 @pytest.mark.parametrize("mode,kinds", [
     # MSI routes are delivered in the writer's own write(2); IOAPIC routes
     # by a kworker running the irqfd's inject work
@@ -667,7 +637,7 @@ def run_all_traced(guest, *flags):
 def test_irqfd_injections_count_for_the_vm_not_the_writer(mode, kinds):
     n = 9
     with Guest(mode, count=n, extra=["--irqfd"]) as g:
-        lines, err, res = run_all_traced(g, "-i", "-s")
+        lines, err, res = run_traced(g, "-i", "-s", select=False)
     writer = res["irqfd_writer_pid"]
     assert res["irqs_handled"] == n and writer and writer != g.pid
     assert "tp_btf:raw_syscalls:sys_enter" in err, err
@@ -679,7 +649,7 @@ def test_irqfd_injections_count_for_the_vm_not_the_writer(mode, kinds):
     assert not [v for v in finals[0]["vms"] if v["pid"] == writer]
     # the stream: every event is the VM's, made via another process
     with Guest(mode, count=n, extra=["--irqfd"]) as g:
-        lines, err, res = run_all_traced(g, "-i")
+        lines, err, res = run_traced(g, "-i", select=False)
     writer = res["irqfd_writer_pid"]
     ev = [l for l in lines if l.get("type") == "irq"]
     assert ev and all(e["pid"] == g.pid for e in ev), {(e["pid"], e["kind"]) for e in ev}
@@ -1063,7 +1033,7 @@ def test_per_vcpu_irq(mode, extra, expect):
     n = 9
     with Guest(mode, count=n, vcpus=2, extra=list(extra)) as g:
         if extra:
-            lines, err, res = run_all_traced(g, "-i", "-s", "--per-vcpu")
+            lines, err, res = run_traced(g, "-i", "-s", "--per-vcpu", select=False)
         else:
             lines, err, res = run_traced(g, "-i", "-s", "--per-vcpu")
     vm = final_vm(lines, g)

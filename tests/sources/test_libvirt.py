@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import time
-import uuid as uuidlib
 
 import pytest
 
@@ -86,19 +85,10 @@ def libvirtd():
 
 @pytest.fixture(scope="module")
 def domain(libvirtd):
-    from lvtest import domain_xml
-    name = "kwlv-%d" % os.getpid()
-    uid = str(uuidlib.uuid4())
-    tap = "kwlv%d" % (os.getpid() % 100000)
-    disk = os.path.join(libvirtd.tmp, "disk.raw")
-    with open(disk, "wb") as f:
-        f.truncate(2 * 1024 * 1024)
-    xml = os.path.join(libvirtd.tmp, "dom.xml")
-    with open(xml, "w") as f:
-        f.write(domain_xml(name, uid, disk, tap, vcpus=2, mem_mib=96))
-    libvirtd.virsh("create", xml)
-    yield {"name": name, "uuid": uid, "tap": tap, "pid": libvirtd.qemu_pid(name)}
-    libvirtd.virsh("destroy", name, check=False)
+    from lvtest import create_domain
+    dom = create_domain(libvirtd, "kwlv")
+    yield dom
+    libvirtd.virsh("destroy", dom["name"], check=False)
 
 
 def report_for(lv, dom, *extra):

@@ -110,7 +110,8 @@ def test_collectd_identifiers_valid_and_readable(guests):
             assert not re.search(r"[\s\"'\\/\x00-\x1f\x7f]", pinst), pinst
             pinst.encode("utf-8")
             assert cd.getval(ident) == {"value": 1.0}, ident
-        errs = [l for l in cd.logtext().splitlines() if "[error]" in l]
+        # (collectd's unixsock races naming its connection threads: its own noise)
+        errs = [l for l in cd.logtext().splitlines() if "[error]" in l and "set_thread_name(" not in l]
         assert errs == [], errs
 
 
