@@ -27,6 +27,15 @@ def build():
     return BUILD
 
 
+@pytest.fixture(scope="module")
+def libvirtd():
+    """A private libvirtd (tests/lib/lvtest.py) for the tests of one module."""
+    from lvtest import Libvirtd
+    lv = Libvirtd().start()
+    yield lv
+    lv.stop()
+
+
 def have_kvm():
     return os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK)
 

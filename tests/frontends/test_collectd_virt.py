@@ -179,14 +179,6 @@ def test_persistent_notifications_like_virt():
 # ----------------------------------------------------------- real libvirtd
 
 @pytest.fixture(scope="module")
-def libvirtd():
-    from lvtest import Libvirtd
-    lv = Libvirtd().start()
-    yield lv
-    lv.stop()
-
-
-@pytest.fixture(scope="module")
 def domain(libvirtd):
     from lvtest import create_domain
     dom = create_domain(libvirtd, "kwcv")

@@ -76,14 +76,6 @@ def test_no_libvirt_flag_and_bad_args():
 
 
 @pytest.fixture(scope="module")
-def libvirtd():
-    from lvtest import Libvirtd
-    lv = Libvirtd().start()
-    yield lv
-    lv.stop()
-
-
-@pytest.fixture(scope="module")
 def domain(libvirtd):
     from lvtest import create_domain
     dom = create_domain(libvirtd, "kwlv")
