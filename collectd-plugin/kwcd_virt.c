@@ -454,16 +454,12 @@ void kwcd_virt_ident(const struct kwcd *k, const char *name, const char *uuid, c
  * report it, -1 to leave it out (ignored, not in the domain XML, no source). */
 static int disk_name(const struct kwcd *k, const struct kw_vm *vm, const char *inst, unsigned flags, char *out)
 {
-	const struct kw_disk *d = NULL;
+	const struct kw_disk *d = kw_vm_disk(vm, inst);
 	const char *dev = inst, *shown;
 	char match[KW_NAME_MAX + KW_DISK_SOURCE_MAX + 2];
-	int i;
 
 	if (!k->virt.report_block)
 		return -1;
-	for (i = 0; i < vm->ndisks; i++)
-		if (!strcmp(vm->disks[i].name, inst))
-			d = &vm->disks[i];
 	if (k->virt.bd_source || (flags & VF_SOURCE)) {
 		if (!d || !d->source[0])
 			return -1;
@@ -486,16 +482,12 @@ static int disk_name(const struct kwcd *k, const struct kw_vm *vm, const char *i
 
 static int net_name(const struct kwcd *k, const struct kw_vm *vm, const char *inst, char *out)
 {
-	const struct kw_netif *f = NULL;
+	const struct kw_netif *f = kw_vm_netif(vm, inst);
 	char match[KW_NAME_MAX + 32], num[24];
 	const char *key;
-	int i;
 
 	if (!k->virt.report_iface)
 		return -1;
-	for (i = 0; i < vm->nnetifs; i++)
-		if (!strcmp(vm->netifs[i].name, inst))
-			f = &vm->netifs[i];
 	/* virt's list is the domain XML's interfaces with a target and a MAC */
 	if (!f || f->number <= 0 || !f->mac[0])
 		return -1;
@@ -538,9 +530,8 @@ static void vl_init(struct kwcd_vl *vl, const char *host, const char *pinst, con
 	vl->time_ns = t;
 }
 
-static void send(struct kwcd *k, struct kwcd_vl *vl, kwcd_dispatch_fn fn, void *arg, struct kwcd_read_stats *st)
+static void send(struct kwcd_vl *vl, kwcd_dispatch_fn fn, void *arg, struct kwcd_read_stats *st)
 {
-	(void)k;
 	if (fn(vl, arg))
 		st->failed++;
 	else
@@ -578,7 +569,7 @@ static void cpu_util(struct kwcd *k, const struct kw_vm *vm, const char *host, c
 		vl.n = 1;
 		vl.v[0].type = KWCD_DS_GAUGE;
 		vl.v[0].gauge = 100.0 * (double)(s->v.u - p->cpu) / (secs * cpus * 1e9);
-		send(k, &vl, fn, arg, st);
+		send(&vl, fn, arg, st);
 	}
 	p->cpu = s->v.u;
 	p->cycle = k->coll.cycle;
@@ -640,7 +631,7 @@ static int publish_vm(struct kwcd *k, const struct kw_vm *vm, const char *host, 
 					st->incomplete++;
 				continue;
 			}
-			send(k, &vl, fn, arg, st);
+			send(&vl, fn, arg, st);
 		}
 		g += ng;
 	}

@@ -72,12 +72,7 @@ int kw_vm_add_thread(struct kw_vm *vm, pid_t tid, int vcpu)
 
 int kw_vm_has_netif(const struct kw_vm *vm, const char *ifname)
 {
-	int i;
-
-	for (i = 0; i < vm->nnetifs; i++)
-		if (!strcmp(vm->netifs[i].name, ifname))
-			return 1;
-	return 0;
+	return kw_vm_netif(vm, ifname) != NULL;
 }
 
 int kw_vm_add_netif(struct kw_vm *vm, const char *ifname)
@@ -101,13 +96,11 @@ int kw_vm_add_netif(struct kw_vm *vm, const char *ifname)
 int kw_vm_add_disk(struct kw_vm *vm, const char *dev)
 {
 	struct kw_disk *p;
-	int i;
 
 	if (!*dev || strlen(dev) >= KW_DISK_MAX)
 		return -EINVAL;
-	for (i = 0; i < vm->ndisks; i++)
-		if (!strcmp(vm->disks[i].name, dev))
-			return 0;
+	if (kw_vm_disk(vm, dev))
+		return 0;
 	p = realloc(vm->disks, ((size_t)vm->ndisks + 1) * sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -118,7 +111,7 @@ int kw_vm_add_disk(struct kw_vm *vm, const char *dev)
 	return 0;
 }
 
-struct kw_disk *kw_vm_disk(struct kw_vm *vm, const char *dev)
+struct kw_disk *kw_vm_disk(const struct kw_vm *vm, const char *dev)
 {
 	int i;
 
@@ -128,7 +121,7 @@ struct kw_disk *kw_vm_disk(struct kw_vm *vm, const char *dev)
 	return NULL;
 }
 
-struct kw_netif *kw_vm_netif(struct kw_vm *vm, const char *ifname)
+struct kw_netif *kw_vm_netif(const struct kw_vm *vm, const char *ifname)
 {
 	int i;
 

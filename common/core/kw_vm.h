@@ -90,8 +90,10 @@ int kw_vm_add_thread(struct kw_vm *vm, pid_t tid, int vcpu);
 int kw_vm_add_netif(struct kw_vm *vm, const char *ifname);
 int kw_vm_has_netif(const struct kw_vm *vm, const char *ifname);
 int kw_vm_add_disk(struct kw_vm *vm, const char *dev);
-struct kw_disk *kw_vm_disk(struct kw_vm *vm, const char *dev);
-struct kw_netif *kw_vm_netif(struct kw_vm *vm, const char *ifname);
+/* A VM's disk / interface by name, NULL if it has none (like strchr: the
+ * result is writable when the VM is). */
+struct kw_disk *kw_vm_disk(const struct kw_vm *vm, const char *dev);
+struct kw_netif *kw_vm_netif(const struct kw_vm *vm, const char *ifname);
 
 struct kw_vm *kw_vmt_find_key(struct kw_vmtable *t, const char *key);
 struct kw_vm *kw_vmt_find_pid(struct kw_vmtable *t, pid_t pid);
