@@ -27,6 +27,33 @@ static xmlDocPtr parse(const char *xml)
 	return xmlReadMemory(xml, (int)n, "domain.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 }
 
+/* An XPath over an XML document: the result (NULL when the document or
+ * the expression does not parse); free all three with xpath_done. */
+struct xpath {
+	xmlDocPtr doc;
+	xmlXPathContextPtr ctx;
+	xmlXPathObjectPtr obj;
+};
+
+static xmlXPathObjectPtr xpath_eval(struct xpath *x, const char *xml, const char *expr)
+{
+	x->ctx = NULL;
+	x->obj = NULL;
+	if ((x->doc = parse(xml)) && (x->ctx = xmlXPathNewContext(x->doc)))
+		x->obj = xmlXPathEvalExpression((const xmlChar *)expr, x->ctx);
+	return x->obj;
+}
+
+static void xpath_done(struct xpath *x)
+{
+	if (x->obj)
+		xmlXPathFreeObject(x->obj);
+	if (x->ctx)
+		xmlXPathFreeContext(x->ctx);
+	if (x->doc)
+		xmlFreeDoc(x->doc);
+}
+
 static void copy_prop(xmlNodePtr node, const char *prop, char *out, size_t len)
 {
 	xmlChar *v = xmlGetProp(node, (const xmlChar *)prop);
@@ -39,19 +66,16 @@ static void copy_prop(xmlNodePtr node, const char *prop, char *out, size_t len)
 
 int kw_libvirt_xml_ifaces(const char *xml, struct kw_lv_iface *out, int max)
 {
-	xmlDocPtr doc = parse(xml);
-	xmlXPathContextPtr ctx = NULL;
-	xmlXPathObjectPtr obj = NULL;
+	struct xpath x;
+	xmlXPathObjectPtr obj = xpath_eval(&x, xml, "/domain/devices/interface[target[@dev]]");
 	int i, n = 0;
 
-	if (!doc)
+	if (!x.doc) {
+		xpath_done(&x);
 		return -EINVAL;
-	if (!(ctx = xmlXPathNewContext(doc)))
-		goto out;
-	obj = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/interface[target[@dev]]", ctx);
-	if (!obj || obj->type != XPATH_NODESET || !obj->nodesetval)
-		goto out;
-	for (i = 0; i < obj->nodesetval->nodeNr && n < max; i++) {
+	}
+	for (i = 0; obj && obj->type == XPATH_NODESET && obj->nodesetval && i < obj->nodesetval->nodeNr && n < max;
+	     i++) {
 		xmlNodePtr c;
 		struct kw_lv_iface *f = &out[n];
 
@@ -68,50 +92,35 @@ int kw_libvirt_xml_ifaces(const char *xml, struct kw_lv_iface *out, int max)
 		if (f->name[0])
 			n++;
 	}
-out:
-	if (obj)
-		xmlXPathFreeObject(obj);
-	if (ctx)
-		xmlXPathFreeContext(ctx);
-	xmlFreeDoc(doc);
+	xpath_done(&x);
 	return n;
 }
 
 int kw_libvirt_meta_value(const char *meta, const char *xpath, char *out, size_t len)
 {
-	xmlDocPtr doc = parse(meta);
-	xmlXPathContextPtr ctx = NULL;
-	xmlXPathObjectPtr obj = NULL;
+	struct xpath x;
+	xmlXPathObjectPtr obj = xpath_eval(&x, meta, xpath && xpath[0] ? xpath : KW_LV_META_XPATH);
 	const char *v = NULL;
 	int r = -ENOENT;
 
 	out[0] = '\0';
-	if (!doc)
-		return -EINVAL;
-	if (!(ctx = xmlXPathNewContext(doc)))
-		goto out;
-	obj = xmlXPathEvalExpression((const xmlChar *)(xpath && xpath[0] ? xpath : KW_LV_META_XPATH), ctx);
-	if (!obj) {
-		r = -EINVAL; /* not an XPath expression */
-		goto out;
+	if (!x.doc || (x.ctx && !obj)) {
+		xpath_done(&x);
+		return -EINVAL; /* no XML, or not an XPath expression */
 	}
 	/* like collectd's virt: exactly one node, text or attribute */
-	if (obj->type != XPATH_NODESET || !obj->nodesetval || obj->nodesetval->nodeNr != 1)
-		goto out;
-	if (obj->nodesetval->nodeTab[0]->type == XML_TEXT_NODE)
-		v = (const char *)obj->nodesetval->nodeTab[0]->content;
-	else if (obj->nodesetval->nodeTab[0]->type == XML_ATTRIBUTE_NODE &&
-		 obj->nodesetval->nodeTab[0]->children)
-		v = (const char *)obj->nodesetval->nodeTab[0]->children->content;
+	if (obj && obj->type == XPATH_NODESET && obj->nodesetval && obj->nodesetval->nodeNr == 1) {
+		xmlNodePtr node = obj->nodesetval->nodeTab[0];
+
+		if (node->type == XML_TEXT_NODE)
+			v = (const char *)node->content;
+		else if (node->type == XML_ATTRIBUTE_NODE && node->children)
+			v = (const char *)node->children->content;
+	}
 	if (v) {
 		kw_strlcpy(out, v, len);
 		r = 0;
 	}
-out:
-	if (obj)
-		xmlXPathFreeObject(obj);
-	if (ctx)
-		xmlXPathFreeContext(ctx);
-	xmlFreeDoc(doc);
+	xpath_done(&x);
 	return r;
 }

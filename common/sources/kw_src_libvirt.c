@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -555,7 +556,6 @@ static int lv_open(struct libvirt_state *st, unsigned wait_ms, char *err, size_t
 
 static void events_off(struct libvirt_state *st);
 static void conn_setup(struct libvirt_state *st);
-static void xml_drop(void *item);
 
 static void lv_lost(struct libvirt_state *st, const char *why)
 {
@@ -731,7 +731,7 @@ static int libvirt_discover(struct kw_collector *c, void *state)
 		return 0;
 	conn_setup(st);
 	if (st->extra & (KW_LV_XML | KW_LV_METADATA))
-		kw_vmcache_prune(&st->xml, &c->vms, NULL, xml_drop);
+		kw_vmcache_prune(&st->xml, &c->vms, NULL, NULL);
 	n = virConnectGetAllDomainStats(st->conn, st->groups, &st->recs, st->flags);
 	if (n < 0 && (st->flags & VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT) &&
 	    last_error_code() == VIR_ERR_INVALID_ARG && virConnectIsAlive(st->conn) == 1) {
@@ -843,9 +843,20 @@ static int fallback_cpu(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr
 }
 
 /* And interface counters of the domain XML's interfaces (virDomainInterfaceStats). */
-static int fallback_net(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom)
+static int fallback_net(struct kw_vm *vm, virDomainPtr dom)
 {
+	static const struct { size_t off; int metric; } fields[] = {
+		{ offsetof(virDomainInterfaceStatsStruct, rx_bytes), KW_M_NET_RX_BYTES },
+		{ offsetof(virDomainInterfaceStatsStruct, tx_bytes), KW_M_NET_TX_BYTES },
+		{ offsetof(virDomainInterfaceStatsStruct, rx_packets), KW_M_NET_RX_PKTS },
+		{ offsetof(virDomainInterfaceStatsStruct, tx_packets), KW_M_NET_TX_PKTS },
+		{ offsetof(virDomainInterfaceStatsStruct, rx_errs), KW_M_NET_RX_ERRS },
+		{ offsetof(virDomainInterfaceStatsStruct, tx_errs), KW_M_NET_TX_ERRS },
+		{ offsetof(virDomainInterfaceStatsStruct, rx_drop), KW_M_NET_RX_DROP },
+		{ offsetof(virDomainInterfaceStatsStruct, tx_drop), KW_M_NET_TX_DROP },
+	};
 	int i;
+	size_t f;
 
 	for (i = 0; i < vm->nnetifs; i++) {
 		virDomainInterfaceStatsStruct is;
@@ -853,17 +864,14 @@ static int fallback_net(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr
 
 		if (vm->netifs[i].number <= 0 || virDomainInterfaceStats(dom, name, &is, sizeof(is)) < 0)
 			continue;
-		if ((is.rx_bytes >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_RX_BYTES, name, (uint64_t)is.rx_bytes)) ||
-		    (is.tx_bytes >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_TX_BYTES, name, (uint64_t)is.tx_bytes)) ||
-		    (is.rx_packets >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_RX_PKTS, name, (uint64_t)is.rx_packets)) ||
-		    (is.tx_packets >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_TX_PKTS, name, (uint64_t)is.tx_packets)) ||
-		    (is.rx_errs >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_RX_ERRS, name, (uint64_t)is.rx_errs)) ||
-		    (is.tx_errs >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_TX_ERRS, name, (uint64_t)is.tx_errs)) ||
-		    (is.rx_drop >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_RX_DROP, name, (uint64_t)is.rx_drop)) ||
-		    (is.tx_drop >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, KW_M_NET_TX_DROP, name, (uint64_t)is.tx_drop)))
-			return -ENOMEM;
+		for (f = 0; f < KW_ARRAY_SIZE(fields); f++) {
+			long long v;
+
+			memcpy(&v, (const char *)&is + fields[f].off, sizeof(v));
+			if (v >= 0 && kw_ss_put_u64(&vm->stats, KW_SRC_LIBVIRT, fields[f].metric, name, (uint64_t)v))
+				return -ENOMEM;
+		}
 	}
-	(void)st;
 	return 0;
 }
 
@@ -1055,11 +1063,6 @@ static size_t libvirt_take_events(struct kw_collector *c, void *state, struct kw
 	return n;
 }
 
-static void xml_drop(void *item)
-{
-	(void)item;
-}
-
 /* Interface MAC addresses and numbers, persistence and metadata, from the
  * domain XML read at most every xml_refresh_s. */
 static int xml_facts(struct libvirt_state *st, struct kw_vm *vm, virDomainPtr dom)
@@ -1217,7 +1220,7 @@ static int libvirt_collect_vm(struct kw_collector *c, void *state, struct kw_vm 
 		return r;
 	if ((st->extra & (KW_LV_XML | KW_LV_METADATA)) && (r = xml_facts(st, vm, rec->dom)))
 		return r;
-	if ((st->extra & KW_LV_XML) && !has_param(rec, "net.count") && (r = fallback_net(st, vm, rec->dom)))
+	if ((st->extra & KW_LV_XML) && !has_param(rec, "net.count") && (r = fallback_net(vm, rec->dom)))
 		return r;
 	if (!strcmp(vm->state, "running")) {
 		if ((st->extra & KW_LV_VCPUPIN || !has_param(rec, "vcpu.0.time")) && (r = vcpu_info(st, vm, rec->dom)))
@@ -1343,7 +1346,7 @@ static void libvirt_fini(struct kw_collector *c, void *state)
 	}
 	if (st->evq)
 		evq_put(st->evq);
-	kw_vmcache_free(&st->xml, xml_drop);
+	kw_vmcache_free(&st->xml, NULL);
 	free(st);
 }
 
