@@ -79,6 +79,22 @@ static void *nop_thread(void *arg)
 	return arg;
 }
 
+/* The process event in one netlink message, validated and copied out (the
+ * payload is only 4-byte aligned).  1, or 0 for anything else. */
+static int proc_event_of(const struct nlmsghdr *h, struct proc_event *ev)
+{
+	const struct cn_msg *cn;
+
+	if (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_NOOP ||
+	    h->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(*ev)))
+		return 0;
+	cn = NLMSG_DATA(h);
+	if (cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC || cn->len < sizeof(*ev))
+		return 0;
+	memcpy(ev, cn->data, sizeof(*ev));
+	return 1;
+}
+
 /* The connector answers a LISTEN with nothing, and a process that has no
  * right to it (another pid namespace) simply receives nothing: the first
  * drain cannot tell.  kw_procev_check() makes an event -- a thread of our
@@ -107,14 +123,10 @@ int kw_procev_check(struct kw_procev *p, int timeout_ms)
 			continue;
 		}
 		for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			struct cn_msg *cn = NLMSG_DATA(h);
 			struct proc_event ev;
 
-			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(ev)) || cn->len < sizeof(ev))
-				continue;
-			memcpy(&ev, cn->data, sizeof(ev)); /* cn->data is only 4-byte aligned */
-			if (ev.what == PROC_EVENT_FORK && ev.event_data.fork.child_tgid == me &&
-			    ev.event_data.fork.child_pid != me)
+			if (proc_event_of(h, &ev) && ev.what == PROC_EVENT_FORK &&
+			    ev.event_data.fork.child_tgid == me && ev.event_data.fork.child_pid != me)
 				seen = 1;
 		}
 	}
@@ -143,18 +155,10 @@ int kw_procev_drain(struct kw_procev *p, kw_procev_fn fn, void *arg)
 		if (n == 0)
 			break;
 		for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			struct cn_msg *cn;
 			struct proc_event ev;
 
-			if (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_NOOP)
+			if (!proc_event_of(h, &ev))
 				continue;
-			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*cn)))
-				continue;
-			cn = NLMSG_DATA(h);
-			if (cn->id.idx != CN_IDX_PROC || cn->id.val != CN_VAL_PROC || cn->len < sizeof(ev) ||
-			    h->nlmsg_len < NLMSG_LENGTH(sizeof(*cn) + sizeof(ev)))
-				continue;
-			memcpy(&ev, cn->data, sizeof(ev)); /* only 4-byte aligned */
 			switch (ev.what) {
 			case PROC_EVENT_FORK:
 				/* a new process, not a new thread of one */
