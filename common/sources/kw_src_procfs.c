@@ -951,23 +951,26 @@ static int consider_pid(struct kw_collector *c, struct procfs_state *st, pid_t p
 	return 0;
 }
 
+/* Look at pid this cycle (exec: it exec'd since the last look). */
+static int dirty_add(struct procfs_state *st, pid_t pid, int exec)
+{
+	if (kw_grow((void **)&st->dirty, &st->dirtycap, st->ndirty, sizeof(*st->dirty)))
+		return -ENOMEM;
+	st->dirty[st->ndirty].pid = pid;
+	st->dirty[st->ndirty++].exec = exec;
+	return 0;
+}
+
 static void on_procev(pid_t pid, int what, void *arg)
 {
 	struct procfs_state *st = arg;
 
 	if (what == KW_PROCEV_EXIT || !st->ev_walked)
 		return; /* an exited VM is not seen again; before the walk, the walk sees all */
-	if (st->ndirty >= DIRTY_MAX) {
-		st->ev_walked = 0; /* a fork storm: walk /proc once more instead */
+	if (st->ndirty >= DIRTY_MAX || dirty_add(st, pid, what == KW_PROCEV_EXEC)) {
+		st->ev_walked = 0; /* a fork storm (or no memory): walk /proc once more instead */
 		st->ndirty = 0;
-		return;
 	}
-	if (kw_grow((void **)&st->dirty, &st->dirtycap, st->ndirty, sizeof(*st->dirty))) {
-		st->ev_walked = 0;
-		return;
-	}
-	st->dirty[st->ndirty].pid = pid;
-	st->dirty[st->ndirty++].exec = what == KW_PROCEV_EXEC;
 }
 
 static int dirty_cmp(const void *pa, const void *pb)
@@ -977,52 +980,24 @@ static int dirty_cmp(const void *pa, const void *pb)
 	return a->pid != b->pid ? (a->pid < b->pid ? -1 : 1) : b->exec - a->exec;
 }
 
-static int pid_cmp(const void *pa, const void *pb)
-{
-	pid_t a = *(const pid_t *)pa, b = *(const pid_t *)pb;
-
-	return a < b ? -1 : a > b;
-}
-
 /* A cycle with process events: the known VMs, the processes new or
  * exec'd since the last cycle, and the young ones not yet VMMs. */
 static int discover_by_events(struct kw_collector *c, struct procfs_state *st)
 {
-	pid_t *pids = NULL;
-	size_t i, n = 0, cap = 0;
+	size_t i;
 	int r = 0;
 
-	for (i = 0; i < c->vms.n; i++)
-		if (c->vms.vms[i].pid > 0 && (c->vms.vms[i].found & (KW_FOUND_PROC | KW_FOUND_KVMFD))) {
-			if (kw_grow((void **)&pids, &cap, n, sizeof(*pids))) {
-				free(pids);
-				return -ENOMEM;
-			}
-			pids[n++] = c->vms.vms[i].pid;
-		}
-	for (i = 0; i < st->nneg; i++)
-		if (st->uptime_ticks <= st->neg[i].young_until) {
-			if (kw_grow((void **)&pids, &cap, n, sizeof(*pids))) {
-				free(pids);
-				return -ENOMEM;
-			}
-			pids[n++] = st->neg[i].pid;
-		}
+	for (i = 0; i < c->vms.n && r == 0; i++)
+		if (c->vms.vms[i].pid > 0 && (c->vms.vms[i].found & (KW_FOUND_PROC | KW_FOUND_KVMFD)))
+			r = dirty_add(st, c->vms.vms[i].pid, 0);
+	for (i = 0; i < st->nneg && r == 0; i++)
+		if (st->uptime_ticks <= st->neg[i].young_until)
+			r = dirty_add(st, st->neg[i].pid, 0);
 	/* the VMMs not selected, known only here (they are noted again below) */
-	for (i = 0; i < st->nfiltered; i++) {
-		if (kw_grow((void **)&pids, &cap, n, sizeof(*pids))) {
-			free(pids);
-			return -ENOMEM;
-		}
-		pids[n++] = st->filtered[i];
-	}
+	for (i = 0; i < st->nfiltered && r == 0; i++)
+		r = dirty_add(st, st->filtered[i], 0);
 	st->nfiltered = 0;
-	if (n > 1)
-		qsort(pids, n, sizeof(*pids), pid_cmp);
-	for (i = 0; i < n && r == 0; i++)
-		if (i == 0 || pids[i] != pids[i - 1])
-			r = consider_pid(c, st, pids[i], 0);
-	free(pids);
+	/* each pid once, an exec first */
 	if (st->ndirty > 1)
 		qsort(st->dirty, st->ndirty, sizeof(*st->dirty), dirty_cmp);
 	for (i = 0; i < st->ndirty && r == 0; i++)
