@@ -230,89 +230,34 @@ static __always_inline void target_kvm(struct kvm *kvm)
 	target_set((__u32)BPF_CORE_READ(kvm, userspace_pid));
 }
 
-SEC("fentry/kvm_set_irq")
-int BPF_PROG(fentry_kvm_set_irq, struct kvm *kvm)
-{
-	target_kvm(kvm);
-	return 0;
-}
+/* fentry/fexit and kprobe/kretprobe of a function handed the struct kvm
+ * (args: its parameters up to the kvm one): the target is set on entry
+ * and cleared on return. */
+#define KW_TARGET_HOOKS(fn, args)                                   \
+	SEC("fentry/" #fn) int BPF_PROG(fentry_##fn, args)          \
+	{                                                           \
+		target_kvm(kvm);                                    \
+		return 0;                                           \
+	}                                                           \
+	SEC("fexit/" #fn) int BPF_PROG(fexit_##fn)                  \
+	{                                                           \
+		target_clear();                                     \
+		return 0;                                           \
+	}                                                           \
+	SEC("kprobe/" #fn) int BPF_KPROBE(kprobe_##fn, args)        \
+	{                                                           \
+		target_kvm(kvm);                                    \
+		return 0;                                           \
+	}                                                           \
+	SEC("kretprobe/" #fn) int BPF_KRETPROBE(kretprobe_##fn)     \
+	{                                                           \
+		target_clear();                                     \
+		return 0;                                           \
+	}
 
-SEC("fexit/kvm_set_irq")
-int BPF_PROG(fexit_kvm_set_irq)
-{
-	target_clear();
-	return 0;
-}
-
-SEC("fentry/kvm_set_msi")
-int BPF_PROG(fentry_kvm_set_msi, void *e, struct kvm *kvm)
-{
-	target_kvm(kvm);
-	return 0;
-}
-
-SEC("fexit/kvm_set_msi")
-int BPF_PROG(fexit_kvm_set_msi)
-{
-	target_clear();
-	return 0;
-}
-
-SEC("fentry/kvm_arch_set_irq_inatomic")
-int BPF_PROG(fentry_kvm_arch_set_irq_inatomic, void *e, struct kvm *kvm)
-{
-	target_kvm(kvm);
-	return 0;
-}
-
-SEC("fexit/kvm_arch_set_irq_inatomic")
-int BPF_PROG(fexit_kvm_arch_set_irq_inatomic)
-{
-	target_clear();
-	return 0;
-}
-
-SEC("kprobe/kvm_set_irq")
-int BPF_KPROBE(kprobe_kvm_set_irq, struct kvm *kvm)
-{
-	target_kvm(kvm);
-	return 0;
-}
-
-SEC("kretprobe/kvm_set_irq")
-int BPF_KRETPROBE(kretprobe_kvm_set_irq)
-{
-	target_clear();
-	return 0;
-}
-
-SEC("kprobe/kvm_set_msi")
-int BPF_KPROBE(kprobe_kvm_set_msi, void *e, struct kvm *kvm)
-{
-	target_kvm(kvm);
-	return 0;
-}
-
-SEC("kretprobe/kvm_set_msi")
-int BPF_KRETPROBE(kretprobe_kvm_set_msi)
-{
-	target_clear();
-	return 0;
-}
-
-SEC("kprobe/kvm_arch_set_irq_inatomic")
-int BPF_KPROBE(kprobe_kvm_arch_set_irq_inatomic, void *e, struct kvm *kvm)
-{
-	target_kvm(kvm);
-	return 0;
-}
-
-SEC("kretprobe/kvm_arch_set_irq_inatomic")
-int BPF_KRETPROBE(kretprobe_kvm_arch_set_irq_inatomic)
-{
-	target_clear();
-	return 0;
-}
+KW_TARGET_HOOKS(kvm_set_irq, ARGS(struct kvm *kvm))
+KW_TARGET_HOOKS(kvm_set_msi, ARGS(void *e, struct kvm *kvm))
+KW_TARGET_HOOKS(kvm_arch_set_irq_inatomic, ARGS(void *e, struct kvm *kvm))
 
 /* --------------------------------------------- attribution: the irqfd paths */
 
