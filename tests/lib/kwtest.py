@@ -2,6 +2,7 @@
 (tests/guest/kvmguest), the kvmwatch CLI, temp dirs, waiting for conditions."""
 import json
 import os
+import signal
 import subprocess
 import time
 import uuid as uuidlib
@@ -91,6 +92,16 @@ def start_attached(args, env=None):
         err.append(line)
         if "tracing" in line and "attached" in line:
             return p, err
+
+
+def stop_attached(p, err):
+    """Stop a kvmwatch from start_attached with SIGINT; it must exit 0.
+    Returns (its JSON lines, all of its stderr)."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGINT)
+    out, rest = p.communicate(timeout=30)
+    assert p.returncode == 0, "".join(err) + rest
+    return [json.loads(l) for l in out.splitlines() if l.strip()], "".join(err) + rest
 
 
 def kvmwatch(*args, timeout=60, check=False, env=None):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import ROOT, needs_btf, needs_kvm, needs_root
-from kwtest import KVMWATCH, Guest, kvmwatch, start_attached
+from kwtest import KVMWATCH, Guest, kvmwatch, start_attached, stop_attached
 from kwuapi import MISSING, have_headers, kernel_expectation, user_expectation
 
 pytestmark = [needs_kvm, needs_root, needs_btf]
@@ -46,15 +46,12 @@ def run_traced(guest, *flags, env=None, linger=0.0, tracefs=None, select=True):
         if linger:
             time.sleep(linger)      # let interval summaries happen (the guest holds)
         res = guest.finish()
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-        out, rest = p.communicate(timeout=30)
+        lines, text = stop_attached(p, err)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert p.returncode == 0, "".join(err) + rest
-    return [json.loads(l) for l in out.splitlines() if l.strip()], "".join(err) + rest, res
+    return lines, text, res
 
 
 def final_vm(lines, guest):

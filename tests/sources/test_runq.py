@@ -1,15 +1,12 @@
 """kvmwatch -r: run-queue latency of a real guest's threads (wakeup or
 preemption -> running), per VM and vCPU, against the scheduler's own
 tracepoints counted independently in a private tracefs instance."""
-import json
 import re
-import signal
 import subprocess
 
-import pytest
 
 from conftest import needs_btf, needs_kvm, needs_root
-from kwtest import KVMWATCH, Guest, start_attached
+from kwtest import KVMWATCH, Guest, start_attached, stop_attached
 from kwtrace import Tracer, tasks_of
 from test_bpf import WITHOUT_TRACEFS, final_vm
 
@@ -61,15 +58,12 @@ def run_counted(guest, *flags, tracefs=None):
             t.disable()
             assert t.lost() == 0
             trace = t.lines()
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-        out, rest = p.communicate(timeout=30)
+        lines, text = stop_attached(p, err)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert p.returncode == 0, "".join(err) + rest
-    return [json.loads(l) for l in out.splitlines() if l.strip()], "".join(err) + rest, res, trace
+    return lines, text, res, trace
 
 
 def wakeups_of(trace, tids):
