@@ -31,6 +31,7 @@ struct kwcd_virt {
 		uint64_t cycle;
 	} *prev;
 	size_t nprev, prevcap;
+	size_t prev_next;                     /* where this cycle's next domain probably is in prev */
 	uint64_t interval_ns;                 /* collectd's interval (cpu_util) */
 	kwcd_notify_fn notify;
 	void *notify_arg;

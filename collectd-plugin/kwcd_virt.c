@@ -551,7 +551,12 @@ static void cpu_util(struct kwcd *k, const struct kw_vm *vm, const char *host, c
 
 	if (!s)
 		return;
-	for (i = 0; i < x->nprev; i++)
+	/* the domains come in the same order every cycle: try where the
+	 * previous one's successor was, then look */
+	i = x->prev_next;
+	if (i < x->nprev && !strcmp(x->prev[i].key, vm->key))
+		p = &x->prev[i];
+	for (i = 0; !p && i < x->nprev; i++)
 		if (!strcmp(x->prev[i].key, vm->key))
 			p = &x->prev[i];
 	if (!p) {
@@ -573,6 +578,7 @@ static void cpu_util(struct kwcd *k, const struct kw_vm *vm, const char *host, c
 	}
 	p->cpu = s->v.u;
 	p->cycle = k->coll.cycle;
+	x->prev_next = (size_t)(p - x->prev) + 1;
 }
 
 static int publish_vm(struct kwcd *k, const struct kw_vm *vm, const char *host, const char *pinst,
@@ -707,6 +713,7 @@ int kwcd_virt_read(struct kwcd *k, kwcd_dispatch_fn fn, void *arg, struct kwcd_r
 	size_t i;
 
 	notifications(k);
+	k->virt.prev_next = 0;
 	for (i = 0; i < k->coll.vms.n; i++) {
 		const struct kw_vm *vm = &k->coll.vms.vms[i];
 		char host[KWCD_NAME_MAX], pinst[KWCD_NAME_MAX];
